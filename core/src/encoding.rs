@@ -169,10 +169,11 @@ pub fn base32_grouped<'a>(input_b32: &str, out: &'a mut [u8]) -> Result<&'a str,
         .ok_or(EncodingError::InsufficientSize { required })?;
     let mut slots = out.iter_mut();
     for (i, c) in input_b32.bytes().enumerate() {
-        if i > 0 && i % 4 == 0 {
-            if let Some(slot) = slots.next() {
-                *slot = b' ';
-            }
+        if i > 0
+            && i % 4 == 0
+            && let Some(slot) = slots.next()
+        {
+            *slot = b' ';
         }
         if let Some(slot) = slots.next() {
             *slot = c;
@@ -195,7 +196,9 @@ fn base64_encoded_len(input_len: usize, padded: bool) -> usize {
 
 /// Decoded length of `digits` Base64 digits (padding excluded).
 fn base64_decoded_len(digits: usize) -> usize {
-    (digits / 4).saturating_mul(3).saturating_add((digits % 4) * 3 / 4)
+    (digits / 4)
+        .saturating_mul(3)
+        .saturating_add((digits % 4) * 3 / 4)
 }
 
 /// Encodes `input` as standard padded Base64 (RFC 4648 §4).
@@ -210,10 +213,15 @@ pub fn base64_encode<'a>(input: &[u8], out: &'a mut [u8]) -> Result<&'a str, Enc
 /// Decodes standard padded Base64 (RFC 4648 §4); padding is required and must be canonical.
 pub fn base64_decode<'a>(input: &str, out: &'a mut [u8]) -> Result<&'a [u8], EncodingError> {
     let bytes = input.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(EncodingError::InvalidInput);
     }
-    let pad = bytes.iter().rev().take(2).take_while(|&&c| c == b'=').count();
+    let pad = bytes
+        .iter()
+        .rev()
+        .take(2)
+        .take_while(|&&c| c == b'=')
+        .count();
     let required = base64_decoded_len(bytes.len().saturating_sub(pad));
     if out.len() < required {
         return Err(EncodingError::InsufficientSize { required });
@@ -243,6 +251,7 @@ pub fn b64_decode<'a>(input: &str, out: &'a mut [u8]) -> Result<&'a [u8], Encodi
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

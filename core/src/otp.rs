@@ -129,7 +129,12 @@ fn truncated<M: Mac + KeyInit>(secret: &[u8], counter: u64) -> Result<u32, OtpEr
 /// HOTP (RFC 4226): the `digits`-digit code of `secret` at `counter`, as a number.
 ///
 /// Use [`format_code`] to get the zero-padded string.
-pub fn hotp(secret: &[u8], counter: u64, digits: u8, algorithm: Algorithm) -> Result<u32, OtpError> {
+pub fn hotp(
+    secret: &[u8],
+    counter: u64,
+    digits: u8,
+    algorithm: Algorithm,
+) -> Result<u32, OtpError> {
     let modulus = modulus(digits)?;
     if secret.is_empty() {
         return Err(OtpError::InvalidSecret);
@@ -235,7 +240,12 @@ pub struct Totp {
 
 impl Totp {
     /// A TOTP over `secret` (1..=64 bytes) with `digits` in 6..=8 and a period of at least 1 s.
-    pub fn new(secret: &[u8], algorithm: Algorithm, digits: u8, period_secs: u32) -> Result<Self, OtpError> {
+    pub fn new(
+        secret: &[u8],
+        algorithm: Algorithm,
+        digits: u8,
+        period_secs: u32,
+    ) -> Result<Self, OtpError> {
         modulus(digits)?;
         if period_secs == 0 {
             return Err(OtpError::InvalidPeriod);
@@ -244,7 +254,12 @@ impl Totp {
             return Err(OtpError::InvalidSecret);
         }
         let secret = heapless::Vec::from_slice(secret).map_err(|_| OtpError::InvalidSecret)?;
-        Ok(Self { secret, algorithm, digits, period: period_secs })
+        Ok(Self {
+            secret,
+            algorithm,
+            digits,
+            period: period_secs,
+        })
     }
 
     /// The common profile: HMAC-SHA1, 6 digits, 30 seconds.
@@ -299,7 +314,10 @@ impl Totp {
         let now = self.step(unix_secs);
         let mut found = Choice::from(0);
         let mut step_found = 0u64;
-        for step in [now.checked_sub(1), Some(now), now.checked_add(1)].into_iter().flatten() {
+        for step in [now.checked_sub(1), Some(now), now.checked_add(1)]
+            .into_iter()
+            .flatten()
+        {
             let Ok(expected) = self.generate_at_step(step) else {
                 continue;
             };
