@@ -167,7 +167,10 @@ enum State {
     ClientAwaitReply(Initiator),
     ServerAwaitHello(Responder),
     ServerSendReply(Responder),
-    Established { send: Ratchet, recv: Ratchet },
+    Established {
+        send: Ratchet,
+        recv: Ratchet,
+    },
     Failed(SessionError),
     /// Transitional; never observed from outside.
     Poisoned,

@@ -74,7 +74,10 @@ fn handshake_messages_split_and_hash() {
     let hs = &v["handshake"];
     let server = StaticKeypair::from_secret(h32(&hs["server_static_private"]));
     assert_eq!(server.public().to_vec(), hx(&hs["server_static_public"]));
-    assert_eq!(server.fingerprint().as_str(), hs["fingerprint"].as_str().unwrap());
+    assert_eq!(
+        server.fingerprint().as_str(),
+        hs["fingerprint"].as_str().unwrap()
+    );
     assert_eq!(fingerprint(&server.public()), server.fingerprint());
 
     let mut initiator = Initiator::new(h32(&hs["client_ephemeral_private"]));
@@ -97,8 +100,14 @@ fn handshake_messages_split_and_hash() {
     assert_eq!(&got_payload[..plen], &payload[..]);
     for keys in [&server_keys, &client_keys] {
         assert_eq!(keys.handshake_hash.to_vec(), hx(&hs["handshake_hash"]));
-        assert_eq!(keys.client_to_server.to_vec(), hx(&hs["split_client_to_server"]));
-        assert_eq!(keys.server_to_client.to_vec(), hx(&hs["split_server_to_client"]));
+        assert_eq!(
+            keys.client_to_server.to_vec(),
+            hx(&hs["split_client_to_server"])
+        );
+        assert_eq!(
+            keys.server_to_client.to_vec(),
+            hx(&hs["split_server_to_client"])
+        );
     }
 }
 

@@ -20,7 +20,9 @@ pub struct Ratchet {
 
 impl core::fmt::Debug for Ratchet {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Ratchet").field("n", &self.n).finish_non_exhaustive()
+        f.debug_struct("Ratchet")
+            .field("n", &self.n)
+            .finish_non_exhaustive()
     }
 }
 
@@ -28,7 +30,10 @@ impl Ratchet {
     /// Starts from a chain key produced by `Split()`.
     #[must_use]
     pub fn new(chain_key: [u8; HASH_LEN]) -> Self {
-        Self { ck: chain_key, n: 0 }
+        Self {
+            ck: chain_key,
+            n: 0,
+        }
     }
 
     /// The number of records this direction has processed (the key epoch).
@@ -57,7 +62,10 @@ impl Ratchet {
     /// `body` is the whole frame body; `ad` is its length as `u16be`.
     pub fn seal_body(&mut self, body: &mut [u8]) -> Result<(), CryptoError> {
         let frame_len = u16::try_from(body.len()).map_err(|_| CryptoError::TooShort)?;
-        let ct_len = body.len().checked_sub(TAG_LEN).ok_or(CryptoError::TooShort)?;
+        let ct_len = body
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or(CryptoError::TooShort)?;
         let (n, keys) = self.step()?;
         let (ct, tag_out) = body.split_at_mut(ct_len);
         let tag = keys.seal_in_place(n, &frame_len.to_be_bytes(), ct);
@@ -69,7 +77,10 @@ impl Ratchet {
     /// only when the record authenticates.
     pub fn open_body(&mut self, body: &mut [u8]) -> Result<usize, CryptoError> {
         let frame_len = u16::try_from(body.len()).map_err(|_| CryptoError::TooShort)?;
-        let ct_len = body.len().checked_sub(TAG_LEN).ok_or(CryptoError::TooShort)?;
+        let ct_len = body
+            .len()
+            .checked_sub(TAG_LEN)
+            .ok_or(CryptoError::TooShort)?;
         let (next_ck, ek, mk) = hkdf3(&self.ck, &[]);
         let keys = RecordKeys::from_parts(ek, mk);
         let (ct, tag) = body.split_at_mut(ct_len);

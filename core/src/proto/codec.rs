@@ -1,0 +1,136 @@
+//! Field codec: big-endian integers and `u16be len || UTF-8` strings, every length checked.
+
+use super::ProtoError;
+
+/// Writes fields into a caller-owned buffer.
+#[derive(Debug)]
+pub struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer at the start of `buf`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    /// Bytes written so far.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether nothing was written.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.pos == 0
+    }
+
+    /// Raw bytes.
+    pub fn bytes(&mut self, data: &[u8]) -> Result<(), ProtoError> {
+        let end = self.pos + data.len();
+        let dst = self
+            .buf
+            .get_mut(self.pos..end)
+            .ok_or(ProtoError::InsufficientSize { required: end })?;
+        dst.copy_from_slice(data);
+        self.pos = end;
+        Ok(())
+    }
+
+    /// One byte.
+    pub fn u8(&mut self, v: u8) -> Result<(), ProtoError> {
+        self.bytes(&[v])
+    }
+
+    /// `u16` big-endian.
+    pub fn u16(&mut self, v: u16) -> Result<(), ProtoError> {
+        self.bytes(&v.to_be_bytes())
+    }
+
+    /// `u32` big-endian.
+    pub fn u32(&mut self, v: u32) -> Result<(), ProtoError> {
+        self.bytes(&v.to_be_bytes())
+    }
+
+    /// `u64` big-endian.
+    pub fn u64(&mut self, v: u64) -> Result<(), ProtoError> {
+        self.bytes(&v.to_be_bytes())
+    }
+
+    /// `u16be len || UTF-8`.
+    pub fn str(&mut self, s: &str) -> Result<(), ProtoError> {
+        let len = u16::try_from(s.len()).map_err(|_| ProtoError::TooLong)?;
+        self.u16(len)?;
+        self.bytes(s.as_bytes())
+    }
+}
+
+/// Reads fields from a received message, checking every length.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
+    #[must_use]
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    /// Raw bytes.
+    pub fn bytes(&mut self, len: usize) -> Result<&'a [u8], ProtoError> {
+        let end = self.pos.checked_add(len).ok_or(ProtoError::Truncated)?;
+        let out = self.buf.get(self.pos..end).ok_or(ProtoError::Truncated)?;
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtoError> {
+        self.bytes(N)?.try_into().map_err(|_| ProtoError::Truncated)
+    }
+
+    /// One byte.
+    pub fn u8(&mut self) -> Result<u8, ProtoError> {
+        Ok(u8::from_be_bytes(self.array()?))
+    }
+
+    /// `u16` big-endian.
+    pub fn u16(&mut self) -> Result<u16, ProtoError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    /// `u32` big-endian.
+    pub fn u32(&mut self) -> Result<u32, ProtoError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    /// `u64` big-endian.
+    pub fn u64(&mut self) -> Result<u64, ProtoError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    /// `u16be len || UTF-8`, validated.
+    pub fn str(&mut self) -> Result<&'a str, ProtoError> {
+        let len = usize::from(self.u16()?);
+        core::str::from_utf8(self.bytes(len)?).map_err(|_| ProtoError::InvalidUtf8)
+    }
+
+    /// Everything not read yet.
+    #[must_use]
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or_default()
+    }
+
+    /// Fails unless every byte was read.
+    pub fn finish(&self) -> Result<(), ProtoError> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(ProtoError::TrailingBytes)
+        }
+    }
+}

@@ -1,0 +1,285 @@
+use std::format;
+use std::vec::Vec;
+
+use super::*;
+
+fn round_trip_client(m: ClientMsg<'_>) {
+    let mut buf = [0u8; 512];
+    let n = m.encode(&mut buf).unwrap();
+    assert_eq!(buf[0], m.tag());
+    assert_eq!(ClientMsg::decode(&buf[..n]).unwrap(), m);
+    // Every strict prefix is refused, never panics; a trailing byte is refused.
+    for cut in 0..n {
+        assert!(
+            ClientMsg::decode(&buf[..cut]).is_err(),
+            "{m:?} cut at {cut}"
+        );
+    }
+    buf[n] = 0;
+    assert_eq!(
+        ClientMsg::decode(&buf[..n + 1]),
+        Err(ProtoError::TrailingBytes)
+    );
+}
+
+fn round_trip_server(m: ServerMsg<'_>) {
+    let mut buf = [0u8; 2048];
+    let n = m.encode(&mut buf).unwrap();
+    assert_eq!(buf[0], m.tag());
+    assert_eq!(ServerMsg::decode(&buf[..n]).unwrap(), m);
+    for cut in 0..n {
+        assert!(
+            ServerMsg::decode(&buf[..cut]).is_err(),
+            "{m:?} cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn client_messages_round_trip() {
+    let all = [
+        ClientMsg::Register {
+            user: "alice",
+            password: "correct horse",
+        },
+        ClientMsg::ConfirmTotp { code: "012345" },
+        ClientMsg::Login {
+            user: "alice",
+            password: "pw",
+            otp: "000001",
+        },
+        ClientMsg::Say {
+            room: "#lobby",
+            text: "héllo",
+        },
+        ClientMsg::Action {
+            target: "#lobby",
+            text: "waves",
+        },
+        ClientMsg::Private {
+            to: "bob",
+            text: "psst",
+        },
+        ClientMsg::Join { room: "#rust" },
+        ClientMsg::Part {
+            room: "#rust",
+            reason: "",
+        },
+        ClientMsg::Names { room: "#lobby" },
+        ClientMsg::Whois { user: "bob" },
+        ClientMsg::Away { text: "lunch" },
+        ClientMsg::ListRooms,
+        ClientMsg::Topic {
+            room: "#lobby",
+            topic: None,
+        },
+        ClientMsg::Topic {
+            room: "#lobby",
+            topic: Some("welcome"),
+        },
+        ClientMsg::History {
+            target: "#lobby",
+            before_id: 99,
+            limit: 50,
+        },
+        ClientMsg::Help,
+        ClientMsg::Ping { token: 7 },
+        ClientMsg::Bye,
+        ClientMsg::Kick {
+            room: "#lobby",
+            user: "eve",
+            reason: "spam",
+        },
+        ClientMsg::Ban {
+            user: "eve",
+            seconds: 3600,
+            reason: "spam",
+        },
+        ClientMsg::Unban { user: "eve" },
+        ClientMsg::Mute {
+            user: "eve",
+            seconds: 0,
+            reason: "",
+        },
+        ClientMsg::Unmute { user: "eve" },
+        ClientMsg::SetMotd { text: "hi" },
+    ];
+    for m in all {
+        round_trip_client(m);
+    }
+}
+
+#[test]
+fn fixed_ping_pong_bytes() {
+    let mut buf = [0u8; 16];
+    let n = ClientMsg::Ping {
+        token: 0x0102_0304_0506_0708,
+    }
+    .encode(&mut buf)
+    .unwrap();
+    assert_eq!(&buf[..n], &[0x20, 1, 2, 3, 4, 5, 6, 7, 8]);
+    let n = ServerMsg::Pong { token: 1 }.encode(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[0xA0, 0, 0, 0, 0, 0, 0, 0, 1]);
+}
+
+#[test]
+fn server_messages_round_trip() {
+    let codes = ["12345678", "87654321"];
+    let users = ["alice", "bob", "carol"];
+    let msg = ChatMessage {
+        id: 42,
+        time_ms: 1_700_000_000_000,
+        target: "#lobby",
+        from: "alice",
+        kind: MessageKind::Say,
+        text: "hi all",
+    };
+    let history = [
+        msg,
+        ChatMessage {
+            id: 43,
+            kind: MessageKind::Action,
+            ..msg
+        },
+    ];
+    let all = [
+        ServerMsg::RegisterStarted {
+            uri: "otpauth://totp/ChatBox:alice?secret=ABC",
+        },
+        ServerMsg::Registered {
+            scratch_codes: StrList::Items(&codes),
+        },
+        ServerMsg::LoginOk {
+            user: "alice",
+            motd: "be nice",
+        },
+        ServerMsg::error(ErrorCode::InvalidCredentials, "invalid credentials"),
+        ServerMsg::Message(msg),
+        ServerMsg::Presence {
+            room: "#lobby",
+            user: "bob",
+            kind: PresenceKind::Join,
+            text: "",
+        },
+        ServerMsg::Names {
+            room: "#lobby",
+            done: true,
+            users: StrList::Items(&users),
+        },
+        ServerMsg::History {
+            target: "#lobby",
+            done: false,
+            messages: MessageList::Items(&history),
+        },
+        ServerMsg::Info { text: "/help" },
+        ServerMsg::Topic {
+            room: "#lobby",
+            topic: "t",
+            set_by: "alice",
+            time_ms: 5,
+        },
+        ServerMsg::RoomEntry {
+            room: "#lobby",
+            members: 3,
+            topic: "",
+        },
+        ServerMsg::Whois {
+            user: "bob",
+            role: "op",
+            online: true,
+            away: "",
+            registered_ms: 9,
+            rooms: StrList::Items(&["#lobby"]),
+        },
+        ServerMsg::Bye { reason: "shutdown" },
+        ServerMsg::Pong { token: 3 },
+    ];
+    for m in all {
+        round_trip_server(m);
+    }
+}
+
+#[test]
+fn decoded_lists_iterate() {
+    let users = ["alice", "bob"];
+    let mut buf = [0u8; 128];
+    let n = ServerMsg::Names {
+        room: "#a",
+        done: true,
+        users: StrList::Items(&users),
+    }
+    .encode(&mut buf)
+    .unwrap();
+    let ServerMsg::Names { users: got, .. } = ServerMsg::decode(&buf[..n]).unwrap() else {
+        panic!("not names");
+    };
+    assert!(matches!(got, StrList::Encoded { count: 2, .. }));
+    assert_eq!(got.iter().collect::<Vec<_>>(), users);
+}
+
+#[test]
+fn rejects_bad_input() {
+    assert_eq!(ClientMsg::decode(&[]), Err(ProtoError::Truncated));
+    assert_eq!(
+        ClientMsg::decode(&[0x7f]),
+        Err(ProtoError::UnknownTag(0x7f))
+    );
+    assert_eq!(
+        ServerMsg::decode(&[0x01]),
+        Err(ProtoError::UnknownTag(0x01))
+    );
+    // Invalid UTF-8 in a string field.
+    assert_eq!(
+        ClientMsg::decode(&[0x13, 0, 2, 0xff, 0xfe]),
+        Err(ProtoError::InvalidUtf8)
+    );
+    // A length running past the end.
+    assert_eq!(
+        ClientMsg::decode(&[0x13, 0xff, 0xff, b'a']),
+        Err(ProtoError::Truncated)
+    );
+    // Unknown enum and flag values.
+    assert_eq!(
+        ClientMsg::decode(&[0x19, 0, 1, b'#', 2]),
+        Err(ProtoError::BadValue)
+    );
+    // A list whose count promises more than is there.
+    assert_eq!(
+        ServerMsg::decode(&[0x82, 0, 3, 0, 1, b'1']),
+        Err(ProtoError::Truncated)
+    );
+    let mut small = [0u8; 4];
+    assert!(matches!(
+        ClientMsg::Join { room: "#lobby" }.encode(&mut small),
+        Err(ProtoError::InsufficientSize { .. })
+    ));
+}
+
+#[test]
+fn room_names() {
+    for ok in ["#lobby", "#a", "#rust-lang", "#a.b_c"] {
+        assert!(is_valid_room(ok), "{ok}");
+    }
+    for bad in [
+        "lobby",
+        "#",
+        "#Lobby",
+        "#a b",
+        "#\u{1b}",
+        &*format!("#{}", "a".repeat(32)),
+    ] {
+        assert!(!is_valid_room(bad), "{bad}");
+    }
+}
+
+#[test]
+fn error_codes_are_stable() {
+    for v in 0..64u16 {
+        if let Some(c) = ErrorCode::from_u16(v) {
+            assert_eq!(c as u16, v);
+            assert!(!c.name().is_empty());
+        }
+    }
+    assert_eq!(ErrorCode::from_u16(3), Some(ErrorCode::InvalidCredentials));
+    assert_eq!(ErrorCode::from_u16(0), None);
+}
