@@ -39,7 +39,9 @@ impl Keypair {
 
 impl core::fmt::Debug for Keypair {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Keypair").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("Keypair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }
 
