@@ -250,6 +250,46 @@ pub fn b64_decode<'a>(input: &str, out: &'a mut [u8]) -> Result<&'a [u8], Encodi
     Base64Unpadded::decode(input.as_bytes(), out).map_err(|_| EncodingError::InvalidInput)
 }
 
+/// A `fmt::Write` into a caller's byte slice for building ASCII/UTF-8 text (URIs, PHC strings).
+/// It keeps counting past the end of the slice, so [`SliceWriter::finish`] can report the exact
+/// size needed.
+pub(crate) struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> SliceWriter<'a> {
+    /// A writer at the start of `buf`.
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, len: 0 }
+    }
+
+    /// Appends raw bytes (the caller keeps the text valid UTF-8).
+    pub(crate) fn write_bytes(&mut self, bytes: &[u8]) -> core::fmt::Result {
+        let end = self.len.saturating_add(bytes.len());
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+        }
+        self.len = end;
+        Ok(())
+    }
+
+    /// The text written, or `Err(required)` if it did not fit.
+    pub(crate) fn finish(self) -> Result<&'a str, usize> {
+        let required = self.len;
+        self.buf
+            .get(..required)
+            .and_then(|text| core::str::from_utf8(text).ok())
+            .ok_or(required)
+    }
+}
+
+impl core::fmt::Write for SliceWriter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.write_bytes(s.as_bytes())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {

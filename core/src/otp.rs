@@ -14,7 +14,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::encoding::base32_encode;
+use crate::encoding::{SliceWriter, base32_encode};
 
 /// Length in bytes of the TOTP secrets ChatBox generates (160 bits, as RFC 4226 recommends).
 pub const SECRET_LEN: usize = 20;
@@ -380,7 +380,7 @@ pub fn otpauth_uri<'a>(
     drop(Totp::new(secret, algorithm, digits, period)?);
     let mut b32 = [0u8; 104]; // base32_encoded_len(MAX_SECRET_LEN) = 103
     let written = base32_encode(secret, &mut b32).map(|s| s.len());
-    let mut w = SliceWriter { buf: out, len: 0 };
+    let mut w = SliceWriter::new(out);
     let result = written.ok().and_then(|n| b32.get(..n)).map(|secret_b32| {
         w.write_str("otpauth://totp/")?;
         percent_encode(&mut w, issuer)?;
@@ -393,15 +393,11 @@ pub fn otpauth_uri<'a>(
         write!(w, "&algorithm={algorithm}&digits={digits}&period={period}")
     });
     b32.zeroize();
-    let required = w.len;
-    let buf = w.buf;
     match result {
         None => Err(OtpError::InvalidSecret),
-        Some(_) if required > buf.len() => Err(OtpError::InsufficientSize { required }),
-        Some(_) => buf
-            .get(..required)
-            .and_then(|s| core::str::from_utf8(s).ok())
-            .ok_or(OtpError::InsufficientSize { required }),
+        Some(_) => w
+            .finish()
+            .map_err(|required| OtpError::InsufficientSize { required }),
     }
 }
 
@@ -415,28 +411,4 @@ fn percent_encode(w: &mut SliceWriter<'_>, s: &str) -> fmt::Result {
         }
     }
     Ok(())
-}
-
-/// A `fmt::Write` into a byte slice that keeps counting past the end, so the caller learns the
-/// size it needs.
-struct SliceWriter<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl SliceWriter<'_> {
-    fn write_bytes(&mut self, bytes: &[u8]) -> fmt::Result {
-        let end = self.len.saturating_add(bytes.len());
-        if let Some(dst) = self.buf.get_mut(self.len..end) {
-            dst.copy_from_slice(bytes);
-        }
-        self.len = end;
-        Ok(())
-    }
-}
-
-impl fmt::Write for SliceWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.write_bytes(s.as_bytes())
-    }
 }
