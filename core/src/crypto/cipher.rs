@@ -55,8 +55,7 @@ impl RecordKeys {
         if let Some(head) = iv.get_mut(..8) {
             head.copy_from_slice(&n.to_be_bytes());
         }
-        let mut cipher = Aes256Ctr::new(&self.ek.into(), &iv.into());
-        cipher.apply_keystream(buf);
+        aes256_ctr(&self.ek, &iv, buf);
     }
 
     fn tag(&self, ad: &[u8], ct: &[u8]) -> [u8; TAG_LEN] {
@@ -94,6 +93,13 @@ impl RecordKeys {
         self.keystream(n, buf);
         Ok(())
     }
+}
+
+/// AES-256 in CTR mode with a 128-bit big-endian counter block starting at `counter`, applied
+/// in place (encryption and decryption are the same operation).
+pub fn aes256_ctr(key: &[u8; HASH_LEN], counter: &[u8; 16], buf: &mut [u8]) {
+    let mut cipher = Aes256Ctr::new(key.into(), counter.into());
+    cipher.apply_keystream(buf);
 }
 
 /// Noise `ENCRYPT(k, n, ad, pt)`: writes `ct || tag` into `out` and returns its length.

@@ -1,3 +1,4 @@
+#![allow(clippy::std_instead_of_alloc)] // test code uses std freely
 use std::format;
 use std::vec::Vec;
 
