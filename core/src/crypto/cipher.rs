@@ -61,7 +61,7 @@ impl RecordKeys {
     fn tag(&self, ad: &[u8], ct: &[u8]) -> [u8; TAG_LEN] {
         let ad_len = (ad.len() as u64).to_be_bytes();
         let ct_len = (ct.len() as u64).to_be_bytes();
-        let mut full = HmacSha256::new(&self.mk).mac_parts(&[ad, ct, &ad_len, &ct_len]);
+        let mut full = HmacSha256::new(&self.mk).finish_parts(&[ad, ct, &ad_len, &ct_len]);
         let mut tag = [0u8; TAG_LEN];
         for (t, f) in tag.iter_mut().zip(full.iter()) {
             *t = *f;

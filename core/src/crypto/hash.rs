@@ -39,11 +39,17 @@ impl HmacSha256 {
     /// MAC of the concatenation of `parts`, leaving `self` untouched for reuse.
     #[must_use]
     pub fn mac_parts(&self, parts: &[&[u8]]) -> [u8; HASH_LEN] {
-        let mut mac = self.clone();
+        self.clone().finish_parts(parts)
+    }
+
+    /// MAC of the concatenation of `parts`, consuming the state (no copy when the keyed state
+    /// is used once).
+    #[must_use]
+    pub fn finish_parts(mut self, parts: &[&[u8]]) -> [u8; HASH_LEN] {
         for part in parts {
-            mac.update(part);
+            self.update(part);
         }
-        mac.finalize()
+        self.finalize()
     }
 }
 
@@ -72,5 +78,5 @@ pub fn sha256_parts(parts: &[&[u8]]) -> [u8; HASH_LEN] {
 /// HMAC-SHA256 of the concatenation of `parts` under `key`.
 #[must_use]
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; HASH_LEN] {
-    HmacSha256::new(key).mac_parts(parts)
+    HmacSha256::new(key).finish_parts(parts)
 }

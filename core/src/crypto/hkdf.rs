@@ -30,7 +30,7 @@ pub fn hkdf3(
 }
 
 fn expand(chaining_key: &[u8; HASH_LEN], ikm: &[u8], outputs: &mut [[u8; HASH_LEN]]) {
-    let mut temp_key = HmacSha256::new(chaining_key).mac_parts(&[ikm]);
+    let mut temp_key = HmacSha256::new(chaining_key).finish_parts(&[ikm]);
     let temp = HmacSha256::new(&temp_key);
     temp_key.zeroize();
     let mut previous: Option<[u8; HASH_LEN]> = None;
