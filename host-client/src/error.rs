@@ -1,0 +1,109 @@
+//! The client's errors and the exit codes they map to.
+
+use std::fmt;
+
+use chatbox_core::proto::ErrorCode;
+
+use crate::event::error_name;
+use crate::known_servers::TrustError;
+
+/// Exit codes, as documented in `--help`.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Bad usage, or a local problem (terminal, files, input ended early).
+    pub const USAGE: u8 = 1;
+    /// The server could not be reached, the handshake failed, or the connection was lost.
+    pub const CONNECTION: u8 = 2;
+    /// The server's key is not the one trusted for it.
+    pub const KEY_MISMATCH: u8 = 3;
+    /// Registration or login refused (name taken, bad password or code, invalid name…).
+    pub const AUTH: u8 = 4;
+    /// The server is busy or full; try again later.
+    pub const BUSY: u8 = 5;
+}
+
+/// Everything that ends a client run early.
+#[derive(Debug)]
+pub enum ClientError {
+    /// Bad arguments or input.
+    Usage(String),
+    /// A local I/O problem (terminal, stdin, files).
+    Io(String),
+    /// TCP connect failed or timed out.
+    Unreachable {
+        /// `host:port`.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// The Noise handshake failed or timed out.
+    Handshake(String),
+    /// The established connection ended or broke.
+    ConnectionLost(String),
+    /// The server key is not trusted, or `known_servers` could not be used.
+    Trust(TrustError),
+    /// The server refused (an `Error` message during registration or login).
+    Refused {
+        /// Numeric code.
+        code: u16,
+        /// The server's text (sanitised).
+        text: String,
+    },
+}
+
+impl ClientError {
+    /// The process exit code for this error.
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) | Self::Io(_) => exit::USAGE,
+            Self::Unreachable { .. } | Self::Handshake(_) | Self::ConnectionLost(_) => {
+                exit::CONNECTION
+            }
+            Self::Trust(TrustError::Mismatch { .. }) => exit::KEY_MISMATCH,
+            Self::Trust(TrustError::Io(..)) => exit::USAGE,
+            Self::Refused { code, .. } => match ErrorCode::from_u16(*code) {
+                Some(ErrorCode::Busy | ErrorCode::ServerFull) => exit::BUSY,
+                _ => exit::AUTH,
+            },
+        }
+    }
+
+    /// Whether the server refused with this code.
+    #[must_use]
+    pub fn is_refusal(&self, code: ErrorCode) -> bool {
+        matches!(self, Self::Refused { code: c, .. } if *c == code as u16)
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage(s) => f.write_str(s),
+            Self::Io(s) => f.write_str(s),
+            Self::Unreachable { server, reason } => {
+                write!(f, "cannot reach server {server}: {reason}")
+            }
+            Self::Handshake(s) => write!(f, "secure handshake failed: {s}"),
+            Self::ConnectionLost(s) => write!(f, "connection lost: {s}"),
+            Self::Trust(e) => e.fmt(f),
+            Self::Refused { code, text } => {
+                let name = error_name(*code);
+                if text.is_empty() {
+                    write!(f, "server refused: {name}")
+                } else {
+                    write!(f, "server refused: {text} ({name})")
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<TrustError> for ClientError {
+    fn from(e: TrustError) -> Self {
+        Self::Trust(e)
+    }
+}

@@ -1,0 +1,232 @@
+//! Owned, sanitised copies of what the server says.
+//!
+//! `chatbox_core::proto::ServerMsg` borrows the decrypted record, which lives in the
+//! connection's receive buffer only until the next read. [`ServerEvent`] copies it out, and
+//! every string goes through [`sanitize`](crate::sanitize::sanitize) on the way, so nothing the
+//! rest of the client shows can carry escape sequences or control characters.
+
+use chatbox_core::proto::{ChatMessage, ErrorCode, MessageKind, PresenceKind, ServerMsg};
+
+use crate::sanitize::sanitize;
+
+/// One chat message, live or from history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatLine {
+    /// Server-assigned id.
+    pub id: u64,
+    /// When it was stored, Unix milliseconds.
+    pub time_ms: u64,
+    /// Room, or the recipient of a private message.
+    pub target: String,
+    /// Sender.
+    pub from: String,
+    /// Say, action, private or notice.
+    pub kind: MessageKind,
+    /// The text.
+    pub text: String,
+}
+
+impl From<&ChatMessage<'_>> for ChatLine {
+    fn from(m: &ChatMessage<'_>) -> Self {
+        Self {
+            id: m.id,
+            time_ms: m.time_ms,
+            target: sanitize(m.target),
+            from: sanitize(m.from),
+            kind: m.kind,
+            text: sanitize(m.text),
+        }
+    }
+}
+
+/// A server message, owned and sanitised. Mirrors `ServerMsg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    RegisterStarted {
+        uri: String,
+    },
+    Registered {
+        scratch_codes: Vec<String>,
+    },
+    LoginOk {
+        user: String,
+        motd: String,
+    },
+    Error {
+        code: u16,
+        text: String,
+    },
+    Message(ChatLine),
+    Presence {
+        room: String,
+        user: String,
+        kind: PresenceKind,
+        text: String,
+    },
+    Names {
+        room: String,
+        done: bool,
+        users: Vec<String>,
+    },
+    History {
+        target: String,
+        done: bool,
+        messages: Vec<ChatLine>,
+    },
+    Info {
+        text: String,
+    },
+    Topic {
+        room: String,
+        topic: String,
+        set_by: String,
+        time_ms: u64,
+    },
+    RoomEntry {
+        room: String,
+        members: u32,
+        topic: String,
+    },
+    Whois {
+        user: String,
+        role: String,
+        online: bool,
+        away: String,
+        registered_ms: u64,
+        rooms: Vec<String>,
+    },
+    Bye {
+        reason: String,
+    },
+    Pong {
+        token: u64,
+    },
+    /// A message of a kind this client does not know (newer server).
+    Unknown {
+        tag: u8,
+    },
+}
+
+impl From<&ServerMsg<'_>> for ServerEvent {
+    fn from(msg: &ServerMsg<'_>) -> Self {
+        let list = |l: &chatbox_core::proto::StrList<'_>| l.iter().map(sanitize).collect();
+        match msg {
+            ServerMsg::RegisterStarted { uri } => Self::RegisterStarted { uri: sanitize(uri) },
+            ServerMsg::Registered { scratch_codes } => Self::Registered {
+                scratch_codes: list(scratch_codes),
+            },
+            ServerMsg::LoginOk { user, motd } => Self::LoginOk {
+                user: sanitize(user),
+                motd: sanitize(motd),
+            },
+            ServerMsg::Error { code, text } => Self::Error {
+                code: *code,
+                text: sanitize(text),
+            },
+            ServerMsg::Message(m) => Self::Message(ChatLine::from(m)),
+            ServerMsg::Presence {
+                room,
+                user,
+                kind,
+                text,
+            } => Self::Presence {
+                room: sanitize(room),
+                user: sanitize(user),
+                kind: *kind,
+                text: sanitize(text),
+            },
+            ServerMsg::Names { room, done, users } => Self::Names {
+                room: sanitize(room),
+                done: *done,
+                users: list(users),
+            },
+            ServerMsg::History {
+                target,
+                done,
+                messages,
+            } => Self::History {
+                target: sanitize(target),
+                done: *done,
+                messages: messages.iter().map(|m| ChatLine::from(&m)).collect(),
+            },
+            ServerMsg::Info { text } => Self::Info {
+                text: sanitize(text),
+            },
+            ServerMsg::Topic {
+                room,
+                topic,
+                set_by,
+                time_ms,
+            } => Self::Topic {
+                room: sanitize(room),
+                topic: sanitize(topic),
+                set_by: sanitize(set_by),
+                time_ms: *time_ms,
+            },
+            ServerMsg::RoomEntry {
+                room,
+                members,
+                topic,
+            } => Self::RoomEntry {
+                room: sanitize(room),
+                members: *members,
+                topic: sanitize(topic),
+            },
+            ServerMsg::Whois {
+                user,
+                role,
+                online,
+                away,
+                registered_ms,
+                rooms,
+            } => Self::Whois {
+                user: sanitize(user),
+                role: sanitize(role),
+                online: *online,
+                away: sanitize(away),
+                registered_ms: *registered_ms,
+                rooms: list(rooms),
+            },
+            ServerMsg::Bye { reason } => Self::Bye {
+                reason: sanitize(reason),
+            },
+            ServerMsg::Pong { token } => Self::Pong { token: *token },
+            other => Self::Unknown { tag: other.tag() },
+        }
+    }
+}
+
+/// `ErrorCode::name()` for a numeric code, `code_<n>` for codes this client does not know.
+#[must_use]
+pub fn error_name(code: u16) -> String {
+    ErrorCode::from_u16(code).map_or_else(|| format!("code_{code}"), |c| c.name().to_owned())
+}
+
+/// The lower-case word for a presence kind, as the plain mode prints it.
+#[must_use]
+pub fn presence_word(kind: PresenceKind) -> &'static str {
+    match kind {
+        PresenceKind::Join => "join",
+        PresenceKind::Part => "part",
+        PresenceKind::Quit => "quit",
+        PresenceKind::Away => "away",
+        PresenceKind::Back => "back",
+        PresenceKind::Kicked => "kicked",
+        PresenceKind::Banned => "banned",
+        PresenceKind::Muted => "muted",
+        PresenceKind::Topic => "topic",
+        _ => "other",
+    }
+}
+
+/// The lower-case word for a message kind.
+#[must_use]
+pub fn kind_word(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Say => "say",
+        MessageKind::Action => "action",
+        MessageKind::Private => "private",
+        MessageKind::Notice => "notice",
+        _ => "other",
+    }
+}

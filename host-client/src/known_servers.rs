@@ -1,0 +1,211 @@
+//! Trust on first use for server keys, like ssh's `StrictHostKeyChecking=accept-new`.
+//!
+//! `$CHATBOX_HOME/known_servers` (default `~/.config/chatbox/known_servers`) holds one line per
+//! server: `host:port SHA256:<base64>`. Blank lines and `#` comments are allowed; lines that do
+//! not parse are skipped (with a warning from [`Check::skipped`]), never fatal. The first key seen
+//! for a `host:port` is appended; a different key later is [`TrustError::Mismatch`]. A key given
+//! with `--server-key` pins the server instead, and the file is then neither read nor written.
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+/// Length of the Base64 part of a fingerprint (SHA-256, unpadded).
+const FP_B64_LEN: usize = 43;
+
+/// How the server's key is to be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// Only this fingerprint is accepted (`--server-key`).
+    Pinned(String),
+    /// Trust on first use with this file.
+    File(PathBuf),
+}
+
+/// What a successful check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The key matched the pinned fingerprint.
+    Pinned,
+    /// The key matched the one recorded for this server.
+    Known,
+    /// No key was recorded for this server; this one now is.
+    Recorded(PathBuf),
+}
+
+/// Why the server's key is not accepted.
+#[derive(Debug)]
+pub enum TrustError {
+    /// The key differs from the pinned or recorded one.
+    Mismatch {
+        /// `host:port`.
+        server: String,
+        /// The fingerprint we trust.
+        expected: String,
+        /// The fingerprint the server showed.
+        got: String,
+        /// Where `expected` came from: `None` for `--server-key`, else the file and line.
+        source: Option<(PathBuf, usize)>,
+    },
+    /// The file could not be read or written.
+    Io(PathBuf, io::Error),
+}
+
+impl fmt::Display for TrustError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mismatch {
+                server,
+                expected,
+                got,
+                source,
+            } => {
+                write!(
+                    f,
+                    "server key mismatch for {server}: expected {expected}, got {got}"
+                )?;
+                match source {
+                    Some((path, line)) => write!(
+                        f,
+                        " (recorded in {} line {line}). Someone may be impersonating the server. \
+                         If its key really changed, delete that line or run with --server-key {got}",
+                        path.display()
+                    ),
+                    None => write!(
+                        f,
+                        " (pinned with --server-key). If the server's key really changed, pin the new one"
+                    ),
+                }
+            }
+            Self::Io(path, e) => write!(f, "cannot use {}: {e}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for TrustError {}
+
+/// Whether `s` looks like `SHA256:` + 43 Base64 characters.
+#[must_use]
+pub fn is_fingerprint(s: &str) -> bool {
+    s.strip_prefix("SHA256:").is_some_and(|b64| {
+        b64.len() == FP_B64_LEN
+            && b64
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    })
+}
+
+/// The file to use: `$CHATBOX_HOME/known_servers`, else `$HOME/.config/chatbox/known_servers`.
+pub fn default_path() -> Result<PathBuf, String> {
+    if let Some(home) = std::env::var_os("CHATBOX_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(home).join("known_servers"));
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home)
+            .join(".config")
+            .join("chatbox")
+            .join("known_servers")),
+        None => Err("neither CHATBOX_HOME nor HOME is set: cannot find known_servers".into()),
+    }
+}
+
+/// The result of a check, with the count of unreadable lines skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was found.
+    pub outcome: Outcome,
+    /// Line numbers (1-based) that were not `host:port SHA256:<base64>` and were ignored.
+    pub skipped: Vec<usize>,
+}
+
+/// Checks `got` (the server's fingerprint) for `server` (`host:port`).
+pub fn check(trust: &Trust, server: &str, got: &str) -> Result<Check, TrustError> {
+    match trust {
+        Trust::Pinned(expected) if expected == got => Ok(Check {
+            outcome: Outcome::Pinned,
+            skipped: Vec::new(),
+        }),
+        Trust::Pinned(expected) => Err(TrustError::Mismatch {
+            server: server.to_owned(),
+            expected: expected.clone(),
+            got: got.to_owned(),
+            source: None,
+        }),
+        Trust::File(path) => check_file(path, server, got),
+    }
+}
+
+fn check_file(path: &Path, server: &str, got: &str) -> Result<Check, TrustError> {
+    let io_err = |e| TrustError::Io(path.to_owned(), e);
+    let text = match fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io_err(e)),
+    };
+    let mut skipped = Vec::new();
+    let mut recorded = None;
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(host), Some(fp), None) = (fields.next(), fields.next(), fields.next()) else {
+            skipped.push(line_no);
+            continue;
+        };
+        if !is_fingerprint(fp) {
+            skipped.push(line_no);
+            continue;
+        }
+        if host == server {
+            if fp == got {
+                return Ok(Check {
+                    outcome: Outcome::Known,
+                    skipped,
+                });
+            }
+            recorded.get_or_insert((fp.to_owned(), line_no));
+        }
+    }
+    if let Some((expected, line_no)) = recorded {
+        return Err(TrustError::Mismatch {
+            server: server.to_owned(),
+            expected,
+            got: got.to_owned(),
+            source: Some((path.to_owned(), line_no)),
+        });
+    }
+    append(path, server, got, &text).map_err(io_err)?;
+    Ok(Check {
+        outcome: Outcome::Recorded(path.to_owned()),
+        skipped,
+    })
+}
+
+fn append(path: &Path, server: &str, fingerprint: &str, existing: &str) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)?;
+    }
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    let sep = if existing.is_empty() || existing.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    writeln!(file, "{sep}{server} {fingerprint}")?;
+    file.sync_all()
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)
+}

@@ -1,0 +1,399 @@
+//! Scriptable mode, for scripts, bots and tests (DESIGN.md §7).
+//!
+//! - `register --user U`: the otpauth URI alone on a line of stdout, the confirmation code read
+//!   from one line of stdin, then the scratch codes one per line on stdout. Prompts, the QR code
+//!   (when stderr is a terminal) and diagnostics go to stderr.
+//! - `chat --user U --otp CODE --plain`: each stdin line is sent (`/commands` as in
+//!   [`crate::commands`], other lines said in the current room, `#lobby` after login); each
+//!   event is printed as one line (see [`format_event`]). At end of input a `Ping` is sent and its
+//!   `Pong` awaited (the server handles a connection's messages in order, so everything sent
+//!   before has been processed), then `Bye`, and the exit status is 0.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
+use std::time::Duration;
+
+use chatbox_core::proto::ClientMsg;
+use smol::future::FutureExt as _;
+
+use crate::account::{LoggedIn, login, register_confirm, register_start};
+use crate::commands::{Parsed, Rooms, parse};
+use crate::conn::{Conn, random_u64};
+use crate::error::ClientError;
+use crate::event::{ServerEvent, error_name, kind_word, presence_word};
+use crate::known_servers::Trust;
+use crate::qr_view::{self, QrStyle};
+
+/// Interval between keepalive pings.
+pub const KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// The room the server puts everyone in at login.
+pub const DEFAULT_ROOM: &str = "#lobby";
+
+fn out_line(line: &str) -> Result<(), ClientError> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| ClientError::Io(format!("cannot write to stdout: {e}")))
+}
+
+/// `register --user U` in scriptable form.
+pub fn register(
+    server: &str,
+    trust: &Trust,
+    user: &str,
+    password: &str,
+    qr_style: QrStyle,
+) -> Result<(), ClientError> {
+    smol::block_on(async {
+        let mut conn = Conn::connect(server, trust).await?;
+        let uri = register_start(&mut conn, user, password).await?;
+        out_line(&uri)?;
+        if io::stderr().is_terminal()
+            && let Ok(lines) = qr_view::render_text(&uri, qr_style)
+        {
+            for line in lines {
+                eprintln!("{line}");
+            }
+        }
+        eprintln!("Enter the current 6-digit code from your authenticator app:");
+        let mut code = String::new();
+        let n = smol::unblock(move || io::stdin().lock().read_line(&mut code).map(|n| (n, code)))
+            .await
+            .map_err(|e| ClientError::Io(format!("cannot read the code from stdin: {e}")))?;
+        let (n, code) = n;
+        if n == 0 {
+            return Err(ClientError::Usage(
+                "stdin ended before a confirmation code was given".into(),
+            ));
+        }
+        let codes = register_confirm(&mut conn, code.trim()).await?;
+        eprintln!(
+            "Registered {user}. Scratch codes (each works once in place of a code; store them safely):"
+        );
+        for c in &codes {
+            out_line(c)?;
+        }
+        let _ = conn.send(&ClientMsg::Bye).await;
+        Ok(())
+    })
+}
+
+/// `names` batches collected until the last one.
+#[derive(Debug, Default)]
+pub struct NamesBatches(HashMap<String, Vec<String>>);
+
+/// The plain-mode lines for one event (none, one, or one per history message).
+pub fn format_event(event: &ServerEvent, names: &mut NamesBatches) -> Vec<String> {
+    let or_star = |s: &str| if s.is_empty() { "*".to_owned() } else { s.to_owned() };
+    let line = match event {
+        ServerEvent::LoginOk { user, motd } => {
+            let mut v = vec![format!("login {user}")];
+            if !motd.is_empty() {
+                v.push(format!("motd {motd}"));
+            }
+            return v;
+        }
+        ServerEvent::Message(m) => format!(
+            "{} {} {} {}",
+            kind_word(m.kind),
+            or_star(&m.target),
+            or_star(&m.from),
+            m.text
+        ),
+        ServerEvent::Presence {
+            room,
+            user,
+            kind,
+            text,
+        } => format!(
+            "presence {} {} {} {text}",
+            or_star(room),
+            user,
+            presence_word(*kind)
+        ),
+        ServerEvent::Names { room, done, users } => {
+            let acc = names.0.entry(room.clone()).or_default();
+            acc.extend(users.iter().cloned());
+            if !*done {
+                return Vec::new();
+            }
+            let all = names.0.remove(room).unwrap_or_default();
+            format!("names {room} {}", all.join(" "))
+        }
+        ServerEvent::Topic { room, topic, .. } => format!("topic {room} {topic}"),
+        ServerEvent::History {
+            target, messages, ..
+        } => {
+            return messages
+                .iter()
+                .map(|m| {
+                    let line = format!(
+                        "history {target} {} {} {} {}",
+                        m.id,
+                        or_star(&m.from),
+                        kind_word(m.kind),
+                        m.text
+                    );
+                    line.trim_end().to_owned()
+                })
+                .collect();
+        }
+        ServerEvent::RoomEntry {
+            room,
+            members,
+            topic,
+        } => format!("room {room} {members} {topic}"),
+        ServerEvent::Whois {
+            user,
+            role,
+            online,
+            away,
+            rooms,
+            ..
+        } => format!(
+            "whois {user} role={role} online={} away={away} rooms={}",
+            if *online { "yes" } else { "no" },
+            rooms.join(",")
+        ),
+        ServerEvent::Info { text } => format!("info {text}"),
+        ServerEvent::Error { code, text } => format!("error {} {text}", error_name(*code)),
+        ServerEvent::Pong { token } => format!("pong {token}"),
+        ServerEvent::Bye { reason } => format!("bye {reason}"),
+        ServerEvent::RegisterStarted { .. } => "info registration started".to_owned(),
+        ServerEvent::Registered { .. } => "info registered".to_owned(),
+        ServerEvent::Unknown { tag } => format!("info unknown message 0x{tag:02x}"),
+    };
+    vec![line.trim_end().to_owned()]
+}
+
+/// What woke the chat loop.
+enum Wake {
+    Net(Result<ServerEvent, ClientError>),
+    Line(Option<String>),
+    Tick,
+}
+
+/// Reads stdin lines on a thread; `None` at end of input (or on a read error).
+fn stdin_lines() -> smol::channel::Receiver<Option<String>> {
+    let (tx, rx) = smol::channel::unbounded();
+    std::thread::spawn(move || {
+        let stdin = io::stdin();
+        for line in stdin.lock().lines() {
+            match line {
+                Ok(l) => {
+                    if tx.send_blocking(Some(l)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("chatbox-client: cannot read stdin: {e}");
+                    break;
+                }
+            }
+        }
+        let _ = tx.send_blocking(None);
+    });
+    rx
+}
+
+/// `chat --plain`: logs in, then relays stdin lines and prints events until stdin ends.
+pub fn chat(
+    server: &str,
+    trust: &Trust,
+    user: &str,
+    password: &str,
+    otp: &str,
+) -> Result<(), ClientError> {
+    smol::block_on(async {
+        let LoggedIn {
+            mut conn,
+            user,
+            motd,
+            early,
+        } = login(server, trust, user, password, otp).await?;
+        let mut names = NamesBatches::default();
+        let mut rooms = Rooms::new(Some(DEFAULT_ROOM));
+        let login_ok = ServerEvent::LoginOk { user, motd };
+        for line in format_event(&login_ok, &mut names) {
+            out_line(&line)?;
+        }
+        let ServerEvent::LoginOk { user, .. } = login_ok else {
+            return Err(ClientError::Io("unreachable".into()));
+        };
+        for event in &early {
+            rooms.on_event(event, &user);
+            for line in format_event(event, &mut names) {
+                out_line(&line)?;
+            }
+        }
+        let lines = stdin_lines();
+        let mut input_open = true;
+        let mut final_token: Option<u64> = None;
+        let mut next_ping = std::time::Instant::now() + KEEPALIVE;
+        loop {
+            let wake = async { Wake::Net(conn.recv().await) }
+                .or(async {
+                    if input_open {
+                        Wake::Line(lines.recv().await.ok().flatten())
+                    } else {
+                        std::future::pending().await
+                    }
+                })
+                .or(async {
+                    smol::Timer::at(next_ping).await;
+                    Wake::Tick
+                })
+                .await;
+            match wake {
+                Wake::Net(Ok(event)) => {
+                    rooms.on_event(&event, &user);
+                    for line in format_event(&event, &mut names) {
+                        out_line(&line)?;
+                    }
+                    match event {
+                        ServerEvent::Pong { token } if Some(token) == final_token => {
+                            let _ = conn.send(&ClientMsg::Bye).await;
+                            return Ok(());
+                        }
+                        ServerEvent::Bye { reason } => {
+                            return Err(ClientError::ConnectionLost(format!(
+                                "the server closed the session: {reason}"
+                            )));
+                        }
+                        _ => {}
+                    }
+                }
+                Wake::Net(Err(e)) => return Err(e),
+                Wake::Line(Some(line)) => {
+                    let room = rooms.current().map(str::to_owned);
+                    match parse(&line, room.as_deref()) {
+                        Ok(Parsed::Send(msg)) => {
+                            rooms.on_sent(&msg);
+                            conn.send(&msg).await?;
+                        }
+                        Ok(Parsed::Nothing) => {}
+                        Ok(Parsed::Quit) => {
+                            input_open = false;
+                            final_token = Some(finish(&mut conn).await?);
+                        }
+                        Err(e) => eprintln!("chatbox-client: {line}: {e}"),
+                    }
+                }
+                Wake::Line(None) => {
+                    input_open = false;
+                    if final_token.is_none() {
+                        final_token = Some(finish(&mut conn).await?);
+                    }
+                }
+                Wake::Tick => {
+                    next_ping = std::time::Instant::now() + KEEPALIVE;
+                    conn.send(&ClientMsg::Ping {
+                        token: random_u64()?,
+                    })
+                    .await?;
+                }
+            }
+        }
+    })
+}
+
+/// Sends the final `Ping` and returns its token.
+async fn finish(conn: &mut Conn) -> Result<u64, ClientError> {
+    let token = random_u64()?;
+    conn.send(&ClientMsg::Ping { token }).await?;
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use chatbox_core::proto::{ChatMessage, MessageKind, MessageList, PresenceKind, ServerMsg, StrList};
+
+    use super::*;
+
+    fn lines(msg: ServerMsg<'_>, names: &mut NamesBatches) -> Vec<String> {
+        format_event(&ServerEvent::from(&msg), names)
+    }
+
+    #[test]
+    fn formats() {
+        let mut n = NamesBatches::default();
+        let m = |kind, target, from, text| {
+            ServerMsg::Message(ChatMessage {
+                id: 7,
+                time_ms: 0,
+                target,
+                from,
+                kind,
+                text,
+            })
+        };
+        let cases: Vec<(ServerMsg<'_>, Vec<&str>)> = vec![
+            (
+                ServerMsg::LoginOk { user: "alice", motd: "Hi\nthere" },
+                vec!["login alice", "motd Hithere"],
+            ),
+            (ServerMsg::LoginOk { user: "alice", motd: "" }, vec!["login alice"]),
+            (m(MessageKind::Say, "#lobby", "bob", "hello \u{1b}[31mall"), vec!["say #lobby bob hello all"]),
+            (m(MessageKind::Action, "#lobby", "bob", "waves"), vec!["action #lobby bob waves"]),
+            (m(MessageKind::Private, "alice", "bob", "psst"), vec!["private alice bob psst"]),
+            (m(MessageKind::Notice, "#lobby", "server", "note"), vec!["notice #lobby server note"]),
+            (
+                ServerMsg::Presence { room: "#lobby", user: "bob", kind: PresenceKind::Join, text: "" },
+                vec!["presence #lobby bob join"],
+            ),
+            (
+                ServerMsg::Presence { room: "", user: "bob", kind: PresenceKind::Away, text: "lunch" },
+                vec!["presence * bob away lunch"],
+            ),
+            (
+                ServerMsg::Topic { room: "#lobby", topic: "Welcome", set_by: "op", time_ms: 1 },
+                vec!["topic #lobby Welcome"],
+            ),
+            (
+                ServerMsg::RoomEntry { room: "#dev", members: 3, topic: "rust" },
+                vec!["room #dev 3 rust"],
+            ),
+            (
+                ServerMsg::Whois {
+                    user: "bob",
+                    role: "op",
+                    online: true,
+                    away: "",
+                    registered_ms: 0,
+                    rooms: StrList::Items(&["#a", "#b"]),
+                },
+                vec!["whois bob role=op online=yes away= rooms=#a,#b"],
+            ),
+            (ServerMsg::Info { text: "done" }, vec!["info done"]),
+            (
+                ServerMsg::Error { code: 11, text: "no such user" },
+                vec!["error no_such_user no such user"],
+            ),
+            (ServerMsg::Error { code: 999, text: "x" }, vec!["error code_999 x"]),
+            (ServerMsg::Pong { token: 42 }, vec!["pong 42"]),
+            (ServerMsg::Bye { reason: "shutdown" }, vec!["bye shutdown"]),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(lines(msg, &mut n), want, "{msg:?}");
+        }
+    }
+
+    #[test]
+    fn names_batches_and_history() {
+        let mut n = NamesBatches::default();
+        let first = ServerMsg::Names { room: "#lobby", done: false, users: StrList::Items(&["a", "b"]) };
+        assert!(lines(first, &mut n).is_empty());
+        let last = ServerMsg::Names { room: "#lobby", done: true, users: StrList::Items(&["c"]) };
+        assert_eq!(lines(last, &mut n), vec!["names #lobby a b c"]);
+        let msgs = [
+            ChatMessage { id: 1, time_ms: 0, target: "#lobby", from: "a", kind: MessageKind::Say, text: "one" },
+            ChatMessage { id: 2, time_ms: 0, target: "#lobby", from: "b", kind: MessageKind::Action, text: "two" },
+        ];
+        let h = ServerMsg::History { target: "#lobby", done: true, messages: MessageList::Items(&msgs) };
+        assert_eq!(
+            lines(h, &mut n),
+            vec!["history #lobby 1 a say one", "history #lobby 2 b action two"]
+        );
+    }
+}
