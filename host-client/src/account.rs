@@ -1,7 +1,7 @@
 //! Registration and login exchanges, shared by the menu, the plain mode and the chat screen's
 //! reconnect.
 
-use std::time::Duration;
+use core::time::Duration;
 
 use chatbox_core::proto::ClientMsg;
 

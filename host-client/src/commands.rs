@@ -65,7 +65,7 @@ impl fmt::Display for CommandError {
     }
 }
 
-impl std::error::Error for CommandError {}
+impl core::error::Error for CommandError {}
 
 /// The first word and the rest, both trimmed.
 fn word(s: &str) -> (&str, &str) {
@@ -77,12 +77,17 @@ fn word(s: &str) -> (&str, &str) {
 }
 
 /// A room argument if the first word is one (`#…`), else `current`.
-fn room_or<'a>(args: &'a str, current: Option<&'a str>) -> Result<(&'a str, &'a str), CommandError> {
+fn room_or<'a>(
+    args: &'a str,
+    current: Option<&'a str>,
+) -> Result<(&'a str, &'a str), CommandError> {
     let (first, rest) = word(args);
     if first.starts_with('#') {
         Ok((first, rest))
     } else {
-        current.map(|r| (r, args.trim())).ok_or(CommandError::NoRoom)
+        current
+            .map(|r| (r, args.trim()))
+            .ok_or(CommandError::NoRoom)
     }
 }
 
@@ -338,16 +343,64 @@ mod tests {
     fn table_of_lines() {
         use ClientMsg as M;
         let cases: Vec<(&str, ClientMsg<'_>)> = vec![
-            ("hello world", M::Say { room: "#lobby", text: "hello world" }),
-            ("  spaced  ", M::Say { room: "#lobby", text: "  spaced  " }),
-            ("//not a command", M::Say { room: "#lobby", text: "/not a command" }),
+            (
+                "hello world",
+                M::Say {
+                    room: "#lobby",
+                    text: "hello world",
+                },
+            ),
+            (
+                "  spaced  ",
+                M::Say {
+                    room: "#lobby",
+                    text: "  spaced  ",
+                },
+            ),
+            (
+                "//not a command",
+                M::Say {
+                    room: "#lobby",
+                    text: "/not a command",
+                },
+            ),
             ("/join #dev", M::Join { room: "#dev" }),
             ("/JOIN #dev", M::Join { room: "#dev" }),
-            ("/part", M::Part { room: "#lobby", reason: "" }),
-            ("/part #dev bye all", M::Part { room: "#dev", reason: "bye all" }),
-            ("/part see you", M::Part { room: "#lobby", reason: "see you" }),
-            ("/msg bob hi there", M::Private { to: "bob", text: "hi there" }),
-            ("/me waves", M::Action { target: "#lobby", text: "waves" }),
+            (
+                "/part",
+                M::Part {
+                    room: "#lobby",
+                    reason: "",
+                },
+            ),
+            (
+                "/part #dev bye all",
+                M::Part {
+                    room: "#dev",
+                    reason: "bye all",
+                },
+            ),
+            (
+                "/part see you",
+                M::Part {
+                    room: "#lobby",
+                    reason: "see you",
+                },
+            ),
+            (
+                "/msg bob hi there",
+                M::Private {
+                    to: "bob",
+                    text: "hi there",
+                },
+            ),
+            (
+                "/me waves",
+                M::Action {
+                    target: "#lobby",
+                    text: "waves",
+                },
+            ),
             ("/names", M::Names { room: "#lobby" }),
             ("/names #dev", M::Names { room: "#dev" }),
             ("/whois bob", M::Whois { user: "bob" }),
@@ -355,22 +408,108 @@ mod tests {
             ("/away", M::Away { text: "" }),
             ("/back", M::Away { text: "" }),
             ("/list", M::ListRooms),
-            ("/topic", M::Topic { room: "#lobby", topic: None }),
-            ("/topic new topic", M::Topic { room: "#lobby", topic: Some("new topic") }),
-            ("/topic #dev rust", M::Topic { room: "#dev", topic: Some("rust") }),
-            ("/history", M::History { target: "#lobby", before_id: 0, limit: 50 }),
-            ("/history bob", M::History { target: "bob", before_id: 0, limit: 50 }),
+            (
+                "/topic",
+                M::Topic {
+                    room: "#lobby",
+                    topic: None,
+                },
+            ),
+            (
+                "/topic new topic",
+                M::Topic {
+                    room: "#lobby",
+                    topic: Some("new topic"),
+                },
+            ),
+            (
+                "/topic #dev rust",
+                M::Topic {
+                    room: "#dev",
+                    topic: Some("rust"),
+                },
+            ),
+            (
+                "/history",
+                M::History {
+                    target: "#lobby",
+                    before_id: 0,
+                    limit: 50,
+                },
+            ),
+            (
+                "/history bob",
+                M::History {
+                    target: "bob",
+                    before_id: 0,
+                    limit: 50,
+                },
+            ),
             ("/help", M::Help),
-            ("/kick bob spam", M::Kick { room: "#lobby", user: "bob", reason: "spam" }),
-            ("/kick #dev bob", M::Kick { room: "#dev", user: "bob", reason: "" }),
-            ("/ban bob", M::Ban { user: "bob", seconds: 0, reason: "" }),
-            ("/ban bob 600 flood", M::Ban { user: "bob", seconds: 600, reason: "flood" }),
-            ("/ban bob 2h", M::Ban { user: "bob", seconds: 7200, reason: "" }),
-            ("/ban bob being rude", M::Ban { user: "bob", seconds: 0, reason: "being rude" }),
+            (
+                "/kick bob spam",
+                M::Kick {
+                    room: "#lobby",
+                    user: "bob",
+                    reason: "spam",
+                },
+            ),
+            (
+                "/kick #dev bob",
+                M::Kick {
+                    room: "#dev",
+                    user: "bob",
+                    reason: "",
+                },
+            ),
+            (
+                "/ban bob",
+                M::Ban {
+                    user: "bob",
+                    seconds: 0,
+                    reason: "",
+                },
+            ),
+            (
+                "/ban bob 600 flood",
+                M::Ban {
+                    user: "bob",
+                    seconds: 600,
+                    reason: "flood",
+                },
+            ),
+            (
+                "/ban bob 2h",
+                M::Ban {
+                    user: "bob",
+                    seconds: 7200,
+                    reason: "",
+                },
+            ),
+            (
+                "/ban bob being rude",
+                M::Ban {
+                    user: "bob",
+                    seconds: 0,
+                    reason: "being rude",
+                },
+            ),
             ("/unban bob", M::Unban { user: "bob" }),
-            ("/mute bob 10m", M::Mute { user: "bob", seconds: 600, reason: "" }),
+            (
+                "/mute bob 10m",
+                M::Mute {
+                    user: "bob",
+                    seconds: 600,
+                    reason: "",
+                },
+            ),
             ("/unmute bob", M::Unmute { user: "bob" }),
-            ("/motd Welcome all", M::SetMotd { text: "Welcome all" }),
+            (
+                "/motd Welcome all",
+                M::SetMotd {
+                    text: "Welcome all",
+                },
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(ok(line), want, "line {line:?}");
@@ -384,13 +523,19 @@ mod tests {
         assert_eq!(parse("", None), Ok(Parsed::Nothing));
         assert_eq!(parse("   \r\n", None), Ok(Parsed::Nothing));
         let err = |line| parse(line, Some("#lobby")).unwrap_err();
-        assert_eq!(err("/frobnicate x"), CommandError::Unknown("frobnicate".into()));
+        assert_eq!(
+            err("/frobnicate x"),
+            CommandError::Unknown("frobnicate".into())
+        );
         assert_eq!(err("/join"), CommandError::Usage("/join #room"));
         assert_eq!(err("/join dev"), CommandError::Usage("/join #room"));
         assert_eq!(err("/msg bob"), CommandError::Usage("/msg user text"));
         assert_eq!(err("/me"), CommandError::Usage("/me text"));
         assert_eq!(err("/whois"), CommandError::Usage("/whois user"));
-        assert_eq!(err("/ban"), CommandError::Usage("/ban user [duration] [reason]"));
+        assert_eq!(
+            err("/ban"),
+            CommandError::Usage("/ban user [duration] [reason]")
+        );
         assert_eq!(err("/motd"), CommandError::Usage("/motd text"));
         assert_eq!(parse("hello", None), Err(CommandError::NoRoom));
         assert_eq!(parse("/me x", None), Err(CommandError::NoRoom));
@@ -416,7 +561,10 @@ mod tests {
         let mut rooms = Rooms::new(Some("#lobby"));
         rooms.on_sent(&ClientMsg::Join { room: "#dev" });
         assert_eq!(rooms.current(), Some("#dev"));
-        rooms.on_sent(&ClientMsg::Part { room: "#dev", reason: "" });
+        rooms.on_sent(&ClientMsg::Part {
+            room: "#dev",
+            reason: "",
+        });
         assert_eq!(rooms.current(), Some("#lobby"));
         let kicked = ServerEvent::Presence {
             room: "#lobby".into(),

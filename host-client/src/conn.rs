@@ -8,7 +8,7 @@
 //! await is one socket read, and bytes are kept only after it returns), so a caller may race it
 //! against keyboard input or a timer and send in between.
 
-use std::time::Duration;
+use core::time::Duration;
 
 use chatbox_core::frame::{HEADER_LEN, MAX_PLAINTEXT_LEN, MAX_WIRE_LEN};
 use chatbox_core::noise::fingerprint;

@@ -100,7 +100,7 @@ impl fmt::Display for ClientError {
     }
 }
 
-impl std::error::Error for ClientError {}
+impl core::error::Error for ClientError {}
 
 impl From<TrustError> for ClientError {
     fn from(e: TrustError) -> Self {

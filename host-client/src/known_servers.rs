@@ -83,7 +83,7 @@ impl fmt::Display for TrustError {
     }
 }
 
-impl std::error::Error for TrustError {}
+impl core::error::Error for TrustError {}
 
 /// Whether `s` looks like `SHA256:` + 43 Base64 characters.
 #[must_use]
@@ -202,7 +202,10 @@ fn append(path: &Path, server: &str, fingerprint: &str, existing: &str) -> io::R
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 #[cfg(not(unix))]

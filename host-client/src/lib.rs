@@ -23,6 +23,8 @@ pub mod conn;
 pub mod error;
 pub mod event;
 pub mod known_servers;
+pub mod menu;
 pub mod plain;
 pub mod qr_view;
 pub mod sanitize;
+pub mod tui;

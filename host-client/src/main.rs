@@ -1,1 +1,144 @@
-fn main() {}
+//! `chatbox-client`: the ChatBox terminal client. See `--help`.
+
+use std::process::ExitCode;
+
+use chatbox_client::error::{ClientError, exit};
+use chatbox_client::known_servers::{self, Trust};
+use chatbox_client::menu::{self, read_password};
+use chatbox_client::plain;
+use chatbox_client::qr_view::QrStyle;
+use clap::{Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Without a subcommand, shows the menu: 1) Register  2) Login  3) Quit.
+
+Server keys are trusted on first use: the first key seen for HOST:PORT is recorded in
+$CHATBOX_HOME/known_servers (default ~/.config/chatbox/known_servers), one line per server,
+`HOST:PORT SHA256:<base64>`. A different key later is refused (exit 3) and both fingerprints are
+shown; if the server's key really changed, delete its line or pin the new key with --server-key.
+
+QR codes: drawn with Unicode half blocks, forced black on white with ANSI colours. With
+--no-color there are no escape sequences and light modules are drawn as '█' (light text on a
+dark background scans right); on a light-background terminal use the colour mode.
+
+Exit codes:
+  0  success
+  1  usage error or local I/O problem (terminal, stdin, known_servers file)
+  2  server unreachable, handshake failed, or connection lost
+  3  server key mismatch (possible impersonation)
+  4  registration or login refused (name taken, wrong password or code, invalid name)
+  5  server busy or full: try again later";
+
+/// ChatBox terminal client: end-to-end encrypted chat with password + TOTP login.
+#[derive(Debug, Parser)]
+#[command(name = "chatbox-client", version, after_help = AFTER_HELP)]
+struct Cli {
+    /// Server address.
+    #[arg(
+        long,
+        global = true,
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:6001",
+        env = "CHATBOX_SERVER"
+    )]
+    server: String,
+
+    /// Accept only this server key (as the server prints it at start); known_servers is then
+    /// neither read nor written.
+    #[arg(long, global = true, value_name = "SHA256:<base64>")]
+    server_key: Option<String>,
+
+    /// Draw the QR code without colours (light modules as '█', for dark-background terminals).
+    #[arg(long, global = true)]
+    no_color: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register an account, scriptable: prints the otpauth URI on its own line (stdout), reads
+    /// the confirmation code from stdin, prints the scratch codes one per line (stdout).
+    /// Password from CHATBOX_PASSWORD, else asked without echo. Prompts go to stderr.
+    Register {
+        /// User name (1-32 of a-z 0-9 _ . -, starting with a letter).
+        #[arg(long)]
+        user: String,
+    },
+    /// Log in and chat: the chat screen, or with --plain one line per event for scripts.
+    ///
+    /// Password from CHATBOX_PASSWORD, else asked without echo. With --plain each stdin line is
+    /// sent (/commands as in /help; other lines said in the current room, #lobby after login)
+    /// and each event is printed as one line: login, motd, say, action, private, notice,
+    /// presence, names, topic, history, room, whois, info, error, pong, bye. At end of input
+    /// the client waits until the server has processed everything, then exits 0.
+    Chat {
+        /// User name.
+        #[arg(long)]
+        user: String,
+        /// One-time code (TOTP or scratch code); asked for if missing (required with --plain).
+        #[arg(long)]
+        otp: Option<String>,
+        /// Scriptable mode: stdin lines in, one line per event out, no screen.
+        #[arg(long)]
+        plain: bool,
+    },
+}
+
+fn trust(cli: &Cli) -> Result<Trust, ClientError> {
+    match &cli.server_key {
+        Some(key) if known_servers::is_fingerprint(key.trim()) => {
+            Ok(Trust::Pinned(key.trim().to_owned()))
+        }
+        Some(key) => Err(ClientError::Usage(format!(
+            "--server-key {key:?} is not a fingerprint like SHA256:<43 Base64 characters>"
+        ))),
+        None => known_servers::default_path()
+            .map(Trust::File)
+            .map_err(ClientError::Usage),
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), ClientError> {
+    let trust = trust(cli)?;
+    let style = if cli.no_color {
+        QrStyle::Plain
+    } else {
+        QrStyle::Color
+    };
+    match &cli.command {
+        None => menu::run(&cli.server, &trust, style),
+        Some(Command::Register { user }) => {
+            let password = read_password("Password (not shown): ")?;
+            plain::register(&cli.server, &trust, user, &password, style)
+        }
+        Some(Command::Chat {
+            user,
+            otp,
+            plain: true,
+        }) => {
+            let otp = otp
+                .as_deref()
+                .ok_or_else(|| ClientError::Usage("chat --plain needs --otp CODE".into()))?;
+            let password = read_password("Password (not shown): ")?;
+            plain::chat(&cli.server, &trust, user, &password, otp)
+        }
+        Some(Command::Chat {
+            user,
+            otp,
+            plain: false,
+        }) => menu::login_and_chat(&cli.server, &trust, Some(user), otp.as_deref()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("chatbox-client: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

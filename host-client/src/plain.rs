@@ -9,9 +9,9 @@
 //!   `Pong` awaited (the server handles a connection's messages in order, so everything sent
 //!   before has been processed), then `Bye`, and the exit status is 0.
 
+use core::time::Duration;
 use std::collections::HashMap;
 use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
-use std::time::Duration;
 
 use chatbox_core::proto::ClientMsg;
 use smol::future::FutureExt as _;
@@ -85,7 +85,13 @@ pub struct NamesBatches(HashMap<String, Vec<String>>);
 
 /// The plain-mode lines for one event (none, one, or one per history message).
 pub fn format_event(event: &ServerEvent, names: &mut NamesBatches) -> Vec<String> {
-    let or_star = |s: &str| if s.is_empty() { "*".to_owned() } else { s.to_owned() };
+    let or_star = |s: &str| {
+        if s.is_empty() {
+            "*".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
     let line = match event {
         ServerEvent::LoginOk { user, motd } => {
             let mut v = vec![format!("login {user}")];
@@ -237,7 +243,7 @@ pub fn chat(
                     if input_open {
                         Wake::Line(lines.recv().await.ok().flatten())
                     } else {
-                        std::future::pending().await
+                        core::future::pending().await
                     }
                 })
                 .or(async {
@@ -307,7 +313,9 @@ async fn finish(conn: &mut Conn) -> Result<u64, ClientError> {
 
 #[cfg(test)]
 mod tests {
-    use chatbox_core::proto::{ChatMessage, MessageKind, MessageList, PresenceKind, ServerMsg, StrList};
+    use chatbox_core::proto::{
+        ChatMessage, MessageKind, MessageList, PresenceKind, ServerMsg, StrList,
+    };
 
     use super::*;
 
@@ -330,28 +338,68 @@ mod tests {
         };
         let cases: Vec<(ServerMsg<'_>, Vec<&str>)> = vec![
             (
-                ServerMsg::LoginOk { user: "alice", motd: "Hi\nthere" },
+                ServerMsg::LoginOk {
+                    user: "alice",
+                    motd: "Hi\nthere",
+                },
                 vec!["login alice", "motd Hithere"],
             ),
-            (ServerMsg::LoginOk { user: "alice", motd: "" }, vec!["login alice"]),
-            (m(MessageKind::Say, "#lobby", "bob", "hello \u{1b}[31mall"), vec!["say #lobby bob hello all"]),
-            (m(MessageKind::Action, "#lobby", "bob", "waves"), vec!["action #lobby bob waves"]),
-            (m(MessageKind::Private, "alice", "bob", "psst"), vec!["private alice bob psst"]),
-            (m(MessageKind::Notice, "#lobby", "server", "note"), vec!["notice #lobby server note"]),
             (
-                ServerMsg::Presence { room: "#lobby", user: "bob", kind: PresenceKind::Join, text: "" },
+                ServerMsg::LoginOk {
+                    user: "alice",
+                    motd: "",
+                },
+                vec!["login alice"],
+            ),
+            (
+                m(MessageKind::Say, "#lobby", "bob", "hello \u{1b}[31mall"),
+                vec!["say #lobby bob hello all"],
+            ),
+            (
+                m(MessageKind::Action, "#lobby", "bob", "waves"),
+                vec!["action #lobby bob waves"],
+            ),
+            (
+                m(MessageKind::Private, "alice", "bob", "psst"),
+                vec!["private alice bob psst"],
+            ),
+            (
+                m(MessageKind::Notice, "#lobby", "server", "note"),
+                vec!["notice #lobby server note"],
+            ),
+            (
+                ServerMsg::Presence {
+                    room: "#lobby",
+                    user: "bob",
+                    kind: PresenceKind::Join,
+                    text: "",
+                },
                 vec!["presence #lobby bob join"],
             ),
             (
-                ServerMsg::Presence { room: "", user: "bob", kind: PresenceKind::Away, text: "lunch" },
+                ServerMsg::Presence {
+                    room: "",
+                    user: "bob",
+                    kind: PresenceKind::Away,
+                    text: "lunch",
+                },
                 vec!["presence * bob away lunch"],
             ),
             (
-                ServerMsg::Topic { room: "#lobby", topic: "Welcome", set_by: "op", time_ms: 1 },
+                ServerMsg::Topic {
+                    room: "#lobby",
+                    topic: "Welcome",
+                    set_by: "op",
+                    time_ms: 1,
+                },
                 vec!["topic #lobby Welcome"],
             ),
             (
-                ServerMsg::RoomEntry { room: "#dev", members: 3, topic: "rust" },
+                ServerMsg::RoomEntry {
+                    room: "#dev",
+                    members: 3,
+                    topic: "rust",
+                },
                 vec!["room #dev 3 rust"],
             ),
             (
@@ -367,10 +415,19 @@ mod tests {
             ),
             (ServerMsg::Info { text: "done" }, vec!["info done"]),
             (
-                ServerMsg::Error { code: 11, text: "no such user" },
+                ServerMsg::Error {
+                    code: 11,
+                    text: "no such user",
+                },
                 vec!["error no_such_user no such user"],
             ),
-            (ServerMsg::Error { code: 999, text: "x" }, vec!["error code_999 x"]),
+            (
+                ServerMsg::Error {
+                    code: 999,
+                    text: "x",
+                },
+                vec!["error code_999 x"],
+            ),
             (ServerMsg::Pong { token: 42 }, vec!["pong 42"]),
             (ServerMsg::Bye { reason: "shutdown" }, vec!["bye shutdown"]),
         ];
@@ -382,18 +439,47 @@ mod tests {
     #[test]
     fn names_batches_and_history() {
         let mut n = NamesBatches::default();
-        let first = ServerMsg::Names { room: "#lobby", done: false, users: StrList::Items(&["a", "b"]) };
+        let first = ServerMsg::Names {
+            room: "#lobby",
+            done: false,
+            users: StrList::Items(&["a", "b"]),
+        };
         assert!(lines(first, &mut n).is_empty());
-        let last = ServerMsg::Names { room: "#lobby", done: true, users: StrList::Items(&["c"]) };
+        let last = ServerMsg::Names {
+            room: "#lobby",
+            done: true,
+            users: StrList::Items(&["c"]),
+        };
         assert_eq!(lines(last, &mut n), vec!["names #lobby a b c"]);
         let msgs = [
-            ChatMessage { id: 1, time_ms: 0, target: "#lobby", from: "a", kind: MessageKind::Say, text: "one" },
-            ChatMessage { id: 2, time_ms: 0, target: "#lobby", from: "b", kind: MessageKind::Action, text: "two" },
+            ChatMessage {
+                id: 1,
+                time_ms: 0,
+                target: "#lobby",
+                from: "a",
+                kind: MessageKind::Say,
+                text: "one",
+            },
+            ChatMessage {
+                id: 2,
+                time_ms: 0,
+                target: "#lobby",
+                from: "b",
+                kind: MessageKind::Action,
+                text: "two",
+            },
         ];
-        let h = ServerMsg::History { target: "#lobby", done: true, messages: MessageList::Items(&msgs) };
+        let h = ServerMsg::History {
+            target: "#lobby",
+            done: true,
+            messages: MessageList::Items(&msgs),
+        };
         assert_eq!(
             lines(h, &mut n),
-            vec!["history #lobby 1 a say one", "history #lobby 2 b action two"]
+            vec![
+                "history #lobby 1 a say one",
+                "history #lobby 2 b action two"
+            ]
         );
     }
 }

@@ -128,7 +128,10 @@ mod tests {
 
     #[test]
     fn secret_from_uri() {
-        assert_eq!(otpauth_secret(URI), Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"));
+        assert_eq!(
+            otpauth_secret(URI),
+            Some("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+        );
         assert_eq!(otpauth_secret("otpauth://totp/x?issuer=a"), None);
         assert_eq!(otpauth_secret("no query"), None);
         assert_eq!(

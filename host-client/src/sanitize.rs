@@ -91,7 +91,10 @@ mod tests {
             ("\u{1b}[31mred\u{1b}[0m", "red"),
             ("\u{1b}[2J\u{1b}[Hclear", "clear"),
             ("a\u{1b}]0;evil title\u{7}b", "ab"),
-            ("a\u{1b}]8;;http://x\u{1b}\\link\u{1b}]8;;\u{1b}\\b", "alinkb"),
+            (
+                "a\u{1b}]8;;http://x\u{1b}\\link\u{1b}]8;;\u{1b}\\b",
+                "alinkb",
+            ),
             ("a\u{1b}Pq#0;2;0;0;0\u{1b}\\b", "ab"),
             ("a\u{9b}1mb", "ab"),
             ("line1\nline2\r\n", "line1line2"),
