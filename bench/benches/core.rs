@@ -1,4 +1,5 @@
 //! Core primitives: record seal/open (ratchet included), handshake, TOTP, PBKDF2.
+#![allow(clippy::unwrap_used)] // a benchmark: a failure is a panic with a message
 
 use std::hint::black_box;
 
