@@ -4,7 +4,7 @@
 //!  ChatBox · #lobby — topic                                      (title)
 //!  12:01 --> bob joined #lobby                                   (messages, scrollable)
 //!  12:02 <bob> hello
-//!  alice │ #lobby · 2 online │ 127.0.0.1:6001 SHA256:AbCd… │ key epoch ↑3 ↓9   (status)
+//!  alice │ #lobby · 2 online │ key epoch ↑3 ↓9 │ SHA256:AbCd… │ 127.0.0.1:6001   (status)
 //!  [#lobby] typed text_                                          (input)
 //! ```
 
@@ -240,15 +240,7 @@ pub fn cursor(app: &App, area: Rect) -> Position {
 #[must_use]
 pub fn status_text(app: &App) -> String {
     let room = app.rooms.current().unwrap_or("no room");
-    let mut s = format!(
-        " {} │ {room} · {} online │ {} {} │ key epoch ↑{} ↓{}",
-        app.user,
-        app.members_here(),
-        app.server,
-        short_fingerprint(&app.fingerprint),
-        app.epochs.0,
-        app.epochs.1,
-    );
+    let mut s = format!(" {} │ {room} · {} online", app.user, app.members_here());
     if app.away {
         s.push_str(" │ away");
     }
@@ -258,6 +250,13 @@ pub fn status_text(app: &App) -> String {
     if let Link::Lost(_) = app.link {
         s.push_str(" │ DISCONNECTED");
     }
+    s.push_str(&format!(
+        " │ key epoch ↑{} ↓{} │ {} │ {}",
+        app.epochs.0,
+        app.epochs.1,
+        short_fingerprint(&app.fingerprint),
+        app.server,
+    ));
     s
 }
 
