@@ -28,10 +28,10 @@ fn say(id: u64, minutes: u64, from: &str, text: &str) -> ServerEvent {
 }
 
 fn screen(app: &App, w: u16, h: u16) -> Vec<String> {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
     terminal
         .draw(|f| view::render(app, f.area(), f.buffer_mut()))
-        .unwrap();
+        .expect("draw");
     let buf = terminal.backend().buffer().clone();
     (0..h)
         .map(|y| {
