@@ -2,11 +2,12 @@
 //! dir): scripted registration, plain chat between two users, a wrong code, key mismatches and
 //! an unreachable server. Every child process runs under a deadline.
 
+use core::time::Duration;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use chatbox_client::qr_view::otpauth_secret;
 use chatbox_core::encoding::base32_decode;
@@ -24,8 +25,9 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let handle = chatbox_server::start(chatbox_server::Config::for_tests(dir.path())).unwrap();
+        let dir = tempfile::tempdir().expect("test setup");
+        let handle = chatbox_server::start(chatbox_server::Config::for_tests(dir.path()))
+            .expect("test setup");
         let addr = handle.local_addr().to_string();
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
         Server {
@@ -36,7 +38,7 @@ impl Server {
     }
 
     fn fingerprint(&self) -> String {
-        self.handle.as_ref().unwrap().fingerprint()
+        self.handle.as_ref().expect("test setup").fingerprint()
     }
 }
 
@@ -81,9 +83,9 @@ impl Client {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
-        let out = lines_of(child.stdout.take().unwrap());
-        let err = lines_of(child.stderr.take().unwrap());
+            .expect("test setup");
+        let out = lines_of(child.stdout.take().expect("test setup"));
+        let err = lines_of(child.stderr.take().expect("test setup"));
         Client {
             stdin: child.stdin.take(),
             child,
@@ -95,8 +97,8 @@ impl Client {
 
     fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
+        writeln!(stdin, "{line}").expect("test setup");
+        stdin.flush().expect("test setup");
     }
 
     fn close_stdin(&mut self) {
@@ -133,7 +135,7 @@ impl Client {
         self.close_stdin();
         let end = Instant::now() + DEADLINE;
         let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
+            if let Some(s) = self.child.try_wait().expect("test setup") {
                 break s;
             }
             if Instant::now() > end {
@@ -159,7 +161,7 @@ impl Client {
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
+        .expect("test setup")
         .as_secs()
 }
 
@@ -182,7 +184,7 @@ impl Account {
         );
         self.totp
             .generate_at_step(step)
-            .unwrap()
+            .expect("test setup")
             .as_str()
             .to_owned()
     }
@@ -197,11 +199,11 @@ fn register(server: &Server, home: &Path, user: &str) -> Account {
     assert!(uri.contains(user), "{uri}");
     let secret_b32 = otpauth_secret(&uri).expect("secret in URI");
     let mut buf = [0u8; 64];
-    let secret = base32_decode(secret_b32, &mut buf).unwrap();
-    let totp = Totp::sha1_default(secret).unwrap();
+    let secret = base32_decode(secret_b32, &mut buf).expect("test setup");
+    let totp = Totp::sha1_default(secret).expect("test setup");
     let now = now_secs();
     let step = totp.step(now);
-    c.send(totp.generate_at_step(step).unwrap().as_str());
+    c.send(totp.generate_at_step(step).expect("test setup").as_str());
     let (status, out, err) = c.finish();
     assert!(
         status.success(),
@@ -238,12 +240,12 @@ fn chat(server: &Server, home: &Path, user: &str, otp: &str, extra: &[&str]) -> 
 #[test]
 fn two_users_register_and_chat_in_plain_mode() {
     let server = Server::start();
-    let home = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().expect("test setup");
     let mut alice = register(&server, home.path(), "alice");
     let mut bob = register(&server, home.path(), "bob");
 
     // The server key was recorded on first use.
-    let known = std::fs::read_to_string(home.path().join("known_servers")).unwrap();
+    let known = std::fs::read_to_string(home.path().join("known_servers")).expect("test setup");
     assert_eq!(known, format!("{} {}\n", server.addr, server.fingerprint()));
 
     let mut b = chat(&server, home.path(), "bob", &bob.next_code(), &[]);
@@ -299,10 +301,13 @@ fn two_users_register_and_chat_in_plain_mode() {
 #[test]
 fn wrong_code_fails_with_an_error_line() {
     let server = Server::start();
-    let home = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().expect("test setup");
     let mut carol = register(&server, home.path(), "carol");
     let good = carol.next_code();
-    let wrong = format!("{:06}", (good.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let wrong = format!(
+        "{:06}",
+        (good.parse::<u32>().expect("test setup") + 1) % 1_000_000
+    );
     let c = chat(&server, home.path(), "carol", &wrong, &[]);
     let (status, out, err) = c.finish();
     assert_eq!(status.code(), Some(4), "{out:?} {err:?}");
@@ -314,7 +319,7 @@ fn wrong_code_fails_with_an_error_line() {
 #[test]
 fn duplicate_registration_fails() {
     let server = Server::start();
-    let home = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().expect("test setup");
     register(&server, home.path(), "dave");
     let c = Client::spawn(
         home.path(),
@@ -331,7 +336,7 @@ fn duplicate_registration_fails() {
 #[test]
 fn pinned_wrong_key_fails_naming_both_fingerprints() {
     let server = Server::start();
-    let home = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().expect("test setup");
     let wrong = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
     let c = chat(
         &server,
@@ -366,13 +371,13 @@ fn pinned_wrong_key_fails_naming_both_fingerprints() {
 #[test]
 fn changed_server_key_is_refused_after_first_use() {
     let server = Server::start();
-    let home = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().expect("test setup");
     let recorded = "SHA256:ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs";
     std::fs::write(
         home.path().join("known_servers"),
         format!("garbage line\n{} {recorded}\n", server.addr),
     )
-    .unwrap();
+    .expect("test setup");
     let c = chat(&server, home.path(), "frank", "123456", &[]);
     let (status, _, err) = c.finish();
     assert_eq!(status.code(), Some(3), "{err:?}");
@@ -386,10 +391,10 @@ fn changed_server_key_is_refused_after_first_use() {
 
 #[test]
 fn unreachable_server_is_a_clear_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("test setup");
+    let addr = listener.local_addr().expect("test setup").to_string();
     drop(listener);
-    let home = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().expect("test setup");
     let c = Client::spawn(
         home.path(),
         &[
