@@ -1,1 +1,245 @@
-fn main() {}
+//! `chatbox-server`: serve (default), `user …` administration, `verify-log`.
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use chatbox_server::admin::{self, Action};
+use chatbox_server::logs::{Verdict, verify_chat_log};
+use chatbox_server::{Config, keys::ServerKeys};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "chatbox-server",
+    version,
+    about = "ChatBox server",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Account administration on the database.
+    User {
+        #[command(subcommand)]
+        action: UserCmd,
+        /// Data directory (chatbox.db, server.key).
+        #[arg(long, env = "CHATBOX_DATA_DIR", default_value = "data", global = true)]
+        data_dir: PathBuf,
+        /// Issuer in otpauth URIs (reset-otp).
+        #[arg(long, default_value = "ChatBox", global = true)]
+        issuer: String,
+    },
+    /// Check the HMAC chain of a chat log; exit 0 only if every line verifies.
+    VerifyLog {
+        /// The chat log to check.
+        file: PathBuf,
+        /// Data directory holding server.key.
+        #[arg(long, env = "CHATBOX_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// List accounts.
+    List,
+    /// Show one account.
+    Show { user: String },
+    /// Lock an account until unlocked.
+    Lock { user: String },
+    /// Unlock an account.
+    Unlock { user: String },
+    /// Delete an account.
+    Delete { user: String },
+    /// New TOTP secret (prints the otpauth URI once).
+    ResetOtp { user: String },
+    /// Set the role: op or user.
+    Role { user: String, role: String },
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CHATBOX_LISTEN", default_value = "127.0.0.1:6001")]
+    listen: SocketAddr,
+    /// Data directory (chatbox.db, server.key).
+    #[arg(long, env = "CHATBOX_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Log directory.
+    #[arg(long, env = "CHATBOX_LOG_DIR", default_value = "log")]
+    log_dir: PathBuf,
+    /// PBKDF2 iterations for new password hashes (min 10000).
+    #[arg(long, env = "CHATBOX_PBKDF2_ITERATIONS", default_value_t = 600_000, value_parser = clap::value_parser!(u32).range(10_000..=10_000_000))]
+    pbkdf2_iterations: u32,
+    /// Issuer shown by authenticator apps.
+    #[arg(long, default_value = "ChatBox")]
+    issuer: String,
+    /// Message of the day (an operator's /motd overrides it).
+    #[arg(long)]
+    motd: Option<String>,
+    /// Most simultaneous connections.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Most simultaneous connections per IP.
+    #[arg(long, default_value_t = 32)]
+    max_per_ip: usize,
+    /// Messages per second allowed per connection (token bucket refill).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Burst size of the token bucket.
+    #[arg(long, default_value_t = 40.0)]
+    burst: f64,
+    /// Rate-limit warnings before disconnecting.
+    #[arg(long, default_value_t = 5)]
+    rate_violations: u32,
+    /// Failed logins per minute per IP before refusing.
+    #[arg(long, default_value_t = 5)]
+    ip_failures_per_min: u32,
+    /// Consecutive failures that lock an account.
+    #[arg(long, default_value_t = 10)]
+    lock_after: u32,
+    /// Lock duration in seconds.
+    #[arg(long, default_value_t = 900)]
+    lock_secs: u64,
+    /// Seconds an anonymous connection may stay without logging in.
+    #[arg(long, default_value_t = 120)]
+    login_timeout: u64,
+    /// Seconds of silence before a connection is closed.
+    #[arg(long, default_value_t = 300)]
+    idle_timeout: u64,
+    /// Seconds allowed for the handshake.
+    #[arg(long, default_value_t = 10)]
+    handshake_timeout: u64,
+}
+
+impl ServeArgs {
+    fn config(&self) -> Config {
+        let mut c = Config::new();
+        c.listen = self.listen;
+        c.data_dir.clone_from(&self.data_dir);
+        c.log_dir.clone_from(&self.log_dir);
+        c.pbkdf2_iterations = self.pbkdf2_iterations;
+        c.issuer.clone_from(&self.issuer);
+        if let Some(m) = &self.motd {
+            c.motd.clone_from(m);
+        }
+        c.max_connections = self.max_connections;
+        c.max_per_ip = self.max_per_ip;
+        c.rate_per_sec = self.rate.max(0.1);
+        c.rate_burst = self.burst.max(1.0);
+        c.rate_violations = self.rate_violations;
+        c.ip_failures_per_min = self.ip_failures_per_min;
+        c.lock_after = self.lock_after.max(1);
+        c.lock_duration = Duration::from_secs(self.lock_secs);
+        c.login_timeout = Duration::from_secs(self.login_timeout);
+        c.idle_timeout = Duration::from_secs(self.idle_timeout);
+        c.handshake_timeout = Duration::from_secs(self.handshake_timeout);
+        c
+    }
+}
+
+fn serve(args: &ServeArgs) -> Result<()> {
+    let config = args.config();
+    if config.pbkdf2_iterations < chatbox_core::password::DEFAULT_ITERATIONS {
+        eprintln!(
+            "warning: {} PBKDF2 iterations is below the recommended {}",
+            config.pbkdf2_iterations,
+            chatbox_core::password::DEFAULT_ITERATIONS
+        );
+    }
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing signal handlers")?;
+    let server = chatbox_server::start(config).context("starting the server")?;
+    println!("ChatBox server listening on {}", server.local_addr());
+    println!("server key fingerprint: {}", server.fingerprint());
+    println!(
+        "data: {}  logs: {}",
+        args.data_dir.display(),
+        args.log_dir.display()
+    );
+    let mut signals = signals;
+    let sig = signals.forever().next();
+    println!("signal {sig:?}: shutting down");
+    server.shutdown();
+    println!("stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.cmd {
+        None => serve(&cli.serve),
+        Some(Cmd::Serve(a)) => serve(a),
+        Some(Cmd::User {
+            action,
+            data_dir,
+            issuer,
+        }) => {
+            let action = match action {
+                UserCmd::List => Action::List,
+                UserCmd::Show { user } => Action::Show(user.clone()),
+                UserCmd::Lock { user } => Action::Lock(user.clone()),
+                UserCmd::Unlock { user } => Action::Unlock(user.clone()),
+                UserCmd::Delete { user } => Action::Delete(user.clone()),
+                UserCmd::ResetOtp { user } => Action::ResetOtp(user.clone()),
+                UserCmd::Role { user, role } => Action::Role(user.clone(), role.clone()),
+            };
+            admin::run(data_dir, issuer, &action, &mut std::io::stdout())
+        }
+        Some(Cmd::VerifyLog { file, data_dir }) => {
+            return verify_log(file, data_dir);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatbox-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify_log(file: &std::path::Path, data_dir: &std::path::Path) -> ExitCode {
+    let keys = match ServerKeys::load(data_dir) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!(
+                "chatbox-server: reading {}/server.key: {e}",
+                data_dir.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match verify_chat_log(file, &keys.log_key()) {
+        Ok(Verdict::Ok { lines }) => {
+            println!("OK: {lines} lines verified");
+            ExitCode::SUCCESS
+        }
+        Ok(Verdict::BadLine { line }) => {
+            println!("FAILED: line {line} does not verify (edited, removed or reordered lines)");
+            ExitCode::FAILURE
+        }
+        Ok(Verdict::Truncated { line }) => {
+            println!("FAILED: line {line} is truncated (no end of line)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("chatbox-server: {}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! `chatbox-server user …`: account administration straight on the database (WAL lets it run
+//! while the server is up).
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use chatbox_core::otp::{Algorithm, SECRET_LEN, otpauth_uri};
+use chatbox_core::username;
+use rusqlite::Connection;
+use zeroize::Zeroizing;
+
+use crate::keys::{ServerKeys, random};
+use crate::store::{queries, schema};
+use crate::time::{fmt_utc, now_ms};
+
+/// An administration action.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Table of accounts.
+    List,
+    /// One account in detail.
+    Show(String),
+    /// Lock until unlocked.
+    Lock(String),
+    /// Unlock and reset the failure count.
+    Unlock(String),
+    /// Delete the account.
+    Delete(String),
+    /// New TOTP secret; prints the otpauth URI once.
+    ResetOtp(String),
+    /// Set the role (`op` or `user`).
+    Role(String, String),
+}
+
+fn open(data_dir: &Path) -> Result<Connection> {
+    let path = data_dir.join("chatbox.db");
+    if !path.exists() {
+        bail!("no database at {}", path.display());
+    }
+    schema::open(&path).with_context(|| format!("opening {}", path.display()))
+}
+
+fn name(raw: &str) -> Result<String> {
+    Ok(username::normalize(raw)
+        .map_err(|e| anyhow::anyhow!("invalid user name: {e}"))?
+        .as_str()
+        .to_owned())
+}
+
+fn lock_text(until: u64) -> String {
+    if until > now_ms() {
+        format!("locked until {}", fmt_utc(until))
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// Runs an action, writing its report to `out`.
+pub fn run(
+    data_dir: &Path,
+    issuer: &str,
+    action: &Action,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    let c = open(data_dir)?;
+    match action {
+        Action::List => {
+            let rows = queries::accounts(&c)?;
+            writeln!(
+                out,
+                "| {:<32} | {:<22} | {:<6} | {:<6} | {:<4} | {:<8} | {:<30} |",
+                "User", "ip:port (last)", "statut", "online", "role", "failures", "lock"
+            )?;
+            writeln!(out, "|{}|", "-".repeat(130))?;
+            for a in rows {
+                writeln!(
+                    out,
+                    "| {:<32} | {:<22} | {:<6} | {:<6} | {:<4} | {:<8} | {:<30} |",
+                    a.user,
+                    a.ip_port_last,
+                    a.statut,
+                    a.online,
+                    a.role,
+                    a.failures,
+                    lock_text(a.locked_until)
+                )?;
+            }
+        }
+        Action::Show(u) => {
+            let u = name(u)?;
+            let Some(a) = queries::account(&c, &u)? else {
+                bail!("no such user: {u}");
+            };
+            let scratch = queries::scratch_left(&c, &u)?;
+            writeln!(out, "user:           {}", a.user)?;
+            writeln!(
+                out,
+                "statut:         {}{}",
+                a.statut,
+                if a.pending_reg {
+                    " (registration pending)"
+                } else {
+                    ""
+                }
+            )?;
+            writeln!(out, "online:         {}", a.online)?;
+            writeln!(out, "role:           {}", a.role)?;
+            writeln!(out, "ip:port (last): {}", a.ip_port_last)?;
+            writeln!(out, "created:        {}", fmt_utc(a.created))?;
+            writeln!(out, "failures:       {}", a.failures)?;
+            writeln!(out, "lock:           {}", lock_text(a.locked_until))?;
+            writeln!(out, "scratch codes:  {scratch} unused")?;
+            writeln!(
+                out,
+                "password:       {}",
+                a.password.split('$').nth(1).unwrap_or("?")
+            )?;
+        }
+        Action::Lock(u) => {
+            let u = name(u)?;
+            // "Until an admin unlocks it": a century.
+            let until = now_ms().saturating_add(100 * 365 * 86_400_000);
+            if !queries::set_lock(&c, &u, until)? {
+                bail!("no such user: {u}");
+            }
+            writeln!(out, "{u} locked")?;
+        }
+        Action::Unlock(u) => {
+            let u = name(u)?;
+            if !queries::set_lock(&c, &u, 0)? {
+                bail!("no such user: {u}");
+            }
+            writeln!(out, "{u} unlocked")?;
+        }
+        Action::Delete(u) => {
+            let u = name(u)?;
+            if !queries::delete_account(&c, &u)? {
+                bail!("no such user: {u}");
+            }
+            writeln!(out, "{u} deleted")?;
+        }
+        Action::ResetOtp(u) => {
+            let u = name(u)?;
+            if queries::account(&c, &u)?.is_none() {
+                bail!("no such user: {u}");
+            }
+            let keys = ServerKeys::load(data_dir).context("reading server.key")?;
+            let secret = Zeroizing::new(random::<SECRET_LEN>()?);
+            let sealed = keys.seal_totp(&u, &secret[..])?;
+            let mut buf = Zeroizing::new([0u8; 512]);
+            let uri = otpauth_uri(
+                &mut buf[..],
+                issuer,
+                &u,
+                &secret[..],
+                Algorithm::Sha1,
+                6,
+                30,
+            )
+            .map_err(|e| anyhow::anyhow!("otpauth URI: {e}"))?;
+            queries::reset_otp(&c, &u, &sealed)?;
+            writeln!(
+                out,
+                "{u}: new TOTP secret; the account is pending until its next login with this code."
+            )?;
+            writeln!(out, "Hand this URI to the user (shown once):")?;
+            writeln!(out, "{uri}")?;
+        }
+        Action::Role(u, role) => {
+            let u = name(u)?;
+            if role != "op" && role != "user" {
+                bail!("role must be op or user");
+            }
+            if !queries::set_role(&c, &u, role)? {
+                bail!("no such user: {u}");
+            }
+            writeln!(out, "{u} is now {role}")?;
+        }
+    }
+    Ok(())
+}

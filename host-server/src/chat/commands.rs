@@ -1,0 +1,561 @@
+//! What a logged-in user can do.
+
+use chatbox_core::proto::{
+    ChatMessage, ClientMsg, ErrorCode, MAX_TEXT_LEN, MessageKind, PresenceKind, ServerMsg, StrList,
+    is_valid_room,
+};
+use chatbox_core::username;
+
+use super::hub::Departed;
+use super::{JOIN_HISTORY, LOBBY, MAX_HISTORY, Me, Replies, records, sanitize};
+use crate::server::Shared;
+use crate::store::{Sanction, TopicRow};
+use crate::time::{fmt_utc, now_ms};
+
+const HELP: &[&str] = &[
+    "Commands:",
+    "  /join #room            join (or create) a room",
+    "  /part [#room] [reason] leave a room",
+    "  /list                  list rooms",
+    "  /names [#room]         who is in a room",
+    "  /topic [#room] [text]  show or set a room's topic",
+    "  /msg user text         private message",
+    "  /me text               action",
+    "  /whois user            about a user",
+    "  /away [text]           set or clear an away message",
+    "  /history [#room|user]  older messages",
+    "  /help                  this list",
+    "  /quit                  leave",
+    "Operators: /kick #room user [reason], /ban user [seconds] [reason] (0 = permanent),",
+    "  /unban user, /mute user [seconds] [reason], /unmute user, /motd text",
+];
+
+fn presence(room: &str, user: &str, kind: PresenceKind, text: &str) -> std::sync::Arc<[u8]> {
+    records::shared(&ServerMsg::Presence {
+        room,
+        user,
+        kind,
+        text,
+    })
+}
+
+fn store_failed(shared: &Shared, out: &mut Replies, e: &crate::store::StoreError) {
+    shared.logs.info(format!("database error: {e}"));
+    out.error(ErrorCode::Internal, "server error, nothing was stored");
+}
+
+fn muted(shared: &Shared, user: &str) -> bool {
+    let now = now_ms();
+    shared
+        .mutes
+        .lock()
+        .ok()
+        .and_then(|m| m.get(user).copied())
+        .is_some_and(|until| until == 0 || until > now)
+}
+
+/// After a successful login: `LoginOk` with the MOTD, then #lobby.
+pub async fn on_login(shared: &Shared, me: &Me, out: &mut Replies) {
+    let motd = shared.motd.lock().map(|m| m.clone()).unwrap_or_default();
+    out.msg(&ServerMsg::LoginOk {
+        user: &me.user,
+        motd: &motd,
+    });
+    join(shared, me, LOBBY, out).await;
+}
+
+/// A connection went away: `Quit` to its rooms, offline if it was the user's last.
+pub async fn on_leave(shared: &Shared, d: Departed) {
+    let Some(user) = d.user else { return };
+    if d.still_online {
+        return;
+    }
+    for room in &d.rooms {
+        shared
+            .hub
+            .to_room(room, &presence(room, &user, PresenceKind::Quit, ""), None);
+    }
+    if let Err(e) = shared.store.set_offline(&user).await {
+        shared.logs.info(format!("database error: {e}"));
+    }
+}
+
+async fn join(shared: &Shared, me: &Me, room: &str, out: &mut Replies) {
+    if !is_valid_room(room) {
+        out.error(
+            ErrorCode::InvalidRoom,
+            "room names are # then 1-31 of a-z 0-9 _ . -",
+        );
+        return;
+    }
+    if shared.hub.join(me.id, room) {
+        let p = presence(room, &me.user, PresenceKind::Join, "");
+        shared.hub.to_room(room, &p, Some(me.id));
+        out.record(p);
+    }
+    let t = shared.hub.topic(room);
+    out.msg(&ServerMsg::Topic {
+        room,
+        topic: t.as_ref().map_or("", |t| t.topic.as_str()),
+        set_by: t.as_ref().map_or("", |t| t.set_by.as_str()),
+        time_ms: t.as_ref().map_or(0, |t| t.time_ms),
+    });
+    out.all(records::names(
+        room,
+        &shared.hub.names(room).unwrap_or_default(),
+    ));
+    match shared.store.history(&me.user, room, 0, JOIN_HISTORY).await {
+        Ok(h) => out.all(records::history(room, &h)),
+        Err(e) => store_failed(shared, out, &e),
+    }
+}
+
+/// Stores a message, then fans it out; the sender's copy (with the id) is the acknowledgement.
+async fn post(
+    shared: &Shared,
+    me: &Me,
+    target: &str,
+    kind: MessageKind,
+    raw: &str,
+    out: &mut Replies,
+) {
+    if raw.len() > MAX_TEXT_LEN {
+        out.error(ErrorCode::TooLong, "message longer than 1024 bytes");
+        return;
+    }
+    if muted(shared, &me.user) {
+        out.error(ErrorCode::Muted, "you are muted");
+        return;
+    }
+    let text = sanitize::clean(raw);
+    if text.trim().is_empty() {
+        out.error(ErrorCode::Malformed, "empty message");
+        return;
+    }
+    let is_room = target.starts_with('#');
+    let target = if is_room {
+        if !is_valid_room(target) {
+            out.error(ErrorCode::InvalidRoom, "invalid room name");
+            return;
+        }
+        if !shared.hub.in_room(me.id, target) {
+            out.error(ErrorCode::NotInRoom, "join the room first");
+            return;
+        }
+        target.to_owned()
+    } else {
+        let Ok(peer) = username::normalize(target) else {
+            out.error(ErrorCode::NoSuchUser, "no such user");
+            return;
+        };
+        let peer = peer.as_str().to_owned();
+        if !shared.hub.online(&peer) {
+            match shared.store.account(&peer).await {
+                Ok(Some(a)) if !a.pending_reg => {}
+                Ok(_) => {
+                    out.error(ErrorCode::NoSuchUser, "no such user");
+                    return;
+                }
+                Err(e) => return store_failed(shared, out, &e),
+            }
+        }
+        peer
+    };
+    let time_ms = now_ms();
+    let id = match shared
+        .store
+        .insert_message(time_ms, &target, &me.user, kind as u8, &text)
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => return store_failed(shared, out, &e),
+    };
+    let rec = records::shared(&ServerMsg::Message(ChatMessage {
+        id,
+        time_ms,
+        target: &target,
+        from: &me.user,
+        kind,
+        text: &text,
+    }));
+    if is_room {
+        shared.hub.to_room(&target, &rec, Some(me.id));
+    } else {
+        shared.hub.to_user(&target, &rec, Some(me.id));
+        if target != me.user {
+            shared.hub.to_user(&me.user, &rec, Some(me.id));
+        }
+    }
+    out.record(rec);
+    let k = match kind {
+        MessageKind::Action => "action",
+        MessageKind::Private => "private",
+        MessageKind::Notice => "notice",
+        _ => "say",
+    };
+    shared
+        .logs
+        .chat(format!("id={id} {target} <{}> {k}: {text}", me.user));
+}
+
+fn is_op(me: &Me, out: &mut Replies) -> bool {
+    if me.role == "op" {
+        true
+    } else {
+        out.error(ErrorCode::NotPermitted, "operators only");
+        false
+    }
+}
+
+fn user_arg(raw: &str, out: &mut Replies) -> Option<String> {
+    match username::normalize(raw) {
+        Ok(u) => Some(u.as_str().to_owned()),
+        Err(_) => {
+            out.error(ErrorCode::NoSuchUser, "no such user");
+            None
+        }
+    }
+}
+
+fn until(seconds: u32) -> u64 {
+    if seconds == 0 {
+        0
+    } else {
+        now_ms().saturating_add(u64::from(seconds) * 1000)
+    }
+}
+
+fn describe(until_ms: u64) -> String {
+    if until_ms == 0 {
+        "permanently".to_owned()
+    } else {
+        format!("until {}", fmt_utc(until_ms))
+    }
+}
+
+/// Handles one message of a logged-in user (auth messages and Ping/Bye are the caller's).
+#[allow(clippy::too_many_lines)]
+pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Replies) {
+    match *msg {
+        ClientMsg::Say { room, text } => post(shared, me, room, MessageKind::Say, text, out).await,
+        ClientMsg::Action { target, text } => {
+            post(shared, me, target, MessageKind::Action, text, out).await;
+        }
+        ClientMsg::Private { to, text } => {
+            if to.starts_with('#') {
+                out.error(ErrorCode::NoSuchUser, "private messages go to a user");
+            } else {
+                post(shared, me, to, MessageKind::Private, text, out).await;
+            }
+        }
+        ClientMsg::Join { room } => join(shared, me, room, out).await,
+        ClientMsg::Part { room, reason } => {
+            if !shared.hub.part(me.id, room) {
+                out.error(ErrorCode::NotInRoom, "not in that room");
+                return;
+            }
+            let reason = sanitize::clean(reason);
+            let p = presence(room, &me.user, PresenceKind::Part, &reason);
+            shared.hub.to_room(room, &p, None);
+            out.record(p);
+        }
+        ClientMsg::Names { room } => match shared.hub.names(room) {
+            Some(users) => out.all(records::names(room, &users)),
+            None => out.error(ErrorCode::NoSuchRoom, "no such room"),
+        },
+        ClientMsg::Whois { user } => {
+            let Some(user) = user_arg(user, out) else {
+                return;
+            };
+            match shared.store.account(&user).await {
+                Ok(Some(a)) if !a.pending_reg => {
+                    let rooms = shared.hub.user_rooms(&user);
+                    let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
+                    out.msg(&ServerMsg::Whois {
+                        user: &user,
+                        role: &a.role,
+                        online: shared.hub.online(&user),
+                        away: &shared.hub.away(&user),
+                        registered_ms: a.created,
+                        rooms: StrList::Items(&rooms),
+                    });
+                }
+                Ok(_) => out.error(ErrorCode::NoSuchUser, "no such user"),
+                Err(e) => store_failed(shared, out, &e),
+            }
+        }
+        ClientMsg::Away { text } => {
+            if text.len() > MAX_TEXT_LEN {
+                out.error(ErrorCode::TooLong, "away message too long");
+                return;
+            }
+            let text = sanitize::clean(text);
+            shared.hub.set_away(&me.user, &text);
+            let kind = if text.is_empty() {
+                PresenceKind::Back
+            } else {
+                PresenceKind::Away
+            };
+            for room in shared.hub.user_rooms(&me.user) {
+                shared
+                    .hub
+                    .to_room(&room, &presence(&room, &me.user, kind, &text), Some(me.id));
+            }
+            out.msg(&ServerMsg::Presence {
+                room: "",
+                user: &me.user,
+                kind,
+                text: &text,
+            });
+        }
+        ClientMsg::ListRooms => {
+            let rooms = shared.hub.list();
+            for (room, members, topic) in &rooms {
+                out.msg(&ServerMsg::RoomEntry {
+                    room,
+                    members: *members,
+                    topic,
+                });
+            }
+            out.info(&format!("end of room list ({} rooms)", rooms.len()));
+        }
+        ClientMsg::Topic { room, topic: None } => {
+            if !is_valid_room(room) {
+                out.error(ErrorCode::InvalidRoom, "invalid room name");
+                return;
+            }
+            let t = shared.hub.topic(room);
+            out.msg(&ServerMsg::Topic {
+                room,
+                topic: t.as_ref().map_or("", |t| t.topic.as_str()),
+                set_by: t.as_ref().map_or("", |t| t.set_by.as_str()),
+                time_ms: t.as_ref().map_or(0, |t| t.time_ms),
+            });
+        }
+        ClientMsg::Topic {
+            room,
+            topic: Some(text),
+        } => {
+            if !shared.hub.in_room(me.id, room) {
+                out.error(ErrorCode::NotInRoom, "join the room first");
+                return;
+            }
+            if muted(shared, &me.user) {
+                out.error(ErrorCode::Muted, "you are muted");
+                return;
+            }
+            if text.len() > MAX_TEXT_LEN {
+                out.error(ErrorCode::TooLong, "topic longer than 1024 bytes");
+                return;
+            }
+            let row = TopicRow {
+                room: room.to_owned(),
+                topic: sanitize::clean(text),
+                set_by: me.user.clone(),
+                time_ms: now_ms(),
+            };
+            if let Err(e) = shared.store.set_topic(row.clone()).await {
+                return store_failed(shared, out, &e);
+            }
+            let rec = records::shared(&ServerMsg::Topic {
+                room,
+                topic: &row.topic,
+                set_by: &row.set_by,
+                time_ms: row.time_ms,
+            });
+            shared.hub.set_topic(row);
+            shared.hub.to_room(room, &rec, Some(me.id));
+            out.record(rec);
+        }
+        ClientMsg::History {
+            target,
+            before_id,
+            limit,
+        } => {
+            let limit = match u32::from(limit) {
+                0 => JOIN_HISTORY,
+                n => n.min(MAX_HISTORY),
+            };
+            let target = if target.starts_with('#') {
+                if !shared.hub.in_room(me.id, target) {
+                    out.error(ErrorCode::NotInRoom, "join the room first");
+                    return;
+                }
+                target.to_owned()
+            } else {
+                let Some(u) = user_arg(target, out) else {
+                    return;
+                };
+                u
+            };
+            match shared
+                .store
+                .history(&me.user, &target, before_id, limit)
+                .await
+            {
+                Ok(h) => out.all(records::history(&target, &h)),
+                Err(e) => store_failed(shared, out, &e),
+            }
+        }
+        ClientMsg::Help => {
+            for line in HELP {
+                out.info(line);
+            }
+        }
+        ClientMsg::Kick { room, user, reason } => {
+            if !is_op(me, out) {
+                return;
+            }
+            let Some(user) = user_arg(user, out) else {
+                return;
+            };
+            if !shared.hub.kick(room, &user) {
+                out.error(ErrorCode::NoSuchUser, "that user is not in the room");
+                return;
+            }
+            let reason = sanitize::clean(reason);
+            let p = presence(room, &user, PresenceKind::Kicked, &reason);
+            shared.hub.to_room(room, &p, Some(me.id));
+            shared.hub.to_user(&user, &p, None);
+            out.record(p);
+            shared
+                .logs
+                .info(format!("{} kicked {user} from {room}", me.user));
+        }
+        ClientMsg::Ban {
+            user,
+            seconds,
+            reason,
+        } => {
+            if !is_op(me, out) {
+                return;
+            }
+            let Some(user) = user_arg(user, out) else {
+                return;
+            };
+            let reason = sanitize::clean(reason);
+            match shared.store.account(&user).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return out.error(ErrorCode::NoSuchUser, "no such user"),
+                Err(e) => return store_failed(shared, out, &e),
+            }
+            let until_ms = until(seconds);
+            if let Err(e) = shared
+                .store
+                .add_sanction(Sanction::Ban, &user, until_ms, &reason, &me.user, now_ms())
+                .await
+            {
+                return store_failed(shared, out, &e);
+            }
+            for room in shared.hub.user_rooms(&user) {
+                shared.hub.to_room(
+                    &room,
+                    &presence(&room, &user, PresenceKind::Banned, &reason),
+                    Some(me.id),
+                );
+            }
+            let bye = format!("banned {}: {reason}", describe(until_ms));
+            shared
+                .hub
+                .disconnect_user(&user, &records::shared(&ServerMsg::Bye { reason: &bye }));
+            shared
+                .logs
+                .info(format!("{} banned {user} {}", me.user, describe(until_ms)));
+            out.info(&format!("{user} banned {}", describe(until_ms)));
+        }
+        ClientMsg::Unban { user } => {
+            if !is_op(me, out) {
+                return;
+            }
+            let Some(user) = user_arg(user, out) else {
+                return;
+            };
+            match shared.store.remove_sanction(Sanction::Ban, &user).await {
+                Ok(true) => {
+                    shared.logs.info(format!("{} unbanned {user}", me.user));
+                    out.info(&format!("{user} unbanned"));
+                }
+                Ok(false) => out.error(ErrorCode::NoSuchUser, "that user is not banned"),
+                Err(e) => store_failed(shared, out, &e),
+            }
+        }
+        ClientMsg::Mute {
+            user,
+            seconds,
+            reason,
+        } => {
+            if !is_op(me, out) {
+                return;
+            }
+            let Some(user) = user_arg(user, out) else {
+                return;
+            };
+            let reason = sanitize::clean(reason);
+            let until_ms = until(seconds);
+            if let Err(e) = shared
+                .store
+                .add_sanction(Sanction::Mute, &user, until_ms, &reason, &me.user, now_ms())
+                .await
+            {
+                return store_failed(shared, out, &e);
+            }
+            if let Ok(mut m) = shared.mutes.lock() {
+                m.insert(user.clone(), until_ms);
+            }
+            shared.hub.to_user(
+                &user,
+                &presence("", &user, PresenceKind::Muted, &reason),
+                None,
+            );
+            shared
+                .logs
+                .info(format!("{} muted {user} {}", me.user, describe(until_ms)));
+            out.info(&format!("{user} muted {}", describe(until_ms)));
+        }
+        ClientMsg::Unmute { user } => {
+            if !is_op(me, out) {
+                return;
+            }
+            let Some(user) = user_arg(user, out) else {
+                return;
+            };
+            match shared.store.remove_sanction(Sanction::Mute, &user).await {
+                Ok(found) => {
+                    if let Ok(mut m) = shared.mutes.lock() {
+                        m.remove(&user);
+                    }
+                    if found {
+                        shared.logs.info(format!("{} unmuted {user}", me.user));
+                        out.info(&format!("{user} unmuted"));
+                    } else {
+                        out.error(ErrorCode::NoSuchUser, "that user is not muted");
+                    }
+                }
+                Err(e) => store_failed(shared, out, &e),
+            }
+        }
+        ClientMsg::SetMotd { text } => {
+            if !is_op(me, out) {
+                return;
+            }
+            if text.len() > MAX_TEXT_LEN {
+                out.error(ErrorCode::TooLong, "MOTD longer than 1024 bytes");
+                return;
+            }
+            let text = sanitize::clean(text);
+            if let Err(e) = shared.store.set_motd(&text).await {
+                return store_failed(shared, out, &e);
+            }
+            if let Ok(mut m) = shared.motd.lock() {
+                m.clone_from(&text);
+            }
+            shared.logs.info(format!("{} set the MOTD", me.user));
+            out.info("MOTD updated");
+        }
+        ClientMsg::Register { .. } | ClientMsg::ConfirmTotp { .. } | ClientMsg::Login { .. } => {
+            out.error(ErrorCode::BadState, "already logged in");
+        }
+        ClientMsg::Ping { .. } | ClientMsg::Bye => {}
+        _ => out.error(ErrorCode::Malformed, "unsupported message"),
+    }
+}

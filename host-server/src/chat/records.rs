@@ -1,0 +1,171 @@
+//! Building server records: one `ServerMsg` per record, long lists split so that every record
+//! stays within `MAX_PLAINTEXT_LEN`.
+
+use std::sync::Arc;
+
+use chatbox_core::frame::MAX_PLAINTEXT_LEN;
+use chatbox_core::proto::{ChatMessage, ErrorCode, MessageKind, MessageList, ServerMsg, StrList};
+
+use crate::store::StoredMsg;
+
+/// Encodes one message (the plaintext of one record).
+#[must_use]
+pub fn encode(msg: &ServerMsg<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; MAX_PLAINTEXT_LEN];
+    match msg.encode(&mut buf) {
+        Ok(n) => buf.truncate(n),
+        Err(_) => {
+            // Only reachable if a caller built an oversized message: send an error instead.
+            buf.clear();
+            let e = ServerMsg::error(ErrorCode::Internal, "reply too large");
+            let mut small = [0u8; 64];
+            if let Ok(n) = e.encode(&mut small) {
+                buf.extend_from_slice(small.get(..n).unwrap_or_default());
+            }
+        }
+    }
+    buf
+}
+
+/// Encodes one message for fan-out: encoded once, shared by every recipient.
+#[must_use]
+pub fn shared(msg: &ServerMsg<'_>) -> Arc<[u8]> {
+    Arc::from(encode(msg))
+}
+
+/// The kind byte stored in the database, back to a `MessageKind`.
+#[must_use]
+pub fn kind(v: u8) -> MessageKind {
+    match v {
+        1 => MessageKind::Action,
+        2 => MessageKind::Private,
+        3 => MessageKind::Notice,
+        _ => MessageKind::Say,
+    }
+}
+
+/// A stored message as it goes on the wire.
+#[must_use]
+pub fn chat_message(m: &StoredMsg) -> ChatMessage<'_> {
+    ChatMessage {
+        id: m.id,
+        time_ms: m.time_ms,
+        target: &m.target,
+        from: &m.sender,
+        kind: kind(m.kind),
+        text: &m.text,
+    }
+}
+
+/// `Names` records for a room, the last with `done = true`.
+#[must_use]
+pub fn names(room: &str, users: &[String]) -> Vec<Vec<u8>> {
+    let base = 1 + 2 + room.len() + 1 + 2;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < users.len() || out.is_empty() {
+        let mut size = base;
+        let mut end = start;
+        while let Some(u) = users.get(end) {
+            if size + 2 + u.len() > MAX_PLAINTEXT_LEN {
+                break;
+            }
+            size += 2 + u.len();
+            end += 1;
+        }
+        if end == start && start < users.len() {
+            end += 1; // cannot happen with valid names; never loop forever
+        }
+        let chunk: Vec<&str> = users
+            .get(start..end)
+            .unwrap_or_default()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        out.push(encode(&ServerMsg::Names {
+            room,
+            done: end >= users.len(),
+            users: StrList::Items(&chunk),
+        }));
+        start = end;
+    }
+    out
+}
+
+/// `History` records, oldest first, the last with `done = true`.
+#[must_use]
+pub fn history(target: &str, msgs: &[StoredMsg]) -> Vec<Vec<u8>> {
+    let base = 1 + 2 + target.len() + 1 + 2;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < msgs.len() || out.is_empty() {
+        let mut size = base;
+        let mut end = start;
+        while let Some(m) = msgs.get(end) {
+            let len = chat_message(m).encoded_len();
+            if size + len > MAX_PLAINTEXT_LEN {
+                break;
+            }
+            size += len;
+            end += 1;
+        }
+        if end == start && start < msgs.len() {
+            end += 1;
+        }
+        let chunk: Vec<ChatMessage<'_>> = msgs
+            .get(start..end)
+            .unwrap_or_default()
+            .iter()
+            .map(chat_message)
+            .collect();
+        out.push(encode(&ServerMsg::History {
+            target,
+            done: end >= msgs.len(),
+            messages: MessageList::Items(&chunk),
+        }));
+        start = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_name_lists_are_split_within_the_record_limit() {
+        let users: Vec<String> = (0..3000).map(|i| format!("user{i:027}")).collect();
+        let recs = names("#lobby", &users);
+        assert!(recs.len() > 1);
+        let mut seen = 0;
+        for (i, r) in recs.iter().enumerate() {
+            assert!(r.len() <= MAX_PLAINTEXT_LEN);
+            match ServerMsg::decode(r).unwrap() {
+                ServerMsg::Names { done, users, .. } => {
+                    assert_eq!(done, i == recs.len() - 1);
+                    seen += users.len();
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(seen, users.len());
+        assert_eq!(names("#x", &[]).len(), 1);
+    }
+
+    #[test]
+    fn history_is_split_within_the_record_limit() {
+        let msgs: Vec<StoredMsg> = (0..60)
+            .map(|i| StoredMsg {
+                id: i,
+                time_ms: 1,
+                target: "#lobby".into(),
+                sender: "alice".into(),
+                kind: 0,
+                text: "x".repeat(1024),
+            })
+            .collect();
+        let recs = history("#lobby", &msgs);
+        assert!(recs.len() >= 4);
+        assert!(recs.iter().all(|r| r.len() <= MAX_PLAINTEXT_LEN));
+    }
+}

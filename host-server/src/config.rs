@@ -1,0 +1,117 @@
+//! Server settings: everything the command line (or a test) can change.
+
+use core::net::{Ipv4Addr, SocketAddr};
+use core::time::Duration;
+use std::path::{Path, PathBuf};
+
+/// The server's settings. [`Config::new`] gives the production defaults, [`Config::for_tests`]
+/// a fast set-up on an ephemeral port.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (`127.0.0.1:6001` by default).
+    pub listen: SocketAddr,
+    /// Directory of `chatbox.db` and `server.key`.
+    pub data_dir: PathBuf,
+    /// Directory of `sql.log`, `info.log`, `credentials.log`, `chat.log`.
+    pub log_dir: PathBuf,
+    /// PBKDF2 iterations for new password hashes (at least 10 000).
+    pub pbkdf2_iterations: u32,
+    /// Issuer shown by authenticator apps.
+    pub issuer: String,
+    /// Message of the day sent in `LoginOk` (an operator's `SetMotd` overrides it).
+    pub motd: String,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Most simultaneous connections from one IP address.
+    pub max_per_ip: usize,
+    /// Time allowed for the Noise handshake.
+    pub handshake_timeout: Duration,
+    /// Time an anonymous connection may stay without logging in.
+    pub login_timeout: Duration,
+    /// A logged-in connection silent for longer is closed.
+    pub idle_timeout: Duration,
+    /// A write to a client that takes longer closes the connection.
+    pub write_timeout: Duration,
+    /// Token bucket: messages per second refilled.
+    pub rate_per_sec: f64,
+    /// Token bucket: burst size.
+    pub rate_burst: f64,
+    /// Rate-limit warnings before the connection is closed.
+    pub rate_violations: u32,
+    /// Failed logins per minute from one IP before further attempts are refused.
+    pub ip_failures_per_min: u32,
+    /// Consecutive failed logins that lock an account.
+    pub lock_after: u32,
+    /// How long a lock lasts.
+    pub lock_duration: Duration,
+    /// Base of the growing delay before answering a failed login (doubles per failure, ≤ 2 s).
+    pub failure_delay: Duration,
+    /// Wrong confirmation codes allowed during a registration.
+    pub register_tries: u32,
+    /// Capacity of each connection's outbound queue, in records.
+    pub outbound_queue: usize,
+    /// Password hashing threads (0 = one per core).
+    pub hash_workers: usize,
+    /// Password hashing jobs waiting at most (0 = twice the workers).
+    pub hash_queue: usize,
+}
+
+impl Config {
+    /// Production defaults, relative to the working directory.
+    #[must_use]
+    pub fn new() -> Config {
+        Config {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 6001)),
+            data_dir: PathBuf::from("data"),
+            log_dir: PathBuf::from("log"),
+            pbkdf2_iterations: chatbox_core::password::DEFAULT_ITERATIONS,
+            issuer: "ChatBox".to_owned(),
+            motd: "Welcome to ChatBox. Type /help for the commands.".to_owned(),
+            max_connections: 1024,
+            max_per_ip: 32,
+            handshake_timeout: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(300),
+            write_timeout: Duration::from_secs(10),
+            rate_per_sec: 20.0,
+            rate_burst: 40.0,
+            rate_violations: 5,
+            ip_failures_per_min: 5,
+            lock_after: 10,
+            lock_duration: Duration::from_secs(15 * 60),
+            failure_delay: Duration::from_millis(100),
+            register_tries: 5,
+            outbound_queue: 512,
+            hash_workers: 0,
+            hash_queue: 0,
+        }
+    }
+
+    /// A fast set-up for tests: `127.0.0.1:0`, `dir/data`, `dir/log`, 10 000 iterations, no
+    /// failure delay.
+    #[must_use]
+    pub fn for_tests(dir: &Path) -> Config {
+        Config {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            data_dir: dir.join("data"),
+            log_dir: dir.join("log"),
+            pbkdf2_iterations: chatbox_core::password::MIN_ITERATIONS,
+            failure_delay: Duration::ZERO,
+            ..Config::new()
+        }
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        if self.hash_workers > 0 {
+            self.hash_workers
+        } else {
+            std::thread::available_parallelism().map_or(2, usize::from)
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new()
+    }
+}

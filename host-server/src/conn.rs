@@ -1,0 +1,555 @@
+//! One task per socket: bytes in → `Session::handle_input` → `ClientMsg::decode` → auth or
+//! chat → replies sealed with this connection's session → bytes out.
+//!
+//! Messages of a connection are handled strictly in order, one at a time, so a `Pong` leaves
+//! only after everything received before its `Ping` was processed. Records the hub queued for
+//! this connection (other users' messages) are sealed and written between requests.
+
+use core::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chatbox_core::frame::{HEADER_LEN, MAX_PLAINTEXT_LEN, MAX_WIRE_LEN};
+use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg, StrList};
+use chatbox_core::session::{Event, Input, RECORD_OVERHEAD, Session};
+use smol::Timer;
+use smol::channel::{self, Receiver};
+use smol::future::FutureExt as _;
+use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use smol::net::TcpStream;
+
+use crate::auth::{Refusal, login, register};
+use crate::chat::hub::{ConnId, Outbound};
+use crate::chat::{Me, Replies, commands};
+use crate::keys::random;
+use crate::server::{ConnGuard, Shared};
+
+const SERVER_HELLO: &[u8] = concat!("ChatBox server ", env!("CARGO_PKG_VERSION")).as_bytes();
+
+/// Why a connection ended (for info.log).
+type Reason = String;
+
+enum Ev {
+    Read(std::io::Result<usize>),
+    Out(Result<Outbound, channel::RecvError>),
+    Killed,
+    Timeout,
+}
+
+enum Flow {
+    Continue,
+    Close(Reason),
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    id: ConnId,
+    peer: SocketAddr,
+    ip_port: String,
+    stream: TcpStream,
+    session: Session,
+    rbuf: Vec<u8>,
+    rlen: usize,
+    wbuf: Vec<u8>,
+    pt: Vec<u8>,
+    rx: Receiver<Outbound>,
+    kill: Receiver<()>,
+    me: Option<Me>,
+    pending: Option<register::Pending>,
+    started: Instant,
+    last_rx: Instant,
+    tokens: f64,
+    refilled: Instant,
+    violations: u32,
+    in_online: bool,
+    refuse: bool,
+}
+
+/// Runs one connection to its end, then cleans up after it.
+pub async fn run(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: ConnId,
+    guard: ConnGuard,
+) {
+    let ip_port = peer.to_string();
+    shared
+        .logs
+        .info(format!("connection {id} opened from {ip_port}"));
+    let _ = stream.set_nodelay(true);
+    let session = match random::<32>().map_err(|e| e.to_string()).and_then(|eph| {
+        Session::server(&shared.keys.static_key, eph, SERVER_HELLO).map_err(|e| e.to_string())
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            shared
+                .logs
+                .info(format!("connection {id}: cannot start session: {e}"));
+            return;
+        }
+    };
+    let (tx, rx) = channel::bounded(shared.config.outbound_queue.max(1));
+    let (kill_tx, kill) = channel::bounded(1);
+    shared.hub.add(id, tx, kill_tx);
+    let now = Instant::now();
+    let mut conn = Conn {
+        tokens: shared.config.rate_burst,
+        shared: shared.clone(),
+        id,
+        peer,
+        ip_port: ip_port.clone(),
+        stream,
+        session,
+        rbuf: vec![0; MAX_WIRE_LEN],
+        rlen: 0,
+        wbuf: Vec::with_capacity(4096),
+        pt: Vec::with_capacity(1024),
+        rx,
+        kill,
+        me: None,
+        pending: None,
+        started: now,
+        last_rx: now,
+        refilled: now,
+        violations: 0,
+        in_online: false,
+        refuse: guard.refuse,
+    };
+    let reason = conn.drive().await;
+    if let Some(p) = conn.pending.take() {
+        match shared.store.delete_pending(&p.user).await {
+            Ok(true) => shared.logs.credentials(format!(
+                "registration discarded (not confirmed) user={} from={ip_port}",
+                p.user
+            )),
+            Ok(false) => {}
+            Err(e) => shared.logs.info(format!("database error: {e}")),
+        }
+    }
+    if let Some(d) = shared.hub.remove(id) {
+        commands::on_leave(&shared, d).await;
+    }
+    if conn.in_online
+        && let Err(e) = shared.store.online_remove(&ip_port).await
+    {
+        shared.logs.info(format!("database error: {e}"));
+    }
+    let who = conn.me.as_ref().map_or("anonymous", |m| m.user.as_str());
+    shared.logs.info(format!(
+        "connection {id} closed from {ip_port} ({who}): {reason}"
+    ));
+    drop(conn);
+    drop(guard);
+}
+
+impl Conn {
+    fn deadline(&self) -> Instant {
+        let c = &self.shared.config;
+        if !self.session.is_established() {
+            self.started + c.handshake_timeout
+        } else if self.me.is_none() {
+            (self.started + c.login_timeout).min(self.last_rx + c.idle_timeout)
+        } else {
+            self.last_rx + c.idle_timeout
+        }
+    }
+
+    async fn next_event(&mut self) -> Ev {
+        let deadline = self.deadline();
+        let Conn {
+            stream,
+            rbuf,
+            rlen,
+            rx,
+            kill,
+            ..
+        } = self;
+        let space = rbuf.get_mut(*rlen..).unwrap_or_default();
+        let read = async { Ev::Read(stream.read(space).await) };
+        let out = async { Ev::Out(rx.recv().await) };
+        let killed = async {
+            let _ = kill.recv().await;
+            Ev::Killed
+        };
+        let timer = async {
+            Timer::at(deadline).await;
+            Ev::Timeout
+        };
+        killed.or(out).or(read).or(timer).await
+    }
+
+    async fn drive(&mut self) -> Reason {
+        loop {
+            match self.next_event().await {
+                Ev::Read(Ok(0)) => return "peer closed the connection".into(),
+                Ev::Read(Ok(n)) => {
+                    self.rlen += n;
+                    match self.process_input().await {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Close(r)) | Err(r) => return r,
+                    }
+                }
+                Ev::Read(Err(e)) => return format!("read error: {e}"),
+                Ev::Out(Ok(Outbound::Record(r))) => {
+                    if let Err(e) = self.queue_plain(&r) {
+                        return e;
+                    }
+                    // Batch whatever else is queued into the same write.
+                    while self.wbuf.len() < 64 * 1024 {
+                        match self.rx.try_recv() {
+                            Ok(Outbound::Record(r)) => {
+                                if let Err(e) = self.queue_plain(&r) {
+                                    return e;
+                                }
+                            }
+                            Ok(Outbound::Close(r)) => {
+                                let _ = self.queue_plain(&r);
+                                let _ = self.flush().await;
+                                return "closed by the server".into();
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = self.flush().await {
+                        return e;
+                    }
+                }
+                Ev::Out(Ok(Outbound::Close(r))) => {
+                    if self.session.is_established() {
+                        let _ = self.queue_plain(&r);
+                        let _ = self.flush().await;
+                    }
+                    return "closed by the server".into();
+                }
+                Ev::Out(Err(_)) | Ev::Killed => {
+                    return "disconnected: outbound queue full (slow reader)".into();
+                }
+                Ev::Timeout => {
+                    if self.session.is_established() {
+                        let _ = self.send(&ServerMsg::Bye { reason: "timeout" }).await;
+                    }
+                    return if self.session.is_established() {
+                        "timeout".into()
+                    } else {
+                        "handshake timeout".into()
+                    };
+                }
+            }
+        }
+    }
+
+    /// Handles every whole frame in the read buffer.
+    async fn process_input(&mut self) -> Result<Flow, Reason> {
+        loop {
+            let (consumed, record) = {
+                let buf = self.rbuf.get_mut(..self.rlen).unwrap_or_default();
+                match self.session.handle_input(buf) {
+                    Err(e) => return Ok(Flow::Close(format!("protocol error: {e}"))),
+                    Ok(Input::Incomplete { .. }) => break,
+                    Ok(Input::Handshake { consumed }) => (consumed, false),
+                    Ok(Input::Record {
+                        consumed,
+                        plaintext,
+                    }) => {
+                        self.pt.clear();
+                        self.pt.extend_from_slice(plaintext);
+                        (consumed, true)
+                    }
+                }
+            };
+            self.rbuf.copy_within(consumed..self.rlen, 0);
+            self.rlen -= consumed;
+            if record {
+                self.last_rx = Instant::now();
+                if let Flow::Close(r) = self.on_record().await? {
+                    return Ok(Flow::Close(r));
+                }
+            } else if let Flow::Close(r) = self.on_handshake().await? {
+                return Ok(Flow::Close(r));
+            }
+        }
+        if self.rlen == self.rbuf.len() {
+            return Ok(Flow::Close("read buffer full".into()));
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn on_handshake(&mut self) -> Result<Flow, Reason> {
+        let mut out = [0u8; 512];
+        let n = self
+            .session
+            .poll_transmit(&mut out)
+            .map_err(|e| format!("handshake: {e}"))?;
+        self.wbuf
+            .extend_from_slice(out.get(..n).unwrap_or_default());
+        self.flush().await?;
+        if self.session.poll_event() == Some(Event::Established) {
+            if self.refuse {
+                let text = if self.shared.shutting_down() {
+                    "server shutting down"
+                } else {
+                    "too many connections, try again later"
+                };
+                let _ = self
+                    .send(&ServerMsg::error(ErrorCode::ServerFull, text))
+                    .await;
+                return Ok(Flow::Close("refused: connection limit".into()));
+            }
+            match self
+                .shared
+                .store
+                .online_insert(&format!("Client{}", self.id), &self.ip_port)
+                .await
+            {
+                Ok(()) => self.in_online = true,
+                Err(e) => self.shared.logs.info(format!("database error: {e}")),
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn take_token(&mut self) -> bool {
+        let c = &self.shared.config;
+        let now = Instant::now();
+        let dt = now.duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + dt * c.rate_per_sec).min(c.rate_burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    async fn on_record(&mut self) -> Result<Flow, Reason> {
+        let pt = core::mem::take(&mut self.pt);
+        let flow = match ClientMsg::decode(&pt) {
+            Ok(msg) => self.dispatch(&msg).await,
+            Err(e) => {
+                self.shared
+                    .logs
+                    .info(format!("connection {}: undecodable message: {e}", self.id));
+                self.send(&ServerMsg::error(ErrorCode::Malformed, "malformed message"))
+                    .await
+                    .map(|()| Flow::Continue)
+            }
+        };
+        self.pt = pt;
+        flow
+    }
+
+    async fn refuse(&mut self, r: Refusal) -> Result<Flow, Reason> {
+        self.send(&ServerMsg::error(r.code, &r.text)).await?;
+        Ok(if r.close {
+            Flow::Close(format!("closed after error {}", r.code.name()))
+        } else {
+            Flow::Continue
+        })
+    }
+
+    async fn dispatch(&mut self, msg: &ClientMsg<'_>) -> Result<Flow, Reason> {
+        if !matches!(msg, ClientMsg::Ping { .. } | ClientMsg::Bye) && !self.take_token() {
+            self.violations += 1;
+            if self.violations > self.shared.config.rate_violations {
+                let _ = self
+                    .send(&ServerMsg::Bye {
+                        reason: "rate limit exceeded",
+                    })
+                    .await;
+                return Ok(Flow::Close("rate limit exceeded".into()));
+            }
+            self.send(&ServerMsg::error(
+                ErrorCode::RateLimited,
+                "too many messages, slow down",
+            ))
+            .await?;
+            return Ok(Flow::Continue);
+        }
+        let shared = self.shared.clone();
+        match *msg {
+            ClientMsg::Ping { token } => {
+                self.send(&ServerMsg::Pong { token }).await?;
+                Ok(Flow::Continue)
+            }
+            ClientMsg::Bye => Ok(Flow::Close("client said bye".into())),
+            ClientMsg::Register { user, password } => {
+                if self.me.is_some() || self.pending.is_some() {
+                    return self
+                        .refuse(Refusal::keep(
+                            ErrorCode::BadState,
+                            "already logged in or registering",
+                        ))
+                        .await;
+                }
+                match register::start(&shared, user, password, &self.ip_port).await {
+                    Ok((uri, pending)) => {
+                        self.pending = Some(pending);
+                        self.send(&ServerMsg::RegisterStarted { uri: &uri }).await?;
+                        Ok(Flow::Continue)
+                    }
+                    Err(r) => self.refuse(r).await,
+                }
+            }
+            ClientMsg::ConfirmTotp { code } => {
+                let Some(pending) = self.pending.as_mut() else {
+                    return self
+                        .refuse(Refusal::keep(
+                            ErrorCode::BadState,
+                            "no registration in progress",
+                        ))
+                        .await;
+                };
+                match register::confirm(&shared, pending, code, &self.ip_port).await {
+                    Ok(codes) => {
+                        self.pending = None;
+                        let list: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+                        self.send(&ServerMsg::Registered {
+                            scratch_codes: StrList::Items(&list),
+                        })
+                        .await?;
+                        Ok(Flow::Continue)
+                    }
+                    Err(r) => self.refuse(r).await,
+                }
+            }
+            ClientMsg::Login {
+                user,
+                password,
+                otp,
+            } => {
+                if self.me.is_some() || self.pending.is_some() {
+                    return self
+                        .refuse(Refusal::keep(
+                            ErrorCode::BadState,
+                            "already logged in or registering",
+                        ))
+                        .await;
+                }
+                match login::login(&shared, user, password, otp, self.peer.ip(), &self.ip_port)
+                    .await
+                {
+                    Ok(li) => {
+                        let me = Me {
+                            id: self.id,
+                            user: li.user,
+                            role: li.role,
+                            ip_port: self.ip_port.clone(),
+                        };
+                        shared.hub.set_user(self.id, &me.user);
+                        let mut out = Replies::default();
+                        commands::on_login(&shared, &me, &mut out).await;
+                        self.me = Some(me);
+                        self.send_replies(out).await
+                    }
+                    Err(r) => self.refuse(r).await,
+                }
+            }
+            _ => {
+                let Some(me) = self.me.clone() else {
+                    return self
+                        .refuse(Refusal::keep(
+                            ErrorCode::NotAuthenticated,
+                            "log in first (only Register, ConfirmTotp, Login, Ping and Bye are allowed)",
+                        ))
+                        .await;
+                };
+                let mut out = Replies::default();
+                commands::handle(&shared, &me, msg, &mut out).await;
+                self.send_replies(out).await
+            }
+        }
+    }
+
+    async fn send_replies(&mut self, out: Replies) -> Result<Flow, Reason> {
+        for r in &out.records {
+            self.queue_plain(r)?;
+        }
+        self.flush().await?;
+        Ok(if out.close {
+            Flow::Close("closed by the server".into())
+        } else {
+            Flow::Continue
+        })
+    }
+
+    /// Seals one record (plaintext already encoded) onto the write buffer.
+    fn queue_plain(&mut self, pt: &[u8]) -> Result<(), Reason> {
+        let start = self.wbuf.len();
+        self.wbuf.resize(start + pt.len() + RECORD_OVERHEAD, 0);
+        let rec = self.wbuf.get_mut(start..).unwrap_or_default();
+        if let Some(dst) = rec.get_mut(HEADER_LEN..HEADER_LEN + pt.len()) {
+            dst.copy_from_slice(pt);
+        }
+        match self.session.seal_in_place(rec, pt.len()) {
+            Ok(n) => {
+                self.wbuf.truncate(start + n);
+                Ok(())
+            }
+            Err(e) => {
+                self.wbuf.truncate(start);
+                Err(format!("seal failed: {e}"))
+            }
+        }
+    }
+
+    /// Encodes a message straight into the write buffer and seals it there.
+    fn queue_msg(&mut self, msg: &ServerMsg<'_>) -> Result<(), Reason> {
+        let start = self.wbuf.len();
+        self.wbuf
+            .resize(start + MAX_PLAINTEXT_LEN + RECORD_OVERHEAD, 0);
+        let rec = self.wbuf.get_mut(start..).unwrap_or_default();
+        let encoded = msg.encode(rec.get_mut(HEADER_LEN..).unwrap_or_default());
+        let sealed = match encoded {
+            Ok(n) => self
+                .session
+                .seal_in_place(rec, n)
+                .map_err(|e| format!("seal failed: {e}")),
+            Err(e) => Err(format!("encode failed: {e}")),
+        };
+        match sealed {
+            Ok(n) => {
+                self.wbuf.truncate(start + n);
+                Ok(())
+            }
+            Err(e) => {
+                self.wbuf.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    async fn send(&mut self, msg: &ServerMsg<'_>) -> Result<(), Reason> {
+        self.queue_msg(msg)?;
+        self.flush().await
+    }
+
+    /// Writes the write buffer out, within the write timeout.
+    async fn flush(&mut self) -> Result<(), Reason> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.shared.config.write_timeout;
+        let Conn {
+            stream, wbuf, kill, ..
+        } = self;
+        let write = async {
+            stream
+                .write_all(wbuf)
+                .await
+                .map_err(|e| format!("write error: {e}"))
+        };
+        let killed = async {
+            let _ = kill.recv().await;
+            Err("disconnected: outbound queue full (slow reader)".to_owned())
+        };
+        let timer = async {
+            Timer::after(timeout).await;
+            Err("write timeout (slow reader)".to_owned())
+        };
+        let r = write.or(killed).or(timer).await;
+        self.wbuf.clear();
+        r
+    }
+}

@@ -1,0 +1,299 @@
+//! Start-up, the accept loop, shared state and graceful shutdown.
+
+use core::net::{IpAddr, SocketAddr};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::time::Duration;
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use chatbox_core::password::{DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS};
+use chatbox_core::proto::ServerMsg;
+use smol::Executor;
+use smol::channel::{self, Sender};
+use smol::net::TcpListener;
+
+use crate::auth::pool::HashPool;
+use crate::auth::throttle::IpThrottle;
+use crate::chat::hub::Hub;
+use crate::chat::records;
+use crate::config::Config;
+use crate::keys::ServerKeys;
+use crate::logs::Logs;
+use crate::store::Store;
+
+/// State every connection task shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// Settings.
+    pub config: Config,
+    /// Server key and derived keys.
+    pub keys: ServerKeys,
+    /// Log files.
+    pub logs: Logs,
+    /// Database.
+    pub store: Store,
+    /// Rooms and fan-out.
+    pub hub: Hub,
+    /// Password hashing pool.
+    pub pool: HashPool,
+    /// Failed logins per IP.
+    pub ip_throttle: IpThrottle,
+    /// Mutes in force: user → until (ms, 0 = until unmuted).
+    pub mutes: Mutex<HashMap<String, u64>>,
+    /// Current MOTD.
+    pub motd: Mutex<String>,
+    next_conn: AtomicU64,
+    active: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    shutting_down: AtomicBool,
+}
+
+/// Counts a connection while it lives.
+#[derive(Debug)]
+pub struct ConnGuard {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    /// Over a limit: answer `ServerFull` after the handshake, then close.
+    pub refuse: bool,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.shared.active.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut m) = self.shared.per_ip.lock()
+            && let Some(n) = m.get_mut(&self.ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> ConnGuard {
+        let total = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        let from_ip = self
+            .per_ip
+            .lock()
+            .map(|mut m| {
+                let n = m.entry(ip).or_insert(0);
+                *n += 1;
+                *n
+            })
+            .unwrap_or(usize::MAX);
+        ConnGuard {
+            shared: self.clone(),
+            ip,
+            refuse: total > self.config.max_connections
+                || from_ip > self.config.max_per_ip
+                || self.shutting_down.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Whether shutdown has begun.
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    fingerprint: String,
+    public_key: [u8; 32],
+    shared: Arc<Shared>,
+    executor: Option<Arc<Executor<'static>>>,
+    stop: Sender<()>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `SHA256:<base64>` of the static public key.
+    #[must_use]
+    pub fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
+    }
+
+    /// The static public key clients pin.
+    #[must_use]
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public_key
+    }
+
+    /// Graceful stop: `Bye` to every client, writer and logs flushed, threads joined.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        let Some(executor) = self.executor.take() else {
+            return;
+        };
+        let shared = &self.shared;
+        shared.shutting_down.store(true, Ordering::SeqCst);
+        shared.logs.info("shutting down: telling clients");
+        shared.hub.close_all(&records::shared(&ServerMsg::Bye {
+            reason: "server shutting down",
+        }));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.stop.close();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        drop(executor);
+        shared.pool.close();
+        shared.store.close();
+        shared.logs.info("server stopped");
+        shared.logs.close();
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, ex: Weak<Executor<'static>>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                shared.logs.info(format!("accept failed: {e}"));
+                smol::Timer::after(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if shared.shutting_down() {
+            continue;
+        }
+        if shared.active.load(Ordering::SeqCst) >= shared.config.max_connections.saturating_mul(2) {
+            // Far over the limit: not even a handshake.
+            continue;
+        }
+        let guard = shared.admit(peer.ip());
+        let id = shared.next_conn.fetch_add(1, Ordering::SeqCst) + 1;
+        let Some(ex) = ex.upgrade() else { return };
+        ex.spawn(crate::conn::run(shared.clone(), stream, peer, id, guard))
+            .detach();
+    }
+}
+
+/// Binds, opens storage and logs, and runs the server on its own threads; returns at once.
+pub fn start(config: Config) -> io::Result<ServerHandle> {
+    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&config.pbkdf2_iterations) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("--pbkdf2-iterations must be within {MIN_ITERATIONS}..={MAX_ITERATIONS}"),
+        ));
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    std::fs::create_dir_all(&config.log_dir)?;
+    let keys = ServerKeys::load_or_create(&config.data_dir)?;
+    let logs = Logs::open(&config.log_dir, keys.log_key())?;
+    logs.info(format!(
+        "chatbox-server {} starting (data dir {}, log dir {})",
+        env!("CARGO_PKG_VERSION"),
+        config.data_dir.display(),
+        config.log_dir.display()
+    ));
+    if config.pbkdf2_iterations < DEFAULT_ITERATIONS {
+        logs.info(format!(
+            "warning: {} PBKDF2 iterations is below the recommended {DEFAULT_ITERATIONS}",
+            config.pbkdf2_iterations
+        ));
+    }
+    let fail = |logs: &Logs, e: io::Error| {
+        logs.info(format!("start failed: {e}"));
+        logs.close();
+        e
+    };
+    let (store, startup) = match Store::open(&config.data_dir.join("chatbox.db"), logs.clone()) {
+        Ok(x) => x,
+        Err(e) => return Err(fail(&logs, io::Error::other(e.to_string()))),
+    };
+    let listener = match std::net::TcpListener::bind(config.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            store.close();
+            return Err(fail(&logs, e));
+        }
+    };
+    let local_addr = listener.local_addr()?;
+    let listener = TcpListener::try_from(listener)?;
+    let workers = config.workers();
+    let queue = if config.hash_queue > 0 {
+        config.hash_queue
+    } else {
+        workers * 2
+    };
+    let pool = HashPool::new(workers, queue)?;
+    let fingerprint = keys.fingerprint();
+    let public_key = keys.static_key.public();
+    let motd = startup.motd.unwrap_or_else(|| config.motd.clone());
+    let shared = Arc::new(Shared {
+        ip_throttle: IpThrottle::new(config.ip_failures_per_min),
+        hub: Hub::new(startup.topics),
+        mutes: Mutex::new(startup.mutes.into_iter().collect()),
+        motd: Mutex::new(motd),
+        config,
+        keys,
+        logs,
+        store,
+        pool,
+        next_conn: AtomicU64::new(0),
+        active: AtomicUsize::new(0),
+        per_ip: Mutex::new(HashMap::new()),
+        shutting_down: AtomicBool::new(false),
+    });
+    shared.logs.info(format!("listening on {local_addr}"));
+    shared
+        .logs
+        .info(format!("server key fingerprint {fingerprint}"));
+    let executor = Arc::new(Executor::new());
+    let (stop, stop_rx) = channel::bounded::<()>(1);
+    executor
+        .spawn(accept_loop(
+            shared.clone(),
+            listener,
+            Arc::downgrade(&executor),
+        ))
+        .detach();
+    let threads_n = std::thread::available_parallelism().map_or(2, usize::from);
+    let mut threads = Vec::with_capacity(threads_n);
+    for i in 0..threads_n {
+        let ex = executor.clone();
+        let rx = stop_rx.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("chatbox-exec-{i}"))
+                .spawn(move || {
+                    let _ = smol::block_on(ex.run(rx.recv()));
+                })?,
+        );
+    }
+    Ok(ServerHandle {
+        local_addr,
+        fingerprint,
+        public_key,
+        shared,
+        executor: Some(executor),
+        stop,
+        threads,
+    })
+}

@@ -1,0 +1,112 @@
+//! Schema and ordered migrations, tracked in `PRAGMA user_version`.
+
+use core::time::Duration;
+use std::path::Path;
+
+use rusqlite::Connection;
+
+/// Migrations, in order; migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the seed's tables plus what accounts, chat and moderation need.
+    "CREATE TABLE IF NOT EXISTS REGISTERED (
+        User TEXT PRIMARY KEY NOT NULL,
+        password TEXT NOT NULL,
+        ip_port_last TEXT NOT NULL DEFAULT '',
+        statut TEXT NOT NULL DEFAULT 'ko',
+        online TEXT NOT NULL DEFAULT 'ko',
+        totp_sealed BLOB,
+        totp_last_step INTEGER,
+        role TEXT NOT NULL DEFAULT 'user',
+        failures INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL DEFAULT 0,
+        pending_reg INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE IF NOT EXISTS SCRATCH (
+        User TEXT NOT NULL,
+        code_hash BLOB NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (User, code_hash)
+    );
+    CREATE TABLE IF NOT EXISTS MESSAGES (
+        id INTEGER PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        target TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS MESSAGES_target ON MESSAGES (target, id);
+    CREATE INDEX IF NOT EXISTS MESSAGES_sender ON MESSAGES (sender, id);
+    CREATE TABLE IF NOT EXISTS BANS (
+        User TEXT PRIMARY KEY NOT NULL,
+        until_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        by TEXT NOT NULL,
+        time_ms INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS MUTES (
+        User TEXT PRIMARY KEY NOT NULL,
+        until_ms INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        by TEXT NOT NULL,
+        time_ms INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS TOPICS (
+        room TEXT PRIMARY KEY NOT NULL,
+        topic TEXT NOT NULL,
+        set_by TEXT NOT NULL,
+        time_ms INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS SETTINGS (
+        key TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+    );",
+];
+
+/// Opens the database file with WAL and a busy timeout, and applies pending migrations.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let target = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
+        if version >= target {
+            continue;
+        }
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let applied = conn
+            .execute_batch(sql)
+            .and_then(|()| conn.pragma_update(None, "user_version", target));
+        match applied {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Server start: `ONLINE` dropped and recreated, every account offline, and registrations
+/// whose connection died with the previous run discarded.
+pub fn reset_at_start(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         DROP TABLE IF EXISTS ONLINE;
+         CREATE TABLE ONLINE (Client_Id TEXT NOT NULL, ip_port TEXT PRIMARY KEY NOT NULL, statut TEXT NOT NULL);
+         UPDATE REGISTERED SET online = 'ko';
+         DELETE FROM SCRATCH WHERE User IN (SELECT User FROM REGISTERED WHERE pending_reg = 1);
+         DELETE FROM REGISTERED WHERE pending_reg = 1;
+         COMMIT;",
+    )
+}
