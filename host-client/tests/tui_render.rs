@@ -219,9 +219,13 @@ fn long_lines_wrap_and_lost_connection_is_shown() {
     let rows = screen(&app, 40, 10);
     let wrapped = rows.iter().filter(|r| r.contains("word")).count();
     assert!(wrapped >= 4, "{rows:#?}");
-    app.connection_lost(T0, "the server closed the connection");
+    app.connection_lost(T0, "connection lost: the server closed the connection");
     let rows = screen(&app, 120, 10);
-    assert!(rows[0].contains("Disconnected"), "{}", rows[0]);
+    assert!(
+        rows[0].contains("Connection lost: the server closed the connection"),
+        "{}",
+        rows[0]
+    );
     assert!(rows[8].contains("DISCONNECTED"), "{}", rows[8]);
     assert!(rows[9].starts_with("code> "), "{}", rows[9]);
     assert_eq!(
@@ -238,4 +242,26 @@ fn user_colours_are_stable_and_spread() {
         .map(|n| format!("{:?}", view::user_color(n)))
         .collect();
     assert!(distinct.len() >= 3);
+}
+
+#[test]
+fn history_resent_after_a_reconnect_is_not_shown_twice() {
+    let mut app = App::new("alice", "127.0.0.1:6001", FP, utc_hh_mm);
+    app.on_event(&say(1, 0, "bob", "only once"), T0);
+    let msgs = [ChatMessage {
+        id: 1,
+        time_ms: T0,
+        target: "#lobby",
+        from: "bob",
+        kind: MessageKind::Say,
+        text: "only once",
+    }];
+    let history = ev(ServerMsg::History {
+        target: "#lobby",
+        done: true,
+        messages: chatbox_core::proto::MessageList::Items(&msgs),
+    });
+    app.on_event(&history, T0);
+    let rows = screen(&app, 60, 10);
+    assert_eq!(rows.iter().filter(|r| r.contains("only once")).count(), 1);
 }

@@ -1,7 +1,7 @@
 //! The chat screen's state, updated by server events and key presses. No terminal here: the
 //! screen is drawn from this state by [`super::view`], and the loop in [`super`] does the I/O.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chatbox_core::proto::{MessageKind, PresenceKind};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -120,6 +120,8 @@ pub struct App {
     names_pending: HashMap<String, Vec<String>>,
     topics: HashMap<String, String>,
     entries: Vec<Entry>,
+    /// Ids of chat messages shown, so history resent after a reconnect is not shown twice.
+    seen: HashSet<u64>,
     /// Rows scrolled up from the bottom.
     scroll: usize,
     /// Rows of the message pane (set by the loop from the terminal size).
@@ -144,6 +146,7 @@ impl App {
             names_pending: HashMap::new(),
             topics: HashMap::new(),
             entries: Vec::new(),
+            seen: HashSet::new(),
             scroll: 0,
             page: 10,
             time_fmt,
@@ -207,6 +210,9 @@ impl App {
     }
 
     fn chat(&mut self, m: &ChatLine) {
+        if !self.seen.insert(m.id) {
+            return;
+        }
         self.push(
             m.time_ms,
             Body::Chat {
@@ -365,6 +371,7 @@ impl App {
 
     /// The connection ended.
     pub fn connection_lost(&mut self, now_ms: u64, reason: &str) {
+        let reason = reason.strip_prefix("connection lost: ").unwrap_or(reason);
         self.link = Link::Lost(sanitize(reason));
         self.editor.clear();
         self.members.clear();

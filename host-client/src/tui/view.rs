@@ -282,7 +282,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
         Link::Lost(reason) => (
             format!(
-                " Disconnected: {reason} — enter a new one-time code to reconnect, Esc to quit"
+                " Connection lost: {reason} — enter a new one-time code to reconnect, Esc to quit"
             ),
             Style::default()
                 .fg(Color::White)
