@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use core::time::Duration;
 
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};
 use common::*;

@@ -3,8 +3,8 @@
 
 mod common;
 
+use core::time::Duration;
 use std::io::Write;
-use std::time::Duration;
 
 use chatbox_core::proto::{ClientMsg, ErrorCode, MessageKind, PresenceKind, ServerMsg};
 use common::*;
@@ -502,7 +502,7 @@ fn generous_rate_allows_ten_per_second() {
     }
 }
 
-fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> bool {
+fn raw(addr: core::net::SocketAddr, bytes: &[u8]) -> bool {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let _ = s.write_all(bytes);

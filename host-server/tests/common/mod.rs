@@ -1,10 +1,12 @@
 //! A small blocking test client that drives chatbox_core's session and messages directly.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use core::net::SocketAddr;
+use core::time::Duration;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use chatbox_core::encoding::base32_decode;
 use chatbox_core::frame::MAX_WIRE_LEN;
@@ -111,8 +113,8 @@ impl Rec {
     }
 }
 
-impl std::fmt::Debug for Rec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Rec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "{:?}", self.msg())
     }
 }
