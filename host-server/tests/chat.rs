@@ -602,3 +602,33 @@ fn shutdown_says_bye_to_clients() {
     });
     assert!(s.log("info.log").contains("server stopped"));
 }
+
+#[test]
+fn slow_reader_is_disconnected_not_waited_for() {
+    let s = TestServer::start_with(|c| {
+        c.outbound_queue = 4;
+        c.rate_burst = 1_000_000.0;
+        c.rate_per_sec = 1_000_000.0;
+    });
+    let a = register(s.addr(), "alice");
+    let b = register(s.addr(), "bob");
+    let mut ca = login(s.addr(), &a, 0);
+    let _cb = login(s.addr(), &b, 0); // never reads again
+    let text = "z".repeat(1000);
+    let mut sent = 0;
+    while !s.log("info.log").contains("slow reader") {
+        assert!(sent < 40_000, "slow reader never cut off");
+        for _ in 0..200 {
+            ca.send(&ClientMsg::Say {
+                room: "#lobby",
+                text: &text,
+            });
+        }
+        for _ in 0..200 {
+            ca.recv_until("echo", |m| matches!(m, ServerMsg::Message(_)));
+        }
+        sent += 200;
+    }
+    // Alice is still served.
+    ca.ping(1);
+}
