@@ -18,7 +18,7 @@ $CHATBOX_HOME/known_servers (default ~/.config/chatbox/known_servers), one line 
 shown; if the server's key really changed, delete its line or pin the new key with --server-key.
 
 QR codes: drawn with Unicode half blocks, forced black on white with ANSI colours. With
---no-color there are no escape sequences and light modules are drawn as '█' (light text on a
+--no-color (or NO_COLOR set) there are no escape sequences and light modules are drawn as '█' (light text on a
 dark background scans right); on a light-background terminal use the colour mode.
 
 Exit codes:
@@ -49,6 +49,7 @@ struct Cli {
     server_key: Option<String>,
 
     /// Draw the QR code without colours (light modules as '█', for dark-background terminals).
+    /// Also when the NO_COLOR environment variable is set and not empty.
     #[arg(long, global = true)]
     no_color: bool,
 
@@ -102,7 +103,8 @@ fn trust(cli: &Cli) -> Result<Trust, ClientError> {
 
 fn run(cli: &Cli) -> Result<(), ClientError> {
     let trust = trust(cli)?;
-    let style = if cli.no_color {
+    let no_color = cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let style = if no_color {
         QrStyle::Plain
     } else {
         QrStyle::Color
