@@ -50,6 +50,7 @@ impl core::error::Error for FrameError {}
 
 /// What [`decode`] found at the start of the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Decoded<'a> {
     /// Not a whole frame yet; at least `needed` more bytes must arrive.
     Incomplete {

@@ -108,6 +108,7 @@ impl From<CryptoError> for SessionError {
 
 /// What [`Session::handle_input`] did with the start of the buffer.
 #[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Input<'a> {
     /// No whole frame yet: read at least `needed` more bytes, then call again with them
     /// appended. Nothing was consumed.
