@@ -27,6 +27,9 @@ use crate::qr_view::{self, QrStyle};
 /// Interval between keepalive pings.
 pub const KEEPALIVE: Duration = Duration::from_secs(30);
 
+/// How long, after the end of input, the server has to answer the final `Ping`.
+pub const FINAL_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The room the server puts everyone in at login.
 pub const DEFAULT_ROOM: &str = "#lobby";
 
@@ -237,6 +240,8 @@ pub fn chat(
         let mut input_open = true;
         let mut final_token: Option<u64> = None;
         let mut next_ping = std::time::Instant::now() + KEEPALIVE;
+        // Once input has ended, how long the server has to answer the final ping.
+        let mut give_up: Option<std::time::Instant> = None;
         loop {
             let wake = async { Wake::Net(conn.recv().await) }
                 .or(async {
@@ -247,7 +252,7 @@ pub fn chat(
                     }
                 })
                 .or(async {
-                    smol::Timer::at(next_ping).await;
+                    smol::Timer::at(give_up.map_or(next_ping, |g| g.min(next_ping))).await;
                     Wake::Tick
                 })
                 .await;
@@ -274,14 +279,19 @@ pub fn chat(
                 Wake::Line(Some(line)) => {
                     let room = rooms.current().map(str::to_owned);
                     match parse(&line, room.as_deref()) {
-                        Ok(Parsed::Send(msg)) => {
-                            rooms.on_sent(&msg);
-                            conn.send(&msg).await?;
-                        }
+                        Ok(Parsed::Send(msg)) => match conn.send(&msg).await {
+                            Ok(()) => rooms.on_sent(&msg),
+                            // Too long to encode: nothing was sent, the session goes on.
+                            Err(ClientError::Usage(e)) => eprintln!("chatbox-client: {e}"),
+                            Err(e) => return Err(e),
+                        },
                         Ok(Parsed::Nothing) => {}
                         Ok(Parsed::Quit) => {
                             input_open = false;
-                            final_token = Some(finish(&mut conn).await?);
+                            if final_token.is_none() {
+                                final_token = Some(finish(&mut conn).await?);
+                                give_up = Some(std::time::Instant::now() + FINAL_ACK_TIMEOUT);
+                            }
                         }
                         Err(e) => eprintln!("chatbox-client: {line}: {e}"),
                     }
@@ -290,7 +300,13 @@ pub fn chat(
                     input_open = false;
                     if final_token.is_none() {
                         final_token = Some(finish(&mut conn).await?);
+                        give_up = Some(std::time::Instant::now() + FINAL_ACK_TIMEOUT);
                     }
+                }
+                Wake::Tick if give_up.is_some_and(|g| std::time::Instant::now() >= g) => {
+                    return Err(ClientError::ConnectionLost(
+                        "the server did not acknowledge the last messages in time".into(),
+                    ));
                 }
                 Wake::Tick => {
                     next_ping = std::time::Instant::now() + KEEPALIVE;

@@ -409,3 +409,22 @@ fn unreachable_server_is_a_clear_error() {
         "{err:?}"
     );
 }
+
+#[test]
+fn overlong_lines_are_refused_without_ending_the_session() {
+    let server = Server::start();
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut gina = register(&server, home.path(), "gina");
+    let mut c = chat(&server, home.path(), "gina", &gina.next_code(), &[]);
+    c.expect("logged in", |l| l == "login gina");
+    // Over the server's text limit: the server says so.
+    c.send(&"x".repeat(2000));
+    c.expect("server refusal", |l| l.starts_with("error too_long"));
+    // Over what one record can carry: the client says so and sends nothing.
+    c.send(&"y".repeat(20_000));
+    c.send("still here");
+    c.expect("the session went on", |l| l == "say #lobby gina still here");
+    let (status, out, err) = c.finish();
+    assert!(status.success(), "{status:?} {out:?} {err:?}");
+    assert!(err.iter().any(|l| l.contains("cannot send")), "{err:?}");
+}

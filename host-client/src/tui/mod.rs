@@ -275,10 +275,14 @@ async fn submit_line(app: &mut App, conn: &mut Option<Conn>, line: &str) -> bool
     };
     match parsed {
         Ok(Parsed::Send(msg)) => {
-            app.rooms.on_sent(&msg);
-            if let Err(e) = c.send(&msg).await {
-                *conn = None;
-                app.connection_lost(now_ms(), &e.to_string());
+            match c.send(&msg).await {
+                Ok(()) => app.rooms.on_sent(&msg),
+                // Too long to encode: nothing was sent, the session goes on.
+                Err(ClientError::Usage(e)) => app.system(now_ms(), Level::Error, &e),
+                Err(e) => {
+                    *conn = None;
+                    app.connection_lost(now_ms(), &e.to_string());
+                }
             }
             false
         }
