@@ -17,9 +17,10 @@ $CHATBOX_HOME/known_servers (default ~/.config/chatbox/known_servers), one line 
 `HOST:PORT SHA256:<base64>`. A different key later is refused (exit 3) and both fingerprints are
 shown; if the server's key really changed, delete its line or pin the new key with --server-key.
 
-QR codes: drawn with Unicode half blocks, forced black on white with ANSI colours. With
---no-color (or NO_COLOR set) there are no escape sequences and light modules are drawn as '█' (light text on a
-dark background scans right); on a light-background terminal use the colour mode.
+QR codes: Unicode half blocks, 4-module quiet zone, forced black on white with ANSI colours
+(a block is a dark module). With --no-color (or NO_COLOR set) there are no escape sequences and
+a block is a LIGHT module, so the code scans on a dark-background terminal; on a light
+background use the colour mode.
 
 Exit codes:
   0  success
@@ -59,9 +60,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Register an account, scriptable: prints the otpauth URI on its own line (stdout), reads
-    /// the confirmation code from stdin, prints the scratch codes one per line (stdout).
-    /// Password from CHATBOX_PASSWORD, else asked without echo. Prompts go to stderr.
+    /// Register an account (scriptable).
+    ///
+    /// Prints the otpauth URI on its own line (stdout), reads the confirmation code from one
+    /// line of stdin, prints the scratch codes one per line (stdout). Password from
+    /// CHATBOX_PASSWORD, else asked without echo. Prompts go to stderr (and the QR code, when
+    /// stderr is a terminal).
     Register {
         /// User name (1-32 of a-z 0-9 _ . -, starting with a letter).
         #[arg(long)]

@@ -428,3 +428,31 @@ fn overlong_lines_are_refused_without_ending_the_session() {
     assert!(status.success(), "{status:?} {out:?} {err:?}");
     assert!(err.iter().any(|l| l.contains("cannot send")), "{err:?}");
 }
+
+#[test]
+fn connection_drop_is_a_nonzero_exit_with_one_line() {
+    let mut server = Server::start();
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut hank = register(&server, home.path(), "hank");
+    let mut c = chat(&server, home.path(), "hank", &hank.next_code(), &[]);
+    c.expect("logged in", |l| l == "login hank");
+    c.expect("names", |l| l.starts_with("names #lobby"));
+    if let Some(h) = server.handle.take() {
+        h.shutdown();
+    }
+    let end = Instant::now() + DEADLINE;
+    while c.child.try_wait().expect("wait").is_none() {
+        assert!(
+            Instant::now() < end,
+            "client did not notice the server going away"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, _, err) = c.finish();
+    assert_eq!(status.code(), Some(2), "{err:?}");
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].starts_with("chatbox-client: connection lost"),
+        "{err:?}"
+    );
+}
