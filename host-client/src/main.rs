@@ -30,7 +30,7 @@ Exit codes:
   4  registration or login refused (name taken, wrong password or code, invalid name)
   5  server busy or full: try again later";
 
-/// ChatBox terminal client: end-to-end encrypted chat with password + TOTP login.
+/// ChatBox terminal client: encrypted chat (Noise NX handshake, per-record keys) with password + TOTP login.
 #[derive(Debug, Parser)]
 #[command(name = "chatbox-client", version, after_help = AFTER_HELP)]
 struct Cli {
