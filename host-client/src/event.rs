@@ -2,7 +2,7 @@
 //!
 //! `chatbox_core::proto::ServerMsg` borrows the decrypted record, which lives in the
 //! connection's receive buffer only until the next read. [`ServerEvent`] copies it out, and
-//! every string goes through [`sanitize`](crate::sanitize::sanitize) on the way, so nothing the
+//! every string goes through [`sanitize`] on the way, so nothing the
 //! rest of the client shows can carry escape sequences or control characters.
 
 use chatbox_core::proto::{ChatMessage, ErrorCode, MessageKind, PresenceKind, ServerMsg};

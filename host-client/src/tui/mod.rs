@@ -32,7 +32,7 @@ use crate::conn::{Conn, random_u64};
 use crate::error::ClientError;
 use crate::event::ServerEvent;
 use crate::known_servers::Trust;
-use crate::plain::KEEPALIVE;
+use crate::plain::{DEFAULT_ROOM, KEEPALIVE};
 
 /// Unix time now, in milliseconds.
 #[must_use]
@@ -235,6 +235,8 @@ async fn chat_loop(
                     } else if !line.trim().is_empty() {
                         app.system(now_ms(), Level::Info, "reconnecting…");
                         draw(terminal, &mut app)?;
+                        let rejoin = app.rooms.joined().to_vec();
+                        let was_in = app.rooms.current().map(str::to_owned);
                         match login(again.server, again.trust, &app.user, again.password, &line)
                             .await
                         {
@@ -250,7 +252,18 @@ async fn chat_loop(
                                 for e in &l.early {
                                     app.on_event(e, now_ms());
                                 }
-                                conn = Some(l.conn);
+                                let mut c = l.conn;
+                                // Back into the rooms we were in (the server puts us in #lobby).
+                                for room in rejoin.iter().filter(|r| *r != DEFAULT_ROOM) {
+                                    let join = ClientMsg::Join { room };
+                                    if c.send(&join).await.is_ok() {
+                                        app.rooms.on_sent(&join);
+                                    }
+                                }
+                                if let Some(room) = &was_in {
+                                    app.rooms.switch_to(room);
+                                }
+                                conn = Some(c);
                             }
                             Err(e) => app.system(
                                 now_ms(),
