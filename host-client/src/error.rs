@@ -107,3 +107,48 @@ impl From<TrustError> for ClientError {
         Self::Trust(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        let refused = |code: ErrorCode| ClientError::Refused {
+            code: code as u16,
+            text: String::new(),
+        };
+        let mismatch = ClientError::Trust(TrustError::Mismatch {
+            server: "h:1".into(),
+            expected: "a".into(),
+            got: "b".into(),
+            source: None,
+        });
+        let cases = [
+            (ClientError::Usage("x".into()), exit::USAGE),
+            (ClientError::Io("x".into()), exit::USAGE),
+            (
+                ClientError::Unreachable {
+                    server: "h:1".into(),
+                    reason: "refused".into(),
+                },
+                exit::CONNECTION,
+            ),
+            (ClientError::Handshake("x".into()), exit::CONNECTION),
+            (ClientError::ConnectionLost("x".into()), exit::CONNECTION),
+            (mismatch, exit::KEY_MISMATCH),
+            (refused(ErrorCode::InvalidCredentials), exit::AUTH),
+            (refused(ErrorCode::AlreadyRegistered), exit::AUTH),
+            (refused(ErrorCode::InvalidCode), exit::AUTH),
+            (refused(ErrorCode::Busy), exit::BUSY),
+            (refused(ErrorCode::ServerFull), exit::BUSY),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.exit_code(), code, "{err}");
+            assert!(!err.to_string().contains('\n'), "{err}");
+        }
+        let e = refused(ErrorCode::AlreadyRegistered);
+        assert!(e.is_refusal(ErrorCode::AlreadyRegistered));
+        assert!(e.to_string().contains("already_registered"));
+    }
+}

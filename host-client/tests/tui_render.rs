@@ -265,3 +265,38 @@ fn history_resent_after_a_reconnect_is_not_shown_twice() {
     let rows = screen(&app, 60, 10);
     assert_eq!(rows.iter().filter(|r| r.contains("only once")).count(), 1);
 }
+
+#[test]
+fn members_online_follow_presence() {
+    let mut app = App::new("alice", "127.0.0.1:6001", FP, utc_hh_mm);
+    let presence = |user: &str, kind| {
+        ev(ServerMsg::Presence {
+            room: if kind == PresenceKind::Quit {
+                ""
+            } else {
+                "#lobby"
+            },
+            user,
+            kind,
+            text: "",
+        })
+    };
+    app.on_event(
+        &ev(ServerMsg::Names {
+            room: "#lobby",
+            done: true,
+            users: StrList::Items(&["alice", "bob"]),
+        }),
+        T0,
+    );
+    assert_eq!(app.members_here(), 2);
+    app.on_event(&presence("carol", PresenceKind::Join), T0);
+    assert_eq!(app.members_here(), 3);
+    app.on_event(&presence("bob", PresenceKind::Part), T0);
+    assert_eq!(app.members_here(), 2);
+    app.on_event(&presence("carol", PresenceKind::Quit), T0);
+    assert_eq!(app.members_here(), 1);
+    let rows = screen(&app, 100, 10);
+    assert!(rows[8].contains("#lobby · 1 online"), "{}", rows[8]);
+    assert!(rows.iter().any(|r| r.contains("<-- carol quit")));
+}
