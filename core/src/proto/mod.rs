@@ -14,7 +14,7 @@ mod lists;
 mod server;
 
 pub use client::ClientMsg;
-pub use lists::{MessageList, StrList};
+pub use lists::{List, ListItem, MessageList, StrList};
 pub use server::{ChatMessage, MessageKind, PresenceKind, ServerMsg};
 
 use core::fmt;
