@@ -1,0 +1,1007 @@
+//! `chatbox-load`: a load generator for ChatBox (real protocol) and IRC servers.
+//!
+//! Provisions N accounts (ChatBox: Register → ConfirmTotp with the previous TOTP step → Login
+//! with the current one, on the same connection; IRC: NICK/USER), parts `#lobby`, puts them in
+//! rooms, then sends at a per-client rate with send times spread evenly over each period
+//! (client `i` of `N` sends at phase `i/N`). Every payload carries its send time stamp (µs since
+//! the generator started; the generator is one process, so one clock); a receiver computes the
+//! delivery latency. The sender's own echo (ChatBox sends one, IRC does not) is not counted as
+//! a delivery. Server RSS and CPU seconds come from `/proc/<pid>`.
+//!
+//! Scenarios: `a` (fixed rate), `b` (rates stepped up until p99 passes the limit), `c` (idle
+//! logged-in connections, RSS per connection).
+
+mod irc;
+mod stats;
+
+use core::net::SocketAddr;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::time::Duration;
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use chatbox_core::encoding::base32_decode;
+use chatbox_core::frame::MAX_WIRE_LEN;
+use chatbox_core::otp::Totp;
+use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};
+use chatbox_core::session::{Input, Session};
+use clap::{Parser, ValueEnum};
+use smol::future::FutureExt as _;
+use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use smol::lock::Semaphore;
+use smol::{Async, Executor, Timer};
+
+use crate::stats::{ProcSample, Samples};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Proto {
+    /// ChatBox, the real encrypted protocol.
+    Chatbox,
+    /// Plain IRC: NICK/USER/JOIN/PRIVMSG.
+    Irc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Fixed per-client rate for `--duration` seconds.
+    A,
+    /// Per-client rate stepped through `--rates`; stops after the first step over the p99 limit.
+    B,
+    /// Idle logged-in connections: server RSS per connection.
+    C,
+}
+
+/// ChatBox / IRC load generator.
+#[derive(Debug, Parser)]
+#[command(name = "chatbox-load", version, about)]
+struct Cli {
+    /// Protocol to speak.
+    #[arg(long, value_enum, default_value = "chatbox")]
+    proto: Proto,
+    /// Scenario.
+    #[arg(long, value_enum, default_value = "a")]
+    scenario: Scenario,
+    /// Server address (127.x only).
+    #[arg(long, default_value = "127.0.0.1:6001")]
+    addr: SocketAddr,
+    /// Server process id, for RSS and CPU readings.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Label of the server in the result rows.
+    #[arg(long, default_value = "server")]
+    label: String,
+    /// Number of clients.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// Number of rooms (clients are spread evenly).
+    #[arg(long, default_value_t = 10)]
+    rooms: usize,
+    /// Messages per second per client (scenario a).
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Per-client rates to step through (scenario b).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5,6,8,10")]
+    rates: Vec<f64>,
+    /// Measured seconds (scenario a).
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Measured seconds per step (scenario b).
+    #[arg(long, default_value_t = 6.0)]
+    step_secs: f64,
+    /// Seconds at a new rate before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// p99 limit in ms for scenario b.
+    #[arg(long, default_value_t = 50.0)]
+    p99_limit_ms: f64,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+    /// Generator threads (1 or 2).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    threads: u8,
+    /// Connections being set up at once.
+    #[arg(long, default_value_t = 16)]
+    setup_concurrency: usize,
+    /// Password of the ChatBox accounts.
+    #[arg(long, default_value = "load-test-password")]
+    password: String,
+    /// Prefix of account names / nicks (`<prefix><index>`).
+    #[arg(long, default_value = "l")]
+    prefix: String,
+    /// Give up on set-up after this many seconds.
+    #[arg(long, default_value_t = 240.0)]
+    setup_timeout: f64,
+}
+
+/// What every client task shares.
+#[derive(Debug)]
+struct Ctx {
+    proto: Proto,
+    addr: SocketAddr,
+    clients: usize,
+    rooms: usize,
+    payload: usize,
+    password: String,
+    prefix: String,
+    idle: bool,
+    t0: Instant,
+    /// Per-client rate × 1000 (0: do not send).
+    rate_milli: AtomicU64,
+    stop: AtomicBool,
+    measuring: AtomicBool,
+    ready: AtomicUsize,
+    failed: AtomicUsize,
+    lost: AtomicUsize,
+    sent: AtomicU64,
+    delivered: AtomicU64,
+    echoes: AtomicU64,
+    refused: AtomicU64,
+    samples: Mutex<Samples>,
+    setup: Semaphore,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Ctx {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.t0.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn rate(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let r = self.rate_milli.load(Ordering::Relaxed) as f64 / 1000.0;
+        r
+    }
+
+    fn set_rate(&self, r: f64) {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        self.rate_milli
+            .store((r * 1000.0).round() as u64, Ordering::Relaxed);
+    }
+
+    fn room_of(&self, i: usize) -> String {
+        format!("#room{}", i % self.rooms.max(1))
+    }
+
+    fn name_of(&self, i: usize) -> String {
+        format!("{}{i:05}", self.prefix)
+    }
+
+    fn record(&self, lat: &mut Vec<u64>) {
+        if lat.is_empty() {
+            return;
+        }
+        if self.measuring.load(Ordering::Relaxed) {
+            self.delivered
+                .fetch_add(lat.len() as u64, Ordering::Relaxed);
+            if let Ok(mut s) = self.samples.lock() {
+                for l in lat.iter() {
+                    s.push(*l);
+                }
+            }
+        }
+        lat.clear();
+    }
+}
+
+/// The next send time (µs since `t0`) after `now_us` for a client at `phase` ∈ [0, 1).
+fn next_slot(now_us: u64, rate: f64, phase: f64) -> u64 {
+    let period = 1e6 / rate;
+    let off = phase * period;
+    #[allow(clippy::cast_precision_loss)]
+    let k = ((now_us as f64 - off) / period).floor() + 1.0;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let t = (off + k * period).max(0.0) as u64;
+    t
+}
+
+/// A connection under load (one per protocol).
+trait LoadConn {
+    /// Reads what is there into the connection's buffer; 0 = closed.
+    async fn read_some(&mut self) -> std::io::Result<usize>;
+    /// Handles every complete record / line; latencies (µs) of deliveries go to `lat`.
+    fn process(&mut self, ctx: &Ctx, lat: &mut Vec<u64>) -> Result<()>;
+    /// Writes anything `process` queued (IRC PONGs).
+    async fn flush(&mut self) -> Result<()>;
+    /// Sends one payload to the client's room.
+    async fn say(&mut self, text: &str) -> Result<()>;
+    /// Drops buffers while idle.
+    fn shrink(&mut self);
+}
+
+// ---------------------------------------------------------------- ChatBox
+
+struct CbConn {
+    stream: Async<TcpStream>,
+    session: Session,
+    buf: Vec<u8>,
+    len: usize,
+    out: Vec<u8>,
+    user: String,
+    room: String,
+}
+
+fn random32() -> Result<[u8; 32]> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| anyhow!("getrandom: {e}"))?;
+    Ok(b)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn totp_code(secret: &[u8], offset: i64) -> Result<String> {
+    let totp = Totp::sha1_default(secret).map_err(|e| anyhow!("totp: {e:?}"))?;
+    let step = totp
+        .step(now_secs())
+        .checked_add_signed(offset)
+        .ok_or_else(|| anyhow!("step"))?;
+    Ok(totp
+        .generate_at_step(step)
+        .map_err(|e| anyhow!("totp: {e:?}"))?
+        .as_str()
+        .to_owned())
+}
+
+fn secret_of(uri: &str) -> Result<Vec<u8>> {
+    let q = uri.split_once('?').map_or("", |x| x.1);
+    let b32 = q
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("secret="))
+        .ok_or_else(|| anyhow!("no secret in the otpauth URI"))?;
+    let mut out = [0u8; 64];
+    Ok(base32_decode(b32, &mut out)
+        .map_err(|e| anyhow!("base32: {e:?}"))?
+        .to_vec())
+}
+
+/// What a set-up step waits for.
+enum Want {
+    Started(String),
+    Registered,
+    LoggedIn,
+    HistoryDone,
+    Busy,
+}
+
+impl CbConn {
+    async fn connect(addr: SocketAddr, user: String, room: String) -> Result<CbConn> {
+        let stream = Async::<TcpStream>::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        stream.get_ref().set_nodelay(true)?;
+        let mut c = CbConn {
+            stream,
+            session: Session::client(random32()?),
+            buf: vec![0; MAX_WIRE_LEN * 2],
+            len: 0,
+            out: Vec::with_capacity(512),
+            user,
+            room,
+        };
+        let mut hello = [0u8; 128];
+        let n = c
+            .session
+            .poll_transmit(&mut hello)
+            .map_err(|e| anyhow!("handshake: {e}"))?;
+        c.stream
+            .write_all(hello.get(..n).unwrap_or_default())
+            .await?;
+        loop {
+            c.fill().await?;
+            let CbConn {
+                session, buf, len, ..
+            } = &mut c;
+            match session
+                .handle_input(buf.get_mut(..*len).unwrap_or_default())
+                .map_err(|e| anyhow!("handshake: {e}"))?
+            {
+                Input::Incomplete { .. } => {}
+                Input::Handshake { consumed } => {
+                    buf.copy_within(consumed..*len, 0);
+                    *len -= consumed;
+                    break;
+                }
+                Input::Record { .. } => bail!("record before the handshake ended"),
+            }
+        }
+        if !c.session.is_established() {
+            bail!("handshake did not complete");
+        }
+        Ok(c)
+    }
+
+    async fn fill(&mut self) -> Result<()> {
+        let space = self.buf.get_mut(self.len..).unwrap_or_default();
+        if space.is_empty() {
+            bail!("receive buffer full");
+        }
+        let n = self.stream.read(space).await?;
+        if n == 0 {
+            bail!("server closed the connection");
+        }
+        self.len += n;
+        Ok(())
+    }
+
+    async fn send(&mut self, msg: &ClientMsg<'_>) -> Result<()> {
+        let mut pt = [0u8; 2048];
+        let n = msg.encode(&mut pt).map_err(|e| anyhow!("encode: {e:?}"))?;
+        self.out.resize(n + 64, 0);
+        let w = self
+            .session
+            .seal(pt.get(..n).unwrap_or_default(), &mut self.out)
+            .map_err(|e| anyhow!("seal: {e}"))?;
+        self.stream
+            .write_all(self.out.get(..w).unwrap_or_default())
+            .await?;
+        Ok(())
+    }
+
+    /// Calls `f` on each complete record; stops early when `f` returns `Some`.
+    fn drain<T>(
+        &mut self,
+        mut f: impl FnMut(&ServerMsg<'_>) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        loop {
+            if self.len == 0 {
+                return Ok(None);
+            }
+            let CbConn {
+                session, buf, len, ..
+            } = self;
+            let (consumed, got) = match session
+                .handle_input(buf.get_mut(..*len).unwrap_or_default())
+                .map_err(|e| anyhow!("bad record from the server: {e}"))?
+            {
+                Input::Incomplete { .. } => return Ok(None),
+                Input::Handshake { .. } => bail!("unexpected handshake message"),
+                Input::Record {
+                    consumed,
+                    plaintext,
+                } => {
+                    let msg = ServerMsg::decode(plaintext)
+                        .map_err(|e| anyhow!("undecodable server message: {e:?}"))?;
+                    (consumed, f(&msg)?)
+                }
+            };
+            buf.copy_within(consumed..*len, 0);
+            *len -= consumed;
+            if got.is_some() {
+                return Ok(got);
+            }
+        }
+    }
+
+    async fn wait_for(
+        &mut self,
+        mut f: impl FnMut(&ServerMsg<'_>) -> Result<Option<Want>>,
+    ) -> Result<Want> {
+        loop {
+            if let Some(w) = self.drain(&mut f)? {
+                return Ok(w);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn setup(ctx: &Ctx, i: usize) -> Result<CbConn> {
+        let user = ctx.name_of(i);
+        let mut c = CbConn::connect(ctx.addr, user.clone(), ctx.room_of(i)).await?;
+        let pw = ctx.password.as_str();
+        let uri = loop {
+            c.send(&ClientMsg::Register {
+                user: &user,
+                password: pw,
+            })
+            .await?;
+            match c.wait_for(reply_of).await? {
+                Want::Started(uri) => break uri,
+                Want::Busy => {
+                    Timer::after(Duration::from_millis(20)).await;
+                }
+                _ => bail!("unexpected reply to Register"),
+            }
+        };
+        let secret = secret_of(&uri)?;
+        // The previous step confirms the registration; the current one logs in (the server
+        // accepts −1..+1 and refuses a step spent before).
+        let code = totp_code(&secret, -1)?;
+        c.send(&ClientMsg::ConfirmTotp { code: &code }).await?;
+        if !matches!(c.wait_for(reply_of).await?, Want::Registered) {
+            bail!("unexpected reply to ConfirmTotp");
+        }
+        loop {
+            let code = totp_code(&secret, 0)?;
+            c.send(&ClientMsg::Login {
+                user: &user,
+                password: pw,
+                otp: &code,
+            })
+            .await?;
+            match c.wait_for(reply_of).await? {
+                Want::LoggedIn => break,
+                Want::Busy => {
+                    Timer::after(Duration::from_millis(20)).await;
+                }
+                _ => bail!("unexpected reply to Login"),
+            }
+        }
+        c.wait_for(|m| history_done(m, "#lobby")).await?;
+        c.send(&ClientMsg::Part {
+            room: "#lobby",
+            reason: "",
+        })
+        .await?;
+        if !ctx.idle {
+            let room = c.room.clone();
+            c.send(&ClientMsg::Join { room: &room }).await?;
+            c.wait_for(|m| history_done(m, &room)).await?;
+        }
+        Ok(c)
+    }
+}
+
+fn reply_of(m: &ServerMsg<'_>) -> Result<Option<Want>> {
+    Ok(Some(match *m {
+        ServerMsg::RegisterStarted { uri } => Want::Started(uri.to_owned()),
+        ServerMsg::Registered { .. } => Want::Registered,
+        ServerMsg::LoginOk { .. } => Want::LoggedIn,
+        ServerMsg::Error { code, .. } if code == ErrorCode::Busy as u16 => Want::Busy,
+        ServerMsg::Error { code, text } => bail!("server error {code}: {text}"),
+        ServerMsg::Bye { reason } => bail!("server said bye: {reason}"),
+        _ => return Ok(None),
+    }))
+}
+
+fn history_done(m: &ServerMsg<'_>, room: &str) -> Result<Option<Want>> {
+    match *m {
+        ServerMsg::History { target, done, .. } if done && target == room => {
+            Ok(Some(Want::HistoryDone))
+        }
+        ServerMsg::Error { code, text } => bail!("server error {code}: {text}"),
+        ServerMsg::Bye { reason } => bail!("server said bye: {reason}"),
+        _ => Ok(None),
+    }
+}
+
+impl LoadConn for CbConn {
+    async fn read_some(&mut self) -> std::io::Result<usize> {
+        let space = self.buf.get_mut(self.len..).unwrap_or_default();
+        let n = self.stream.read(space).await?;
+        self.len += n;
+        Ok(n)
+    }
+
+    fn process(&mut self, ctx: &Ctx, lat: &mut Vec<u64>) -> Result<()> {
+        let now = ctx.now_us();
+        let user = self.user.clone();
+        self.drain(|m| {
+            match *m {
+                ServerMsg::Message(ref cm) => {
+                    if cm.from == user {
+                        ctx.echoes.fetch_add(1, Ordering::Relaxed);
+                    } else if let Some(t) = stats::parse_stamp(cm.text) {
+                        lat.push(now.saturating_sub(t));
+                    }
+                }
+                ServerMsg::Error { code, .. } if code == ErrorCode::RateLimited as u16 => {
+                    ctx.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                ServerMsg::Bye { reason } => bail!("server said bye: {reason}"),
+                _ => {}
+            }
+            Ok(None::<()>)
+        })?;
+        if self.len == self.buf.len() {
+            bail!("receive buffer full");
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn say(&mut self, text: &str) -> Result<()> {
+        let room = core::mem::take(&mut self.room);
+        let r = self.send(&ClientMsg::Say { room: &room, text }).await;
+        self.room = room;
+        r
+    }
+
+    fn shrink(&mut self) {
+        self.buf = Vec::new();
+        self.out = Vec::new();
+    }
+}
+
+// ---------------------------------------------------------------- IRC
+
+struct IrcConn {
+    stream: Async<TcpStream>,
+    buf: Vec<u8>,
+    len: usize,
+    out: Vec<u8>,
+    room: String,
+}
+
+impl IrcConn {
+    async fn fill(&mut self) -> Result<()> {
+        let n = self.read_some().await?;
+        if n == 0 {
+            bail!("server closed the connection");
+        }
+        Ok(())
+    }
+
+    /// Reads lines until one whose command is `want`; answers PINGs on the way.
+    async fn wait_for(&mut self, want: &str) -> Result<()> {
+        loop {
+            let mut found = false;
+            let mut err = None;
+            let out = &mut self.out;
+            let used = irc::split_lines(self.buf.get(..self.len).unwrap_or_default(), |l| {
+                if found || err.is_some() {
+                    return;
+                }
+                if let Some(p) = irc::parse(l) {
+                    match p.command {
+                        c if c == want => found = true,
+                        "PING" => pong(out, &p),
+                        "ERROR" | "432" | "433" | "465" | "471" | "473" | "474" => {
+                            err = Some(l.to_owned());
+                        }
+                        _ => {}
+                    }
+                }
+            });
+            self.buf.copy_within(used..self.len, 0);
+            self.len -= used;
+            if let Some(e) = err {
+                bail!("IRC server: {e}");
+            }
+            self.flush().await?;
+            if found {
+                return Ok(());
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn setup(ctx: &Ctx, i: usize) -> Result<IrcConn> {
+        let stream = Async::<TcpStream>::connect(ctx.addr)
+            .await
+            .with_context(|| format!("connecting to {}", ctx.addr))?;
+        stream.get_ref().set_nodelay(true)?;
+        let mut c = IrcConn {
+            stream,
+            buf: vec![0; 64 * 1024],
+            len: 0,
+            out: Vec::with_capacity(512),
+            room: ctx.room_of(i),
+        };
+        let nick = ctx.name_of(i);
+        c.out
+            .extend_from_slice(format!("NICK {nick}\r\nUSER {nick} 0 * :load\r\n").as_bytes());
+        c.flush().await?;
+        c.wait_for("001").await?;
+        if !ctx.idle {
+            c.out
+                .extend_from_slice(format!("JOIN {}\r\n", c.room).as_bytes());
+            c.flush().await?;
+            c.wait_for("366").await?;
+        }
+        Ok(c)
+    }
+}
+
+fn pong(out: &mut Vec<u8>, p: &irc::Line<'_>) {
+    let arg = p
+        .trailing
+        .or_else(|| p.params.first().copied())
+        .unwrap_or("");
+    out.extend_from_slice(b"PONG :");
+    out.extend_from_slice(arg.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+impl LoadConn for IrcConn {
+    async fn read_some(&mut self) -> std::io::Result<usize> {
+        if self.len == self.buf.len() {
+            return Err(std::io::Error::other("line too long"));
+        }
+        let space = self.buf.get_mut(self.len..).unwrap_or_default();
+        let n = self.stream.read(space).await?;
+        self.len += n;
+        Ok(n)
+    }
+
+    fn process(&mut self, ctx: &Ctx, lat: &mut Vec<u64>) -> Result<()> {
+        let now = ctx.now_us();
+        let out = &mut self.out;
+        let mut err = None;
+        let used = irc::split_lines(self.buf.get(..self.len).unwrap_or_default(), |l| {
+            let Some(p) = irc::parse(l) else { return };
+            match p.command {
+                "PRIVMSG" => {
+                    if let Some(t) = p.trailing.and_then(stats::parse_stamp) {
+                        lat.push(now.saturating_sub(t));
+                    }
+                }
+                "PING" => pong(out, &p),
+                "ERROR" => err = Some(l.to_owned()),
+                _ => {}
+            }
+        });
+        self.buf.copy_within(used..self.len, 0);
+        self.len -= used;
+        if let Some(e) = err {
+            bail!("IRC server: {e}");
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    async fn say(&mut self, text: &str) -> Result<()> {
+        self.out.extend_from_slice(b"PRIVMSG ");
+        self.out.extend_from_slice(self.room.as_bytes());
+        self.out.extend_from_slice(b" :");
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        self.flush().await
+    }
+
+    fn shrink(&mut self) {
+        self.buf = Vec::new();
+        self.out = Vec::new();
+    }
+}
+
+// ---------------------------------------------------------------- driving
+
+enum Ev {
+    Read(std::io::Result<usize>),
+    Tick,
+}
+
+async fn drive<C: LoadConn>(ctx: &Ctx, i: usize, mut c: C) -> Result<()> {
+    #[allow(clippy::cast_precision_loss)]
+    let phase = i as f64 / ctx.clients.max(1) as f64;
+    if ctx.idle {
+        c.shrink();
+        while !ctx.stop.load(Ordering::Relaxed) {
+            Timer::after(Duration::from_millis(200)).await;
+        }
+        return Ok(());
+    }
+    let mut lat = Vec::with_capacity(256);
+    let mut text = String::new();
+    while !ctx.stop.load(Ordering::Relaxed) {
+        let rate = ctx.rate();
+        let now = ctx.now_us();
+        let next = if rate > 0.0 {
+            next_slot(now, rate, phase)
+        } else {
+            now + 50_000
+        };
+        let at = ctx.t0 + Duration::from_micros(next);
+        let ev = {
+            let read = async { Ev::Read(c.read_some().await) };
+            let tick = async {
+                Timer::at(at).await;
+                Ev::Tick
+            };
+            read.or(tick).await
+        };
+        match ev {
+            Ev::Read(Ok(0)) => bail!("server closed the connection"),
+            Ev::Read(Ok(_)) => {
+                c.process(ctx, &mut lat)?;
+                ctx.record(&mut lat);
+                c.flush().await?;
+            }
+            Ev::Read(Err(e)) => return Err(e.into()),
+            Ev::Tick => {
+                if rate > 0.0 && !ctx.stop.load(Ordering::Relaxed) {
+                    text.clear();
+                    text.push_str(&stats::payload(ctx.now_us(), i, ctx.payload));
+                    c.say(&text).await?;
+                    if ctx.measuring.load(Ordering::Relaxed) {
+                        ctx.sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn client(ctx: Arc<Ctx>, i: usize) {
+    let set_up = async {
+        let _permit = ctx.setup.acquire().await;
+        match ctx.proto {
+            Proto::Chatbox => CbConn::setup(&ctx, i).await.map(|c| Either::Cb(Box::new(c))),
+            Proto::Irc => IrcConn::setup(&ctx, i).await.map(Either::Irc),
+        }
+    };
+    let conn = match set_up.await {
+        Ok(c) => c,
+        Err(e) => {
+            note_error(&ctx, &format!("client {i} set-up: {e:#}"));
+            ctx.failed.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+    };
+    ctx.ready.fetch_add(1, Ordering::SeqCst);
+    let r = match conn {
+        Either::Cb(c) => drive(&ctx, i, *c).await,
+        Either::Irc(c) => drive(&ctx, i, c).await,
+    };
+    if let Err(e) = r
+        && !ctx.stop.load(Ordering::Relaxed)
+    {
+        note_error(&ctx, &format!("client {i}: {e:#}"));
+        ctx.lost.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+enum Either {
+    Cb(Box<CbConn>),
+    Irc(IrcConn),
+}
+
+fn note_error(ctx: &Ctx, e: &str) {
+    if let Ok(mut f) = ctx.first_error.lock()
+        && f.is_none()
+    {
+        eprintln!("chatbox-load: {e}");
+        *f = Some(e.to_owned());
+    }
+}
+
+fn proc_now(pid: Option<u32>, ticks: f64) -> Option<ProcSample> {
+    pid.and_then(|p| stats::read_proc(p, ticks).ok())
+}
+
+struct Window {
+    secs: f64,
+    p0: Option<ProcSample>,
+    started: Instant,
+}
+
+fn begin(ctx: &Ctx, pid: Option<u32>, ticks: f64) -> Window {
+    ctx.sent.store(0, Ordering::SeqCst);
+    ctx.delivered.store(0, Ordering::SeqCst);
+    if let Ok(mut s) = ctx.samples.lock() {
+        *s = Samples::default();
+    }
+    let w = Window {
+        secs: 0.0,
+        p0: proc_now(pid, ticks),
+        started: Instant::now(),
+    };
+    ctx.measuring.store(true, Ordering::SeqCst);
+    w
+}
+
+/// Ends a window and prints its row; returns (deliveries/s, p99 ms, delivered ≥ 90 % of
+/// expected).
+fn end(cli: &Cli, ctx: &Ctx, mut w: Window, rate: f64, ticks: f64) -> (f64, f64, bool) {
+    ctx.measuring.store(false, Ordering::SeqCst);
+    w.secs = w.started.elapsed().as_secs_f64();
+    let p1 = proc_now(cli.pid, ticks);
+    let mut samples = ctx
+        .samples
+        .lock()
+        .map(|mut s| core::mem::take(&mut *s))
+        .unwrap_or_default();
+    let sum = samples.summary();
+    #[allow(clippy::cast_precision_loss)]
+    let (delivered, sent) = (
+        ctx.delivered.load(Ordering::SeqCst) as f64,
+        ctx.sent.load(Ordering::SeqCst) as f64,
+    );
+    let ready = ctx.ready.load(Ordering::SeqCst);
+    let lost = ctx.lost.load(Ordering::SeqCst);
+    #[allow(clippy::cast_precision_loss)]
+    let room = (ready as f64 / cli.rooms.max(1) as f64).max(1.0);
+    #[allow(clippy::cast_precision_loss)]
+    let expected = ready.saturating_sub(lost) as f64 * rate * (room - 1.0);
+    let dps = delivered / w.secs;
+    let (cpu, rss) = match (w.p0, p1) {
+        (Some(a), Some(b)) => (
+            format!("{:.2}", (b.cpu_secs - a.cpu_secs) / w.secs),
+            format!("{:.1}", b.rss_kib as f64 / 1024.0),
+        ),
+        _ => ("-".into(), "-".into()),
+    };
+    let sc = match cli.scenario {
+        Scenario::A => "A",
+        Scenario::B => "B",
+        Scenario::C => "C",
+    };
+    println!(
+        "ROW {sc} label={} clients={ready} lost={lost} rate={rate} secs={:.1} sent_per_s={:.0} deliveries_per_s={dps:.0} expected_per_s={expected:.0} p50={:.2} p99={:.2} p999={:.2} max={:.2} samples={} server_cpu_per_s={cpu} server_rss_mib={rss} refused={}",
+        cli.label,
+        w.secs,
+        sent / w.secs,
+        sum.p50,
+        sum.p99,
+        sum.p999,
+        sum.max,
+        sum.count,
+        ctx.refused.load(Ordering::SeqCst),
+    );
+    (dps, sum.p99, delivered >= 0.9 * expected * w.secs)
+}
+
+async fn orchestrate(cli: Cli, ex: Arc<Executor<'static>>) -> Result<()> {
+    if !cli.addr.ip().is_loopback() {
+        bail!("load tests only talk to 127.x addresses");
+    }
+    let ticks = stats::clock_ticks();
+    let idle = cli.scenario == Scenario::C;
+    let ctx = Arc::new(Ctx {
+        proto: cli.proto,
+        addr: cli.addr,
+        clients: cli.clients,
+        rooms: cli.rooms,
+        payload: cli.payload,
+        password: cli.password.clone(),
+        prefix: cli.prefix.clone(),
+        idle,
+        t0: Instant::now(),
+        rate_milli: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        measuring: AtomicBool::new(false),
+        ready: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        lost: AtomicUsize::new(0),
+        sent: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        echoes: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        samples: Mutex::new(Samples::default()),
+        setup: Semaphore::new(cli.setup_concurrency.max(1)),
+        first_error: Mutex::new(None),
+    });
+    let base = proc_now(cli.pid, ticks);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(cli.clients);
+    for i in 0..cli.clients {
+        tasks.push(ex.spawn(client(ctx.clone(), i)));
+    }
+    let limit = Duration::from_secs_f64(cli.setup_timeout);
+    loop {
+        let done = ctx.ready.load(Ordering::SeqCst) + ctx.failed.load(Ordering::SeqCst);
+        if done >= cli.clients {
+            break;
+        }
+        if started.elapsed() > limit {
+            ctx.stop.store(true, Ordering::SeqCst);
+            bail!(
+                "set-up took longer than {limit:?} ({done} of {} done)",
+                cli.clients
+            );
+        }
+        Timer::after(Duration::from_millis(100)).await;
+    }
+    let setup_secs = started.elapsed().as_secs_f64();
+    let ready = ctx.ready.load(Ordering::SeqCst);
+    eprintln!(
+        "chatbox-load: {ready} of {} clients ready in {setup_secs:.1} s ({} failed)",
+        cli.clients,
+        ctx.failed.load(Ordering::SeqCst)
+    );
+    if ready == 0 {
+        bail!("no client could connect");
+    }
+    match cli.scenario {
+        Scenario::A => {
+            ctx.set_rate(cli.rate);
+            Timer::after(Duration::from_secs_f64(cli.warmup)).await;
+            let w = begin(&ctx, cli.pid, ticks);
+            Timer::after(Duration::from_secs_f64(cli.duration)).await;
+            end(&cli, &ctx, w, cli.rate, ticks);
+        }
+        Scenario::B => {
+            let mut best: Option<(f64, f64)> = None;
+            for &rate in &cli.rates {
+                ctx.set_rate(rate);
+                Timer::after(Duration::from_secs_f64(cli.warmup)).await;
+                let w = begin(&ctx, cli.pid, ticks);
+                Timer::after(Duration::from_secs_f64(cli.step_secs)).await;
+                let (dps, p99, kept_up) = end(&cli, &ctx, w, rate, ticks);
+                if p99 < cli.p99_limit_ms && kept_up && ctx.lost.load(Ordering::SeqCst) == 0 {
+                    if best.is_none_or(|(d, _)| dps > d) {
+                        best = Some((dps, rate));
+                    }
+                } else {
+                    break;
+                }
+            }
+            let (cap, at) = best.unwrap_or((0.0, 0.0));
+            println!(
+                "ROW Bcap label={} capacity_per_s={cap:.0} at_rate={at} p99_limit_ms={}",
+                cli.label, cli.p99_limit_ms
+            );
+        }
+        Scenario::C => {
+            Timer::after(Duration::from_secs(2)).await;
+            let now = proc_now(cli.pid, ticks);
+            let (b, n) = match (base, now) {
+                (Some(b), Some(n)) => (b.rss_kib, n.rss_kib),
+                _ => (0, 0),
+            };
+            #[allow(clippy::cast_precision_loss)]
+            let per = n.saturating_sub(b) as f64 / ready.max(1) as f64;
+            println!(
+                "ROW C label={} conns={ready} rss_base_kib={b} rss_kib={n} per_conn_kib={per:.2} setup_s={setup_secs:.1}",
+                cli.label
+            );
+        }
+    }
+    ctx.stop.store(true, Ordering::SeqCst);
+    ctx.set_rate(0.0);
+    // Tasks notice within 200 ms; the process exits after, closing every socket.
+    Timer::after(Duration::from_millis(300)).await;
+    drop(tasks);
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let ex = Arc::new(Executor::new());
+    let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
+    let mut helpers = Vec::new();
+    for _ in 1..cli.threads {
+        let ex = ex.clone();
+        let rx = stop_rx.clone();
+        helpers.push(std::thread::spawn(move || {
+            let _ = smol::block_on(ex.run(rx.recv()));
+        }));
+    }
+    let r = smol::block_on(ex.run(orchestrate(cli, ex.clone())));
+    drop(stop_tx);
+    for h in helpers {
+        let _ = h.join();
+    }
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatbox-load: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_spread_and_ahead() {
+        // 1 msg/s at phase 0.25: slots at 0.25 s, 1.25 s, …
+        assert_eq!(next_slot(0, 1.0, 0.25), 250_000);
+        assert_eq!(next_slot(250_000, 1.0, 0.25), 1_250_000);
+        assert_eq!(next_slot(1_000_000, 1.0, 0.25), 1_250_000);
+        // 4 msg/s at phase 0.5: period 250 ms, offset 125 ms.
+        assert_eq!(next_slot(130_000, 4.0, 0.5), 375_000);
+        for now in [0u64, 999, 123_456, 9_999_999] {
+            assert!(next_slot(now, 3.0, 0.7) > now);
+        }
+    }
+}
