@@ -228,9 +228,24 @@ pub async fn login(
         Ok(None) => {}
         Err(_) => return Err(Refusal::internal()),
     }
-    if let Err(e) = shared.store.login_success(&user, step, ip_port).await {
-        shared.logs.info(format!("login: {e}"));
-        return Err(Refusal::internal());
+    match shared.store.login_success(&user, step, ip_port).await {
+        Ok(true) => {}
+        Ok(false) => {
+            // A concurrent login used the same TOTP step first.
+            return Err(fail(
+                shared,
+                ip,
+                ip_port,
+                &user,
+                Some(&acc),
+                "wrong or reused TOTP code",
+            )
+            .await);
+        }
+        Err(e) => {
+            shared.logs.info(format!("login: {e}"));
+            return Err(Refusal::internal());
+        }
     }
     shared.logs.credentials(format!(
         "login established user={user} from={ip_port} with={}",

@@ -207,6 +207,15 @@ fn is_op(me: &Me, out: &mut Replies) -> bool {
     }
 }
 
+/// A reason (part, kick, ban, mute) is text like any other: at most `MAX_TEXT_LEN` bytes.
+fn reason_ok(reason: &str, out: &mut Replies) -> bool {
+    if reason.len() > MAX_TEXT_LEN {
+        out.error(ErrorCode::TooLong, "reason longer than 1024 bytes");
+        return false;
+    }
+    true
+}
+
 fn user_arg(raw: &str, out: &mut Replies) -> Option<String> {
     match username::normalize(raw) {
         Ok(u) => Some(u.as_str().to_owned()),
@@ -250,6 +259,9 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
         }
         ClientMsg::Join { room } => join(shared, me, room, out).await,
         ClientMsg::Part { room, reason } => {
+            if !reason_ok(reason, out) {
+                return;
+            }
             if !shared.hub.part(me.id, room) {
                 out.error(ErrorCode::NotInRoom, "not in that room");
                 return;
@@ -403,7 +415,7 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             }
         }
         ClientMsg::Kick { room, user, reason } => {
-            if !is_op(me, out) {
+            if !is_op(me, out) || !reason_ok(reason, out) {
                 return;
             }
             let Some(user) = user_arg(user, out) else {
@@ -427,7 +439,7 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             seconds,
             reason,
         } => {
-            if !is_op(me, out) {
+            if !is_op(me, out) || !reason_ok(reason, out) {
                 return;
             }
             let Some(user) = user_arg(user, out) else {
@@ -484,7 +496,7 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             seconds,
             reason,
         } => {
-            if !is_op(me, out) {
+            if !is_op(me, out) || !reason_ok(reason, out) {
                 return;
             }
             let Some(user) = user_arg(user, out) else {

@@ -234,19 +234,22 @@ impl Store {
         .await
     }
 
-    /// Records a successful login.
+    /// Records a successful login; `false` (nothing changed) if `step` is no longer above the
+    /// last accepted one, i.e. another login used that code first.
     pub async fn login_success(
         &self,
         user: &str,
         step: Option<u64>,
         ip_port: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (u, ip) = (user.to_owned(), ip_port.to_owned());
         self.call(
             format!("UPDATE REGISTERED user={user} online=ok ip_port_last={ip_port}; UPDATE ONLINE ip_port={ip_port} statut=online"),
             move |c| {
-                queries::login_success(c, &u, step, &ip)?;
-                queries::online_insert(c, &u, &ip, "online")
+                if !queries::login_success(c, &u, step, &ip)? {
+                    return Ok(false);
+                }
+                queries::online_insert(c, &u, &ip, "online").map(|()| true)
             },
         )
         .await

@@ -180,13 +180,16 @@ pub fn login_success(
     user: &str,
     step: Option<u64>,
     ip_port: &str,
-) -> rusqlite::Result<()> {
-    c.execute(
+) -> rusqlite::Result<bool> {
+    // The step condition makes "verify, then record the step" atomic: of two logins racing
+    // with the same TOTP code, only the first to reach the writer gets in.
+    let n = c.execute(
         "UPDATE REGISTERED SET failures = 0, locked_until = 0, statut = 'ok', online = 'ok', ip_port_last = ?2,
-         totp_last_step = COALESCE(?3, totp_last_step) WHERE User = ?1",
+         totp_last_step = COALESCE(?3, totp_last_step)
+         WHERE User = ?1 AND (?3 IS NULL OR totp_last_step IS NULL OR totp_last_step < ?3)",
         params![user, ip_port, step.map(i64_of)],
     )?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// A failed login: one more failure, locked when `lock_after` is reached. Returns the count.
