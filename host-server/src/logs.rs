@@ -26,6 +26,7 @@ enum File4 {
     Sql,
     Info,
     Credentials,
+    Chat,
 }
 
 enum Cmd {
@@ -47,11 +48,59 @@ struct Inner {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// One log file. A file that cannot be opened or written (disk full, read-only) never stops
+/// the server: the failure is reported once (in `info.log`, or on stderr if `info.log` is the
+/// broken one) and again when the file recovers.
+struct Sink {
+    name: &'static str,
+    w: Option<BufWriter<File>>,
+    failing: bool,
+}
+
+impl Sink {
+    fn open(dir: &Path, name: &'static str) -> (Sink, Option<String>) {
+        match open_append(&dir.join(name)) {
+            Ok(f) => (
+                Sink {
+                    name,
+                    w: Some(BufWriter::new(f)),
+                    failing: false,
+                },
+                None,
+            ),
+            Err(e) => (
+                Sink {
+                    name,
+                    w: None,
+                    failing: true,
+                },
+                Some(format!(
+                    "cannot open log file {name}: {e}; serving on without it"
+                )),
+            ),
+        }
+    }
+
+    fn line(&mut self, args: core::fmt::Arguments<'_>) -> io::Result<()> {
+        match self.w.as_mut() {
+            Some(w) => {
+                w.write_fmt(args)?;
+                w.write_all(b"\n")
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
 struct Writer {
-    sql: BufWriter<File>,
-    info: BufWriter<File>,
-    credentials: BufWriter<File>,
-    chat: BufWriter<File>,
+    sql: Sink,
+    info: Sink,
+    credentials: Sink,
+    chat: Sink,
     prev_tag: [u8; 32],
     log_key: [u8; 32],
 }
@@ -78,7 +127,12 @@ fn resume_chain(path: &Path) -> io::Result<([u8; 32], bool)> {
     let Ok(mut f) = File::open(path) else {
         return Ok(([0; 32], false));
     };
-    let len = f.metadata()?.len();
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        // A device or pipe (e.g. /dev/full): nothing to resume, and reading it may not end.
+        return Ok(([0; 32], false));
+    }
+    let len = meta.len();
     let start = len.saturating_sub(8192);
     f.seek(SeekFrom::Start(start))?;
     let mut tail = Vec::new();
@@ -107,42 +161,81 @@ impl Writer {
         let tag = chain_tag(&self.log_key, &self.prev_tag, line);
         let mut b64 = [0u8; TAG_B64_LEN];
         let enc = base64_encode(&tag, &mut b64).map_err(|e| io::Error::other(e.to_string()))?;
-        writeln!(self.chat, "{line}\t{enc}")?;
+        self.chat.line(format_args!("{line}\t{enc}"))?;
         self.prev_tag = tag;
         Ok(())
     }
 
+    fn sink(&mut self, which: File4) -> &mut Sink {
+        match which {
+            File4::Sql => &mut self.sql,
+            File4::Info => &mut self.info,
+            File4::Credentials => &mut self.credentials,
+            File4::Chat => &mut self.chat,
+        }
+    }
+
+    /// Tracks a file's health: reports the first failure and the recovery, not every line.
+    fn note(&mut self, which: File4, result: io::Result<()>) {
+        let sink = self.sink(which);
+        let msg = match (result, sink.failing) {
+            (Err(e), false) => {
+                sink.failing = true;
+                format!(
+                    "log write failed for {}: {e}; serving on (lines for it are lost until it recovers)",
+                    sink.name
+                )
+            }
+            (Ok(()), true) if sink.w.is_some() => {
+                sink.failing = false;
+                format!("log file {} writable again", sink.name)
+            }
+            _ => return,
+        };
+        self.report(&msg);
+    }
+
+    /// A problem with the logs themselves: stderr, and `info.log` unless that is the broken one.
+    fn report(&mut self, msg: &str) {
+        eprintln!("chatbox-server: {msg}");
+        if !self.info.failing {
+            let stamp = fmt_utc(now_ms());
+            let r = self
+                .info
+                .line(format_args!("{stamp} {msg}"))
+                .and_then(|()| self.info.flush());
+            if r.is_err() {
+                self.note(File4::Info, r);
+            }
+        }
+    }
+
     fn flush(&mut self) {
-        for w in [
-            &mut self.sql,
-            &mut self.info,
-            &mut self.credentials,
-            &mut self.chat,
-        ] {
-            let _ = w.flush();
+        for which in [File4::Sql, File4::Info, File4::Credentials, File4::Chat] {
+            let r = self.sink(which).flush();
+            self.note(which, r);
         }
     }
 
     fn handle(&mut self, cmd: Cmd) {
         let stamp = fmt_utc(now_ms());
-        let result = match cmd {
+        match cmd {
             Cmd::Line(which, text) => {
-                let w = match which {
-                    File4::Sql => &mut self.sql,
-                    File4::Info => &mut self.info,
-                    File4::Credentials => &mut self.credentials,
-                };
-                writeln!(w, "{stamp} {text}")
+                let r = self.sink(which).line(format_args!("{stamp} {text}"));
+                if r.is_err() {
+                    self.note(which, r);
+                }
             }
-            Cmd::Chat(text) => self.chat_line(&format!("{stamp} {text}")),
+            Cmd::Chat(text) => {
+                let r = self.chat_line(&format!("{stamp} {text}"));
+                if r.is_err() {
+                    self.note(File4::Chat, r);
+                }
+            }
             Cmd::Flush(done) => {
                 self.flush();
                 let _ = done.send(());
-                Ok(())
             }
-        };
-        if let Err(e) = result {
-            eprintln!("chatbox-server: log write failed: {e}");
         }
     }
 }
@@ -152,19 +245,28 @@ impl Logs {
     pub fn open(dir: &Path, log_key: [u8; 32]) -> io::Result<Logs> {
         fs::create_dir_all(dir)?;
         let chat_path = dir.join("chat.log");
-        let (prev_tag, partial) = resume_chain(&chat_path)?;
-        let mut chat = BufWriter::new(open_append(&chat_path)?);
-        if partial {
-            chat.write_all(b"\n")?;
+        let (prev_tag, partial) = resume_chain(&chat_path).unwrap_or(([0; 32], false));
+        let (mut chat, chat_err) = Sink::open(dir, "chat.log");
+        if partial && let Some(w) = chat.w.as_mut() {
+            w.write_all(b"\n")?;
         }
+        let (info, info_err) = Sink::open(dir, "info.log");
+        let (sql, sql_err) = Sink::open(dir, "sql.log");
+        let (credentials, cred_err) = Sink::open(dir, "credentials.log");
         let mut writer = Writer {
-            sql: BufWriter::new(open_append(&dir.join("sql.log"))?),
-            info: BufWriter::new(open_append(&dir.join("info.log"))?),
-            credentials: BufWriter::new(open_append(&dir.join("credentials.log"))?),
+            sql,
+            info,
+            credentials,
             chat,
             prev_tag,
             log_key,
         };
+        for e in [info_err, chat_err, sql_err, cred_err]
+            .into_iter()
+            .flatten()
+        {
+            writer.report(&e);
+        }
         let (tx, rx) = mpsc::sync_channel::<Cmd>(QUEUE);
         let thread = std::thread::Builder::new()
             .name("chatbox-log".into())
