@@ -4,19 +4,26 @@
 //! Messages of a connection are handled strictly in order, one at a time, so a `Pong` leaves
 //! only after everything received before its `Ping` was processed. Records the hub queued for
 //! this connection (other users' messages) are sealed and written between requests.
+//!
+//! Memory: an idle connection owns no I/O buffer. The task waits for readability, reads into a
+//! thread-local scratch buffer and keeps only the bytes of an incomplete frame; the write
+//! buffer exists only while records are being sealed and written. Message handling (large
+//! futures: login, commands) is boxed so the task's own future stays small while it waits.
 
+use core::cell::RefCell;
 use core::net::SocketAddr;
+use std::io::Read as _;
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chatbox_core::frame::{HEADER_LEN, MAX_PLAINTEXT_LEN, MAX_WIRE_LEN};
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg, StrList};
 use chatbox_core::session::{Event, Input, RECORD_OVERHEAD, Session};
-use smol::Timer;
 use smol::channel::{self, Receiver};
 use smol::future::FutureExt as _;
-use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use smol::net::TcpStream;
+use smol::io::AsyncWriteExt as _;
+use smol::{Async, Timer};
 
 use crate::auth::{Refusal, login, register};
 use crate::chat::hub::{ConnId, Outbound};
@@ -29,8 +36,15 @@ const SERVER_HELLO: &[u8] = concat!("ChatBox server ", env!("CARGO_PKG_VERSION")
 /// Why a connection ended (for info.log).
 type Reason = String;
 
+thread_local! {
+    /// Reads land here first; only an incomplete frame is copied into the connection.
+    static READ_SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_WIRE_LEN]);
+    /// Replies are encoded here, then sealed into the connection's write buffer.
+    static ENCODE_SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_PLAINTEXT_LEN]);
+}
+
 enum Ev {
-    Read(std::io::Result<usize>),
+    Readable(std::io::Result<()>),
     Out(Result<Outbound, channel::RecvError>),
     Killed,
     Timeout,
@@ -46,12 +60,12 @@ struct Conn {
     id: ConnId,
     peer: SocketAddr,
     ip_port: String,
-    stream: TcpStream,
+    stream: Async<TcpStream>,
     session: Session,
+    /// Received bytes not yet handled (an incomplete frame); empty and unallocated when idle.
     rbuf: Vec<u8>,
-    rlen: usize,
+    /// Sealed records waiting to be written; unallocated between writes.
     wbuf: Vec<u8>,
-    pt: Vec<u8>,
     rx: Receiver<Outbound>,
     kill: Receiver<()>,
     me: Option<Me>,
@@ -68,7 +82,7 @@ struct Conn {
 /// Runs one connection to its end, then cleans up after it.
 pub async fn run(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    stream: Async<TcpStream>,
     peer: SocketAddr,
     id: ConnId,
     guard: ConnGuard,
@@ -77,7 +91,7 @@ pub async fn run(
     shared
         .logs
         .info(format!("connection {id} opened from {ip_port}"));
-    let _ = stream.set_nodelay(true);
+    let _ = stream.get_ref().set_nodelay(true);
     let session = match random::<32>().map_err(|e| e.to_string()).and_then(|eph| {
         Session::server(&shared.keys.static_key, eph, SERVER_HELLO).map_err(|e| e.to_string())
     }) {
@@ -89,9 +103,12 @@ pub async fn run(
             return;
         }
     };
-    let (tx, rx) = channel::bounded(shared.config.outbound_queue.max(1));
+    // Unbounded channel (no slots allocated up front); the hub enforces the bound.
+    let (tx, rx) = channel::unbounded();
     let (kill_tx, kill) = channel::bounded(1);
-    shared.hub.add(id, tx, kill_tx);
+    shared
+        .hub
+        .add(id, tx, kill_tx, shared.config.outbound_queue.max(1));
     let now = Instant::now();
     let mut conn = Conn {
         tokens: shared.config.rate_burst,
@@ -101,10 +118,8 @@ pub async fn run(
         ip_port: ip_port.clone(),
         stream,
         session,
-        rbuf: vec![0; MAX_WIRE_LEN],
-        rlen: 0,
-        wbuf: Vec::with_capacity(4096),
-        pt: Vec::with_capacity(1024),
+        rbuf: Vec::new(),
+        wbuf: Vec::new(),
         rx,
         kill,
         me: None,
@@ -158,15 +173,9 @@ impl Conn {
     async fn next_event(&mut self) -> Ev {
         let deadline = self.deadline();
         let Conn {
-            stream,
-            rbuf,
-            rlen,
-            rx,
-            kill,
-            ..
+            stream, rx, kill, ..
         } = self;
-        let space = rbuf.get_mut(*rlen..).unwrap_or_default();
-        let read = async { Ev::Read(stream.read(space).await) };
+        let read = async { Ev::Readable(stream.readable().await) };
         let out = async { Ev::Out(rx.recv().await) };
         let killed = async {
             let _ = kill.recv().await;
@@ -182,16 +191,22 @@ impl Conn {
     async fn drive(&mut self) -> Reason {
         loop {
             match self.next_event().await {
-                Ev::Read(Ok(0)) => return "peer closed the connection".into(),
-                Ev::Read(Ok(n)) => {
-                    self.rlen += n;
-                    match self.process_input().await {
+                Ev::Readable(Ok(())) => match self.read_in() {
+                    Ok(0) => return "peer closed the connection".into(),
+                    Ok(_) => match Box::pin(self.process_input()).await {
                         Ok(Flow::Continue) => {}
                         Ok(Flow::Close(r)) | Err(r) => return r,
-                    }
-                }
-                Ev::Read(Err(e)) => return format!("read error: {e}"),
+                    },
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return format!("read error: {e}"),
+                },
+                Ev::Readable(Err(e)) => return format!("read error: {e}"),
                 Ev::Out(Ok(Outbound::Record(r))) => {
+                    // Room for this record and whatever else is queued (batched below).
+                    let per = r.len() + RECORD_OVERHEAD;
+                    self.wbuf
+                        .reserve((per * (1 + self.rx.len())).min(64 * 1024 + per));
                     if let Err(e) = self.queue_plain(&r) {
                         return e;
                     }
@@ -239,38 +254,51 @@ impl Conn {
         }
     }
 
+    /// Reads what the socket has (at most what fits in one frame's worth of buffer) into the
+    /// thread-local scratch buffer and appends it to the connection's pending bytes.
+    fn read_in(&mut self) -> std::io::Result<usize> {
+        let room = MAX_WIRE_LEN.saturating_sub(self.rbuf.len());
+        if room == 0 {
+            // Cannot happen: a full buffer is closed by `process_input`.
+            return Err(std::io::Error::other("read buffer full"));
+        }
+        READ_SCRATCH.with_borrow_mut(|scratch| {
+            let space = scratch.get_mut(..room).unwrap_or_default();
+            let n = (&mut self.stream.get_ref()).read(space)?;
+            self.rbuf
+                .extend_from_slice(space.get(..n).unwrap_or_default());
+            Ok(n)
+        })
+    }
+
     /// Handles every whole frame in the read buffer.
     async fn process_input(&mut self) -> Result<Flow, Reason> {
         loop {
-            let (consumed, record) = {
-                let buf = self.rbuf.get_mut(..self.rlen).unwrap_or_default();
-                match self.session.handle_input(buf) {
-                    Err(e) => return Ok(Flow::Close(format!("protocol error: {e}"))),
-                    Ok(Input::Incomplete { .. }) => break,
-                    Ok(Input::Handshake { consumed }) => (consumed, false),
-                    Ok(Input::Record {
-                        consumed,
-                        plaintext,
-                    }) => {
-                        self.pt.clear();
-                        self.pt.extend_from_slice(plaintext);
-                        (consumed, true)
-                    }
-                }
+            let (consumed, record) = match self.session.handle_input(&mut self.rbuf) {
+                Err(e) => return Ok(Flow::Close(format!("protocol error: {e}"))),
+                Ok(Input::Incomplete { .. }) => break,
+                Ok(Input::Handshake { consumed }) => (consumed, None),
+                Ok(Input::Record {
+                    consumed,
+                    plaintext,
+                }) => (consumed, Some(plaintext.to_vec())),
             };
-            self.rbuf.copy_within(consumed..self.rlen, 0);
-            self.rlen -= consumed;
-            if record {
+            self.rbuf.drain(..consumed.min(self.rbuf.len()));
+            if let Some(pt) = record {
                 self.last_rx = Instant::now();
-                if let Flow::Close(r) = self.on_record().await? {
+                if let Flow::Close(r) = self.on_record(&pt).await? {
                     return Ok(Flow::Close(r));
                 }
             } else if let Flow::Close(r) = self.on_handshake().await? {
                 return Ok(Flow::Close(r));
             }
         }
-        if self.rlen == self.rbuf.len() {
+        if self.rbuf.len() >= MAX_WIRE_LEN {
             return Ok(Flow::Close("read buffer full".into()));
+        }
+        if self.rbuf.is_empty() {
+            // Idle: hold no buffer.
+            self.rbuf = Vec::new();
         }
         Ok(Flow::Continue)
     }
@@ -323,10 +351,9 @@ impl Conn {
         }
     }
 
-    async fn on_record(&mut self) -> Result<Flow, Reason> {
-        let pt = core::mem::take(&mut self.pt);
-        let flow = match ClientMsg::decode(&pt) {
-            Ok(msg) => self.dispatch(&msg).await,
+    async fn on_record(&mut self, pt: &[u8]) -> Result<Flow, Reason> {
+        match ClientMsg::decode(pt) {
+            Ok(msg) => Box::pin(self.dispatch(&msg)).await,
             Err(e) => {
                 self.shared
                     .logs
@@ -335,9 +362,7 @@ impl Conn {
                     .await
                     .map(|()| Flow::Continue)
             }
-        };
-        self.pt = pt;
-        flow
+        }
     }
 
     async fn refuse(&mut self, r: Refusal) -> Result<Flow, Reason> {
@@ -494,30 +519,12 @@ impl Conn {
         }
     }
 
-    /// Encodes a message straight into the write buffer and seals it there.
+    /// Encodes a message (in a thread-local scratch buffer) and seals it onto the write buffer.
     fn queue_msg(&mut self, msg: &ServerMsg<'_>) -> Result<(), Reason> {
-        let start = self.wbuf.len();
-        self.wbuf
-            .resize(start + MAX_PLAINTEXT_LEN + RECORD_OVERHEAD, 0);
-        let rec = self.wbuf.get_mut(start..).unwrap_or_default();
-        let encoded = msg.encode(rec.get_mut(HEADER_LEN..).unwrap_or_default());
-        let sealed = match encoded {
-            Ok(n) => self
-                .session
-                .seal_in_place(rec, n)
-                .map_err(|e| format!("seal failed: {e}")),
+        ENCODE_SCRATCH.with_borrow_mut(|scratch| match msg.encode(scratch) {
+            Ok(n) => self.queue_plain(scratch.get(..n).unwrap_or_default()),
             Err(e) => Err(format!("encode failed: {e}")),
-        };
-        match sealed {
-            Ok(n) => {
-                self.wbuf.truncate(start + n);
-                Ok(())
-            }
-            Err(e) => {
-                self.wbuf.truncate(start);
-                Err(e)
-            }
-        }
+        })
     }
 
     async fn send(&mut self, msg: &ServerMsg<'_>) -> Result<(), Reason> {
@@ -549,7 +556,8 @@ impl Conn {
             Err("write timeout (slow reader)".to_owned())
         };
         let r = write.or(killed).or(timer).await;
-        self.wbuf.clear();
+        // Idle connections hold no write buffer.
+        self.wbuf = Vec::new();
         r
     }
 }

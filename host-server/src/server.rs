@@ -11,9 +11,8 @@ use std::time::Instant;
 
 use chatbox_core::password::{DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS};
 use chatbox_core::proto::ServerMsg;
-use smol::Executor;
 use smol::channel::{self, Sender};
-use smol::net::TcpListener;
+use smol::{Async, Executor};
 
 use crate::auth::pool::HashPool;
 use crate::auth::throttle::IpThrottle;
@@ -169,7 +168,11 @@ impl Drop for ServerHandle {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, ex: Weak<Executor<'static>>) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: Async<std::net::TcpListener>,
+    ex: Weak<Executor<'static>>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -235,7 +238,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         }
     };
     let local_addr = listener.local_addr()?;
-    let listener = TcpListener::try_from(listener)?;
+    let listener = Async::new(listener)?;
     let workers = config.workers();
     let queue = if config.hash_queue > 0 {
         config.hash_queue

@@ -480,8 +480,8 @@ impl LoadConn for CbConn {
 
     fn process(&mut self, ctx: &Ctx, lat: &mut Vec<u64>) -> Result<()> {
         let now = ctx.now_us();
-        let user = self.user.clone();
-        self.drain(|m| {
+        let user = core::mem::take(&mut self.user);
+        let r = self.drain(|m| {
             match *m {
                 ServerMsg::Message(ref cm) => {
                     if cm.from == user {
@@ -497,7 +497,9 @@ impl LoadConn for CbConn {
                 _ => {}
             }
             Ok(None::<()>)
-        })?;
+        });
+        self.user = user;
+        r?;
         if self.len == self.buf.len() {
             bail!("receive buffer full");
         }
@@ -689,19 +691,26 @@ async fn drive<C: LoadConn>(ctx: &Ctx, i: usize, mut c: C) -> Result<()> {
     }
     let mut lat = Vec::with_capacity(256);
     let mut text = String::new();
+    // One timer, re-armed only when a send is due (not on every read).
+    let mut timer = Timer::never();
+    let mut armed_for: Option<(u64, u64)> = None;
     while !ctx.stop.load(Ordering::Relaxed) {
         let rate = ctx.rate();
+        let rate_milli = ctx.rate_milli.load(Ordering::Relaxed);
         let now = ctx.now_us();
-        let next = if rate > 0.0 {
-            next_slot(now, rate, phase)
-        } else {
-            now + 50_000
-        };
-        let at = ctx.t0 + Duration::from_micros(next);
+        if armed_for.is_none_or(|(r, at)| r != rate_milli || at <= now) {
+            let next = if rate > 0.0 {
+                next_slot(now, rate, phase)
+            } else {
+                now + 50_000
+            };
+            timer.set_at(ctx.t0 + Duration::from_micros(next));
+            armed_for = Some((rate_milli, next));
+        }
         let ev = {
             let read = async { Ev::Read(c.read_some().await) };
             let tick = async {
-                Timer::at(at).await;
+                (&mut timer).await;
                 Ev::Tick
             };
             read.or(tick).await
@@ -715,6 +724,7 @@ async fn drive<C: LoadConn>(ctx: &Ctx, i: usize, mut c: C) -> Result<()> {
             }
             Ev::Read(Err(e)) => return Err(e.into()),
             Ev::Tick => {
+                armed_for = None;
                 if rate > 0.0 && !ctx.stop.load(Ordering::Relaxed) {
                     text.clear();
                     text.push_str(&stats::payload(ctx.now_us(), i, ctx.payload));
@@ -733,7 +743,9 @@ async fn client(ctx: Arc<Ctx>, i: usize) {
     let set_up = async {
         let _permit = ctx.setup.acquire().await;
         match ctx.proto {
-            Proto::Chatbox => CbConn::setup(&ctx, i).await.map(|c| Either::Cb(Box::new(c))),
+            Proto::Chatbox => CbConn::setup(&ctx, i)
+                .await
+                .map(|c| Either::Cb(Box::new(c))),
             Proto::Irc => IrcConn::setup(&ctx, i).await.map(Either::Irc),
         }
     };

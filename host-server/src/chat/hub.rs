@@ -28,7 +28,9 @@ pub enum Outbound {
 #[derive(Debug)]
 struct Entry {
     user: Option<String>,
+    /// Unbounded channel (nothing allocated up front); `cap` is enforced here.
     tx: Sender<Outbound>,
+    cap: usize,
     kill: Sender<()>,
     rooms: BTreeSet<String>,
 }
@@ -62,7 +64,16 @@ pub struct Departed {
 impl State {
     fn deliver(&mut self, id: ConnId, msg: &Outbound) {
         let Some(e) = self.conns.get(&id) else { return };
-        match e.tx.try_send(msg.clone()) {
+        // Only the hub sends, under its lock, so the length cannot grow between check and send.
+        let sent = if e.tx.len() >= e.cap {
+            Err(TrySendError::Full(()))
+        } else {
+            e.tx.try_send(msg.clone()).map_err(|e| match e {
+                TrySendError::Full(_) => TrySendError::Full(()),
+                TrySendError::Closed(_) => TrySendError::Closed(()),
+            })
+        };
+        match sent {
             Ok(()) | Err(TrySendError::Closed(_)) => {}
             Err(TrySendError::Full(_)) => {
                 // Slow reader: cut it off rather than buffer without bound.
@@ -101,13 +112,14 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers a connection's queue and kill switch.
-    pub fn add(&self, id: ConnId, tx: Sender<Outbound>, kill: Sender<()>) {
+    /// Registers a connection's queue (holding at most `cap` records) and kill switch.
+    pub fn add(&self, id: ConnId, tx: Sender<Outbound>, kill: Sender<()>, cap: usize) {
         self.lock().conns.insert(
             id,
             Entry {
                 user: None,
                 tx,
+                cap: cap.max(1),
                 kill,
                 rooms: BTreeSet::new(),
             },

@@ -8,29 +8,37 @@ use chatbox_core::proto::{ChatMessage, ErrorCode, MessageKind, MessageList, Serv
 
 use crate::store::StoredMsg;
 
+thread_local! {
+    /// Messages are encoded here, then copied out at their real size (no 16 KiB buffer per
+    /// message).
+    static SCRATCH: core::cell::RefCell<Vec<u8>> =
+        core::cell::RefCell::new(vec![0u8; MAX_PLAINTEXT_LEN]);
+}
+
+/// Encodes `msg` into the scratch buffer and hands the bytes to `f`.
+fn with_encoded<R>(msg: &ServerMsg<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
+    SCRATCH.with_borrow_mut(|buf| match msg.encode(buf) {
+        Ok(n) => f(buf.get(..n).unwrap_or_default()),
+        Err(_) => {
+            // Only reachable if a caller built an oversized message: send an error instead.
+            let e = ServerMsg::error(ErrorCode::Internal, "reply too large");
+            let mut small = [0u8; 64];
+            let n = e.encode(&mut small).unwrap_or(0);
+            f(small.get(..n).unwrap_or_default())
+        }
+    })
+}
+
 /// Encodes one message (the plaintext of one record).
 #[must_use]
 pub fn encode(msg: &ServerMsg<'_>) -> Vec<u8> {
-    let mut buf = vec![0u8; MAX_PLAINTEXT_LEN];
-    match msg.encode(&mut buf) {
-        Ok(n) => buf.truncate(n),
-        Err(_) => {
-            // Only reachable if a caller built an oversized message: send an error instead.
-            buf.clear();
-            let e = ServerMsg::error(ErrorCode::Internal, "reply too large");
-            let mut small = [0u8; 64];
-            if let Ok(n) = e.encode(&mut small) {
-                buf.extend_from_slice(small.get(..n).unwrap_or_default());
-            }
-        }
-    }
-    buf
+    with_encoded(msg, <[u8]>::to_vec)
 }
 
 /// Encodes one message for fan-out: encoded once, shared by every recipient.
 #[must_use]
 pub fn shared(msg: &ServerMsg<'_>) -> Arc<[u8]> {
-    Arc::from(encode(msg))
+    with_encoded(msg, |b| Arc::from(b))
 }
 
 /// The kind byte stored in the database, back to a `MessageKind`.
