@@ -20,13 +20,12 @@ use std::time::Instant;
 use chatbox_core::frame::{HEADER_LEN, MAX_PLAINTEXT_LEN, MAX_WIRE_LEN};
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg, StrList};
 use chatbox_core::session::{Event, Input, RECORD_OVERHEAD, Session};
-use smol::channel::{self, Receiver};
 use smol::future::FutureExt as _;
 use smol::io::AsyncWriteExt as _;
 use smol::{Async, Timer};
 
 use crate::auth::{Refusal, login, register};
-use crate::chat::hub::{ConnId, Outbound};
+use crate::chat::hub::{ConnId, Mailbox, Outbound};
 use crate::chat::{Me, Replies, commands};
 use crate::keys::random;
 use crate::server::{ConnGuard, Shared};
@@ -45,8 +44,8 @@ thread_local! {
 
 enum Ev {
     Readable(std::io::Result<()>),
-    Out(Result<Outbound, channel::RecvError>),
-    Killed,
+    Read(std::io::Result<usize>),
+    Out(Option<Outbound>),
     Timeout,
 }
 
@@ -66,8 +65,11 @@ struct Conn {
     rbuf: Vec<u8>,
     /// Sealed records waiting to be written; unallocated between writes.
     wbuf: Vec<u8>,
-    rx: Receiver<Outbound>,
-    kill: Receiver<()>,
+    /// The last read filled all the room there was: more is probably waiting, read again at
+    /// once (after queued records) instead of waiting for readability.
+    read_hot: bool,
+    /// Records the hub queued for this connection (closed: cut off as a slow reader).
+    rx: Arc<Mailbox>,
     me: Option<Me>,
     pending: Option<register::Pending>,
     started: Instant,
@@ -103,12 +105,8 @@ pub async fn run(
             return;
         }
     };
-    // Unbounded channel (no slots allocated up front); the hub enforces the bound.
-    let (tx, rx) = channel::unbounded();
-    let (kill_tx, kill) = channel::bounded(1);
-    shared
-        .hub
-        .add(id, tx, kill_tx, shared.config.outbound_queue.max(1));
+    let rx = Mailbox::new(shared.config.outbound_queue);
+    shared.hub.add(id, rx.clone());
     let now = Instant::now();
     let mut conn = Conn {
         tokens: shared.config.rate_burst,
@@ -120,8 +118,8 @@ pub async fn run(
         session,
         rbuf: Vec::new(),
         wbuf: Vec::new(),
+        read_hot: false,
         rx,
-        kill,
         me: None,
         pending: None,
         started: now,
@@ -171,38 +169,49 @@ impl Conn {
     }
 
     async fn next_event(&mut self) -> Ev {
+        if self.read_hot {
+            // Let other tasks on this thread run between two full buffers.
+            smol::future::yield_now().await;
+            // Same order as the waits below: queued records first, then the socket.
+            if let Some(o) = self.rx.try_recv() {
+                return Ev::Out(Some(o));
+            }
+            match self.read_in() {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.read_hot = false,
+                r => return Ev::Read(r),
+            }
+        }
         let deadline = self.deadline();
-        let Conn {
-            stream, rx, kill, ..
-        } = self;
+        let Conn { stream, rx, .. } = self;
         let read = async { Ev::Readable(stream.readable().await) };
         let out = async { Ev::Out(rx.recv().await) };
-        let killed = async {
-            let _ = kill.recv().await;
-            Ev::Killed
-        };
         let timer = async {
             Timer::at(deadline).await;
             Ev::Timeout
         };
-        killed.or(out).or(read).or(timer).await
+        out.or(read).or(timer).await
     }
 
     async fn drive(&mut self) -> Reason {
         loop {
-            match self.next_event().await {
-                Ev::Readable(Ok(())) => match self.read_in() {
-                    Ok(0) => return "peer closed the connection".into(),
-                    Ok(_) => match Box::pin(self.process_input()).await {
-                        Ok(Flow::Continue) => {}
-                        Ok(Flow::Close(r)) | Err(r) => return r,
-                    },
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return format!("read error: {e}"),
+            let ev = match self.next_event().await {
+                Ev::Readable(Ok(())) => Ev::Read(self.read_in()),
+                ev => ev,
+            };
+            match ev {
+                Ev::Read(Ok(0)) => return "peer closed the connection".into(),
+                Ev::Read(Ok(_)) => match Box::pin(self.process_input()).await {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Close(r)) | Err(r) => return r,
                 },
-                Ev::Readable(Err(e)) => return format!("read error: {e}"),
-                Ev::Out(Ok(Outbound::Record(r))) => {
+                Ev::Read(Err(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Ev::Read(Err(e)) | Ev::Readable(Err(e)) => return format!("read error: {e}"),
+                Ev::Readable(Ok(())) => {} // mapped to a read above
+                Ev::Out(Some(Outbound::Record(r))) => {
                     // Room for this record and whatever else is queued (batched below).
                     let per = r.len() + RECORD_OVERHEAD;
                     self.wbuf
@@ -213,31 +222,31 @@ impl Conn {
                     // Batch whatever else is queued into the same write.
                     while self.wbuf.len() < 64 * 1024 {
                         match self.rx.try_recv() {
-                            Ok(Outbound::Record(r)) => {
+                            Some(Outbound::Record(r)) => {
                                 if let Err(e) = self.queue_plain(&r) {
                                     return e;
                                 }
                             }
-                            Ok(Outbound::Close(r)) => {
+                            Some(Outbound::Close(r)) => {
                                 let _ = self.queue_plain(&r);
                                 let _ = self.flush().await;
                                 return "closed by the server".into();
                             }
-                            Err(_) => break,
+                            None => break,
                         }
                     }
                     if let Err(e) = self.flush().await {
                         return e;
                     }
                 }
-                Ev::Out(Ok(Outbound::Close(r))) => {
+                Ev::Out(Some(Outbound::Close(r))) => {
                     if self.session.is_established() {
                         let _ = self.queue_plain(&r);
                         let _ = self.flush().await;
                     }
                     return "closed by the server".into();
                 }
-                Ev::Out(Err(_)) | Ev::Killed => {
+                Ev::Out(None) => {
                     return "disconnected: outbound queue full (slow reader)".into();
                 }
                 Ev::Timeout => {
@@ -265,6 +274,7 @@ impl Conn {
         READ_SCRATCH.with_borrow_mut(|scratch| {
             let space = scratch.get_mut(..room).unwrap_or_default();
             let n = (&mut self.stream.get_ref()).read(space)?;
+            self.read_hot = n == room;
             self.rbuf
                 .extend_from_slice(space.get(..n).unwrap_or_default());
             Ok(n)
@@ -539,7 +549,7 @@ impl Conn {
         }
         let timeout = self.shared.config.write_timeout;
         let Conn {
-            stream, wbuf, kill, ..
+            stream, wbuf, rx, ..
         } = self;
         let write = async {
             stream
@@ -548,7 +558,7 @@ impl Conn {
                 .map_err(|e| format!("write error: {e}"))
         };
         let killed = async {
-            let _ = kill.recv().await;
+            rx.closed().await;
             Err("disconnected: outbound queue full (slow reader)".to_owned())
         };
         let timer = async {

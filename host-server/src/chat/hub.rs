@@ -1,15 +1,15 @@
 //! Room membership and fan-out, behind one narrow API (a pub/sub backend such as NATS could
 //! replace it for several nodes).
 //!
-//! Each connection registers a bounded outbound queue. A record is encoded once and the same
-//! `Arc<[u8]>` is queued for every recipient; each connection task seals it with its own
-//! session. A recipient whose queue is full is disconnected rather than slowing everyone down
-//! or growing memory.
+//! Each connection registers a bounded outbound queue (a [`Mailbox`]). A record is encoded once
+//! and the same `Arc<[u8]>` is queued for every recipient; each connection task seals it with
+//! its own session. A recipient whose queue is full is disconnected rather than slowing
+//! everyone down or growing memory.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use core::future::poll_fn;
+use core::task::{Poll, Waker};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-
-use smol::channel::{Sender, TrySendError};
 
 use crate::store::TopicRow;
 
@@ -25,13 +25,131 @@ pub enum Outbound {
     Close(Arc<[u8]>),
 }
 
+/// A connection's outbound queue and kill switch in one small allocation: at most `cap`
+/// records; nothing is allocated while it is empty. Pushing onto a full queue closes it (slow
+/// reader): the connection sees that at once, even in the middle of a write.
+#[derive(Debug)]
+pub struct Mailbox {
+    cap: usize,
+    inner: Mutex<MailboxInner>,
+}
+
+#[derive(Debug, Default)]
+struct MailboxInner {
+    queue: VecDeque<Outbound>,
+    closed: bool,
+    recv_waker: Option<Waker>,
+    close_waker: Option<Waker>,
+}
+
+/// What [`Mailbox::push`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Pushed {
+    Queued,
+    AlreadyClosed,
+    /// The queue was full: now closed.
+    Overflowed,
+}
+
+impl Mailbox {
+    /// An empty mailbox holding at most `cap` records.
+    #[must_use]
+    pub fn new(cap: usize) -> Arc<Mailbox> {
+        Arc::new(Mailbox {
+            cap: cap.max(1),
+            inner: Mutex::new(MailboxInner::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MailboxInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, msg: &Outbound) -> Pushed {
+        let mut m = self.lock();
+        if m.closed {
+            return Pushed::AlreadyClosed;
+        }
+        if m.queue.len() >= self.cap {
+            m.closed = true;
+            m.queue = VecDeque::new();
+            let (a, b) = (m.recv_waker.take(), m.close_waker.take());
+            drop(m);
+            a.into_iter().chain(b).for_each(Waker::wake);
+            return Pushed::Overflowed;
+        }
+        m.queue.push_back(msg.clone());
+        let w = m.recv_waker.take();
+        drop(m);
+        if let Some(w) = w {
+            w.wake();
+        }
+        Pushed::Queued
+    }
+
+    /// The next record; `None` once the mailbox was closed (slow reader).
+    pub async fn recv(&self) -> Option<Outbound> {
+        poll_fn(|cx| {
+            let mut m = self.lock();
+            if m.closed {
+                return Poll::Ready(None);
+            }
+            if let Some(x) = m.queue.pop_front() {
+                if m.queue.is_empty() {
+                    // Idle connections hold no queue memory.
+                    m.queue = VecDeque::new();
+                }
+                return Poll::Ready(Some(x));
+            }
+            m.recv_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// A queued record, without waiting; `None` if empty or closed.
+    pub fn try_recv(&self) -> Option<Outbound> {
+        let mut m = self.lock();
+        if m.closed {
+            return None;
+        }
+        let x = m.queue.pop_front();
+        if m.queue.is_empty() {
+            m.queue = VecDeque::new();
+        }
+        x
+    }
+
+    /// Records waiting.
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Whether no record is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Resolves once the mailbox is closed (the connection is being cut off).
+    pub async fn closed(&self) {
+        poll_fn(|cx| {
+            let mut m = self.lock();
+            if m.closed {
+                return Poll::Ready(());
+            }
+            m.close_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     user: Option<String>,
-    /// Unbounded channel (nothing allocated up front); `cap` is enforced here.
-    tx: Sender<Outbound>,
-    cap: usize,
-    kill: Sender<()>,
+    mailbox: Arc<Mailbox>,
     rooms: BTreeSet<String>,
 }
 
@@ -64,23 +182,10 @@ pub struct Departed {
 impl State {
     fn deliver(&mut self, id: ConnId, msg: &Outbound) {
         let Some(e) = self.conns.get(&id) else { return };
-        // Only the hub sends, under its lock, so the length cannot grow between check and send.
-        let sent = if e.tx.len() >= e.cap {
-            Err(TrySendError::Full(()))
-        } else {
-            e.tx.try_send(msg.clone()).map_err(|e| match e {
-                TrySendError::Full(_) => TrySendError::Full(()),
-                TrySendError::Closed(_) => TrySendError::Closed(()),
-            })
-        };
-        match sent {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(_)) => {
-                // Slow reader: cut it off rather than buffer without bound.
-                e.tx.close();
-                e.kill.close();
-                self.slow_disconnects += 1;
-            }
+        // Slow reader: a full mailbox closes itself; cut it off rather than buffer without
+        // bound.
+        if e.mailbox.push(msg) == Pushed::Overflowed {
+            self.slow_disconnects += 1;
         }
     }
 
@@ -112,15 +217,13 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers a connection's queue (holding at most `cap` records) and kill switch.
-    pub fn add(&self, id: ConnId, tx: Sender<Outbound>, kill: Sender<()>, cap: usize) {
+    /// Registers a connection's outbound queue.
+    pub fn add(&self, id: ConnId, mailbox: Arc<Mailbox>) {
         self.lock().conns.insert(
             id,
             Entry {
                 user: None,
-                tx,
-                cap: cap.max(1),
-                kill,
+                mailbox,
                 rooms: BTreeSet::new(),
             },
         );
