@@ -698,7 +698,9 @@ async fn drive<C: LoadConn>(ctx: &Ctx, i: usize, mut c: C) -> Result<()> {
         let rate = ctx.rate();
         let rate_milli = ctx.rate_milli.load(Ordering::Relaxed);
         let now = ctx.now_us();
-        if armed_for.is_none_or(|(r, at)| r != rate_milli || at <= now) {
+        // A slot that passed while reads kept winning is sent now, not skipped.
+        let due = armed_for.is_some_and(|(r, at)| r == rate_milli && at <= now && rate > 0.0);
+        if armed_for.is_none_or(|(r, _)| r != rate_milli) {
             let next = if rate > 0.0 {
                 next_slot(now, rate, phase)
             } else {
@@ -707,7 +709,9 @@ async fn drive<C: LoadConn>(ctx: &Ctx, i: usize, mut c: C) -> Result<()> {
             timer.set_at(ctx.t0 + Duration::from_micros(next));
             armed_for = Some((rate_milli, next));
         }
-        let ev = {
+        let ev = if due {
+            Ev::Tick
+        } else {
             let read = async { Ev::Read(c.read_some().await) };
             let tick = async {
                 (&mut timer).await;
