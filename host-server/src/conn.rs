@@ -12,7 +12,7 @@
 
 use core::cell::RefCell;
 use core::net::SocketAddr;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
@@ -68,6 +68,9 @@ struct Conn {
     /// The last read filled all the room there was: more is probably waiting, read again at
     /// once (after queued records) instead of waiting for readability.
     read_hot: bool,
+    /// The deadline timer, kept armed across events (re-armed only when the deadline moves).
+    timer: Timer,
+    timer_at: Option<Instant>,
     /// Records the hub queued for this connection (closed: cut off as a slow reader).
     rx: Arc<Mailbox>,
     me: Option<Me>,
@@ -119,6 +122,8 @@ pub async fn run(
         rbuf: Vec::new(),
         wbuf: Vec::new(),
         read_hot: false,
+        timer: Timer::never(),
+        timer_at: None,
         rx,
         me: None,
         pending: None,
@@ -182,11 +187,20 @@ impl Conn {
             }
         }
         let deadline = self.deadline();
-        let Conn { stream, rx, .. } = self;
-        let read = async { Ev::Readable(stream.readable().await) };
+        if self.timer_at != Some(deadline) {
+            self.timer.set_at(deadline);
+            self.timer_at = Some(deadline);
+        }
+        let Conn {
+            stream, rx, timer, ..
+        } = self;
+        // `poll_readable` keeps this task's waker registered between events, so waiting again
+        // after an outbound record costs no epoll_ctl.
+        let read =
+            async { Ev::Readable(core::future::poll_fn(|cx| stream.poll_readable(cx)).await) };
         let out = async { Ev::Out(rx.recv().await) };
         let timer = async {
-            Timer::at(deadline).await;
+            timer.await;
             Ev::Timeout
         };
         out.or(read).or(timer).await
@@ -547,6 +561,25 @@ impl Conn {
         if self.wbuf.is_empty() {
             return Ok(());
         }
+        // Fast path: the socket almost always takes everything at once; no timer, no waiting.
+        let mut done = 0;
+        while let Some(rest) = self.wbuf.get(done..).filter(|r| !r.is_empty()) {
+            match (&mut self.stream.get_ref()).write(rest) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.wbuf = Vec::new();
+                    return Err(format!("write error: {e}"));
+                }
+            }
+        }
+        if done >= self.wbuf.len() {
+            self.wbuf = Vec::new();
+            return Ok(());
+        }
+        self.wbuf.drain(..done);
         let timeout = self.shared.config.write_timeout;
         let Conn {
             stream, wbuf, rx, ..
