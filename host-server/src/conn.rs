@@ -135,6 +135,13 @@ pub async fn run(
         refuse: guard.refuse,
     };
     let reason = conn.drive().await;
+    // Boxed: the clean-up's futures are not part of every connection's task while it lives.
+    Box::pin(finish(shared, conn, reason, guard)).await;
+}
+
+/// After the connection ended: pending registration, rooms, ONLINE row, info.log.
+async fn finish(shared: Arc<Shared>, mut conn: Conn, reason: Reason, guard: ConnGuard) {
+    let (id, ip_port) = (conn.id, conn.ip_port.clone());
     if let Some(p) = conn.pending.take() {
         match shared.store.delete_pending(&p.user).await {
             Ok(true) => shared.logs.credentials(format!(
