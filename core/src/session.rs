@@ -406,6 +406,9 @@ impl Session {
     /// Seals `plaintext` as one record (a whole frame) into `out`; returns the frame length,
     /// `plaintext.len() + RECORD_OVERHEAD`.
     pub fn seal(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, SessionError> {
+        if let State::Failed(e) = self.state {
+            return Err(e);
+        }
         let required = plaintext.len() + RECORD_OVERHEAD;
         let dst = out
             .get_mut(HEADER_LEN..HEADER_LEN + plaintext.len())
@@ -422,6 +425,9 @@ impl Session {
         buf: &mut [u8],
         plaintext_len: usize,
     ) -> Result<usize, SessionError> {
+        if let State::Failed(e) = self.state {
+            return Err(e);
+        }
         if plaintext_len > MAX_PLAINTEXT_LEN {
             return Err(SessionError::PlaintextTooLong);
         }

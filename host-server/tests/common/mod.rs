@@ -302,6 +302,15 @@ pub struct Account {
     pub scratch: Vec<String>,
 }
 
+/// Waits out the last 2 s of a TOTP step: a code computed for offset -1 turns into step -2
+/// (refused) if a 30 s boundary passes before the server checks it.
+pub fn avoid_step_edge() {
+    let into_step = now_secs() % 30;
+    if into_step >= 28 {
+        std::thread::sleep(std::time::Duration::from_secs(30 - into_step));
+    }
+}
+
 /// Registers and confirms with the code of the previous step, so the current and next steps
 /// stay free for logins.
 pub fn register(addr: SocketAddr, user: &str) -> Account {
@@ -316,6 +325,7 @@ pub fn register(addr: SocketAddr, user: &str) -> Account {
     };
     let uri = uri.to_owned();
     let secret = secret_of(&uri);
+    avoid_step_edge();
     c.send(&ClientMsg::ConfirmTotp {
         code: &code_at_offset(&secret, -1),
     });
