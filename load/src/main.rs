@@ -30,7 +30,7 @@ use chatbox_core::session::{Input, Session};
 use clap::{Parser, ValueEnum};
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use smol::lock::Semaphore;
+use smol::lock::{Semaphore, SemaphoreGuard};
 use smol::{Async, Executor, Timer};
 
 use crate::stats::{ProcSample, Samples};
@@ -390,7 +390,8 @@ impl CbConn {
         }
     }
 
-    async fn setup(ctx: &Ctx, i: usize) -> Result<CbConn> {
+    /// `permit` bounds the connect/register/login phase; it is released before joining.
+    async fn setup(ctx: &Ctx, i: usize, permit: SemaphoreGuard<'_>) -> Result<CbConn> {
         let user = ctx.name_of(i);
         let mut c = CbConn::connect(ctx.addr, user.clone(), ctx.room_of(i)).await?;
         let pw = ctx.password.as_str();
@@ -433,6 +434,7 @@ impl CbConn {
             }
         }
         c.wait_for(|m| history_done(m, "#lobby")).await?;
+        drop(permit);
         c.send(&ClientMsg::Part {
             room: "#lobby",
             reason: "",
@@ -576,7 +578,10 @@ impl IrcConn {
         }
     }
 
-    async fn setup(ctx: &Ctx, i: usize) -> Result<IrcConn> {
+    /// `permit` bounds the connect/registration phase (some servers have a short listen
+    /// backlog); it is released before the JOIN (which some servers answer only after a
+    /// penalty delay).
+    async fn setup(ctx: &Ctx, i: usize, permit: SemaphoreGuard<'_>) -> Result<IrcConn> {
         let stream = Async::<TcpStream>::connect(ctx.addr)
             .await
             .with_context(|| format!("connecting to {}", ctx.addr))?;
@@ -593,6 +598,7 @@ impl IrcConn {
             .extend_from_slice(format!("NICK {nick}\r\nUSER {nick} 0 * :load\r\n").as_bytes());
         c.flush().await?;
         c.wait_for("001").await?;
+        drop(permit);
         if !ctx.idle {
             c.out
                 .extend_from_slice(format!("JOIN {}\r\n", c.room).as_bytes());
@@ -745,12 +751,12 @@ async fn drive<C: LoadConn>(ctx: &Ctx, i: usize, mut c: C) -> Result<()> {
 
 async fn client(ctx: Arc<Ctx>, i: usize) {
     let set_up = async {
-        let _permit = ctx.setup.acquire().await;
+        let permit = ctx.setup.acquire().await;
         match ctx.proto {
-            Proto::Chatbox => CbConn::setup(&ctx, i)
+            Proto::Chatbox => CbConn::setup(&ctx, i, permit)
                 .await
                 .map(|c| Either::Cb(Box::new(c))),
-            Proto::Irc => IrcConn::setup(&ctx, i).await.map(Either::Irc),
+            Proto::Irc => IrcConn::setup(&ctx, i, permit).await.map(Either::Irc),
         }
     };
     let conn = match set_up.await {
