@@ -307,7 +307,7 @@ pub struct Account {
 pub fn avoid_step_edge() {
     let into_step = now_secs() % 30;
     if into_step >= 28 {
-        std::thread::sleep(std::time::Duration::from_secs(30 - into_step));
+        std::thread::sleep(Duration::from_secs(30 - into_step));
     }
 }
 
