@@ -330,6 +330,24 @@ fn msg_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMsg> {
     })
 }
 
+/// The exclusive upper bound on message ids for a history request (`before_id` 0 = newest).
+fn id_bound(before_id: u64) -> i64 {
+    if before_id == 0 {
+        i64::MAX
+    } else {
+        i64_of(before_id)
+    }
+}
+
+/// Rows fetched newest first (`ORDER BY id DESC LIMIT n`), returned oldest first.
+fn oldest_first(
+    rows: impl Iterator<Item = rusqlite::Result<StoredMsg>>,
+) -> rusqlite::Result<Vec<StoredMsg>> {
+    let mut v: Vec<StoredMsg> = rows.collect::<rusqlite::Result<_>>()?;
+    v.reverse();
+    Ok(v)
+}
+
 /// The newest `limit` messages of a room with an id below `before_id` (0 = newest), oldest first.
 pub fn room_history(
     c: &Connection,
@@ -337,19 +355,13 @@ pub fn room_history(
     before_id: u64,
     limit: u32,
 ) -> rusqlite::Result<Vec<StoredMsg>> {
-    let before = if before_id == 0 {
-        i64::MAX
-    } else {
-        i64_of(before_id)
-    };
+    let before = id_bound(before_id);
     let mut st = c.prepare(
         "SELECT id, time_ms, target, sender, kind, text FROM MESSAGES
          WHERE target = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
     )?;
     let rows = st.query_map(params![room, before, i64::from(limit)], msg_row)?;
-    let mut v: Vec<StoredMsg> = rows.collect::<rusqlite::Result<_>>()?;
-    v.reverse();
-    Ok(v)
+    oldest_first(rows)
 }
 
 /// The private conversation between `a` and `b`, like [`room_history`].
@@ -360,20 +372,14 @@ pub fn private_history(
     before_id: u64,
     limit: u32,
 ) -> rusqlite::Result<Vec<StoredMsg>> {
-    let before = if before_id == 0 {
-        i64::MAX
-    } else {
-        i64_of(before_id)
-    };
+    let before = id_bound(before_id);
     let mut st = c.prepare(
         "SELECT id, time_ms, target, sender, kind, text FROM MESSAGES
          WHERE ((sender = ?1 AND target = ?2) OR (sender = ?2 AND target = ?1)) AND id < ?3
          ORDER BY id DESC LIMIT ?4",
     )?;
     let rows = st.query_map(params![a, b, before, i64::from(limit)], msg_row)?;
-    let mut v: Vec<StoredMsg> = rows.collect::<rusqlite::Result<_>>()?;
-    v.reverse();
-    Ok(v)
+    oldest_first(rows)
 }
 
 /// Bans or mutes (`table` is `BANS` or `MUTES`, chosen by the caller, never from input).
