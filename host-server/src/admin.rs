@@ -1,16 +1,16 @@
-//! `chatbox-server user …`: account administration straight on the database (WAL lets it run
-//! while the server is up).
+//! `chatbox-server user …`: account administration straight on the database, SQLite or
+//! PostgreSQL, through the same [`Store`] API as the server (SQLite's WAL lets it run while the
+//! server is up; opening it for administration resets nothing).
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use chatbox_core::otp::{Algorithm, SECRET_LEN, otpauth_uri};
 use chatbox_core::username;
-use rusqlite::Connection;
 use zeroize::Zeroizing;
 
 use crate::keys::{ServerKeys, random};
-use crate::store::{queries, schema};
+use crate::store::{Database, Store};
 use crate::time::{fmt_utc, now_ms};
 
 /// An administration action.
@@ -32,12 +32,13 @@ pub enum Action {
     Role(String, String),
 }
 
-fn open(data_dir: &Path) -> Result<Connection> {
-    let path = data_dir.join("chatbox.db");
-    if !path.exists() {
+fn open(db: &Database) -> Result<Store> {
+    if let Database::Sqlite(path) = db
+        && !path.exists()
+    {
         bail!("no database at {}", path.display());
     }
-    schema::open(&path).with_context(|| format!("opening {}", path.display()))
+    Store::open_admin(db).with_context(|| format!("opening {db}"))
 }
 
 fn name(raw: &str) -> Result<String> {
@@ -55,17 +56,47 @@ fn lock_text(until: u64) -> String {
     }
 }
 
-/// Runs an action, writing its report to `out`.
+/// Runs an action on `chatbox.db` in `data_dir`, writing its report to `out`.
 pub fn run(
     data_dir: &Path,
     issuer: &str,
     action: &Action,
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
-    let c = open(data_dir)?;
+    run_on(
+        data_dir,
+        &Database::default_in(data_dir),
+        issuer,
+        action,
+        out,
+    )
+}
+
+/// Runs an action on `db`, writing its report to `out` (`data_dir` holds `server.key`, which
+/// `reset-otp` needs to seal the new secret).
+pub fn run_on(
+    data_dir: &Path,
+    db: &Database,
+    issuer: &str,
+    action: &Action,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    let store = open(db)?;
+    let r = smol::block_on(act(&store, data_dir, issuer, action, out));
+    store.close();
+    r
+}
+
+async fn act(
+    c: &Store,
+    data_dir: &Path,
+    issuer: &str,
+    action: &Action,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
     match action {
         Action::List => {
-            let rows = queries::accounts(&c)?;
+            let rows = c.accounts().await?;
             writeln!(
                 out,
                 "| {:<32} | {:<22} | {:<6} | {:<6} | {:<4} | {:<8} | {:<30} |",
@@ -88,10 +119,10 @@ pub fn run(
         }
         Action::Show(u) => {
             let u = name(u)?;
-            let Some(a) = queries::account(&c, &u)? else {
+            let Some(a) = c.account(&u).await? else {
                 bail!("no such user: {u}");
             };
-            let scratch = queries::scratch_left(&c, &u)?;
+            let scratch = c.scratch_left(&u).await?;
             writeln!(out, "user:           {}", a.user)?;
             writeln!(
                 out,
@@ -120,28 +151,28 @@ pub fn run(
             let u = name(u)?;
             // "Until an admin unlocks it": a century.
             let until = now_ms().saturating_add(100 * 365 * 86_400_000);
-            if !queries::set_lock(&c, &u, until)? {
+            if !c.set_lock(&u, until).await? {
                 bail!("no such user: {u}");
             }
             writeln!(out, "{u} locked")?;
         }
         Action::Unlock(u) => {
             let u = name(u)?;
-            if !queries::set_lock(&c, &u, 0)? {
+            if !c.set_lock(&u, 0).await? {
                 bail!("no such user: {u}");
             }
             writeln!(out, "{u} unlocked")?;
         }
         Action::Delete(u) => {
             let u = name(u)?;
-            if !queries::delete_account(&c, &u)? {
+            if !c.delete_account(&u).await? {
                 bail!("no such user: {u}");
             }
             writeln!(out, "{u} deleted")?;
         }
         Action::ResetOtp(u) => {
             let u = name(u)?;
-            if queries::account(&c, &u)?.is_none() {
+            if c.account(&u).await?.is_none() {
                 bail!("no such user: {u}");
             }
             let keys = ServerKeys::load(data_dir).context("reading server.key")?;
@@ -158,7 +189,7 @@ pub fn run(
                 30,
             )
             .map_err(|e| anyhow::anyhow!("otpauth URI: {e}"))?;
-            queries::reset_otp(&c, &u, &sealed)?;
+            c.reset_otp(&u, sealed).await?;
             writeln!(
                 out,
                 "{u}: new TOTP secret; the account is pending until its next login with this code."
@@ -171,7 +202,7 @@ pub fn run(
             if role != "op" && role != "user" {
                 bail!("role must be op or user");
             }
-            if !queries::set_role(&c, &u, role)? {
+            if !c.set_role(&u, role).await? {
                 bail!("no such user: {u}");
             }
             writeln!(out, "{u} is now {role}")?;

@@ -4,14 +4,20 @@ use core::net::{Ipv4Addr, SocketAddr};
 use core::time::Duration;
 use std::path::{Path, PathBuf};
 
+use crate::store::{Database, valid_node_id};
+
 /// The server's settings. [`Config::new`] gives the production defaults, [`Config::for_tests`]
 /// a fast set-up on an ephemeral port.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address to listen on (`127.0.0.1:6001` by default).
     pub listen: SocketAddr,
-    /// Directory of `chatbox.db` and `server.key`.
+    /// Directory of `server.key` (and of `chatbox.db` unless `database` says otherwise).
     pub data_dir: PathBuf,
+    /// Where the data lives; `None`: `chatbox.db` in `data_dir` (see [`Config::database`]).
+    pub database: Option<Database>,
+    /// This node's id in a shared database (its `ONLINE` rows and lease).
+    pub node_id: String,
     /// Directory of `sql.log`, `info.log`, `credentials.log`, `chat.log`.
     pub log_dir: PathBuf,
     /// PBKDF2 iterations for new password hashes (at least 10 000).
@@ -60,9 +66,12 @@ impl Config {
     /// Production defaults, relative to the working directory.
     #[must_use]
     pub fn new() -> Config {
+        let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 6001));
         Config {
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 6001)),
+            listen,
             data_dir: PathBuf::from("data"),
+            database: None,
+            node_id: default_node_id(&listen),
             log_dir: PathBuf::from("log"),
             pbkdf2_iterations: chatbox_core::password::DEFAULT_ITERATIONS,
             issuer: "ChatBox".to_owned(),
@@ -101,6 +110,14 @@ impl Config {
         }
     }
 
+    /// The database to open: `database`, or `chatbox.db` in `data_dir`.
+    #[must_use]
+    pub fn database(&self) -> Database {
+        self.database
+            .clone()
+            .unwrap_or_else(|| Database::default_in(&self.data_dir))
+    }
+
     pub(crate) fn workers(&self) -> usize {
         if self.hash_workers > 0 {
             self.hash_workers
@@ -113,5 +130,43 @@ impl Config {
 impl Default for Config {
     fn default() -> Self {
         Config::new()
+    }
+}
+
+/// The default node id: the host name (or `node`) and the listen port, e.g. `host:6001`.
+#[must_use]
+pub fn default_node_id(listen: &SocketAddr) -> String {
+    let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(f).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .take(48)
+        .collect();
+    let host = if host.is_empty() {
+        "node"
+    } else {
+        host.as_str()
+    };
+    let id = format!("{host}:{}", listen.port());
+    if valid_node_id(&id) {
+        id
+    } else {
+        format!("node:{}", listen.port())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_node_id_is_valid_and_names_the_port() {
+        let id =
+            super::default_node_id(&"127.0.0.1:6001".parse().unwrap_or_else(|_| unreachable!()));
+        assert!(crate::store::valid_node_id(&id), "{id}");
+        assert!(id.ends_with(":6001"), "{id}");
     }
 }

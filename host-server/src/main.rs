@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use chatbox_server::admin::{self, Action};
 use chatbox_server::logs::{Verdict, verify_chat_log};
+use chatbox_server::store::{Database, valid_node_id};
 use chatbox_server::{Config, keys::ServerKeys};
 use clap::{Args, Parser, Subcommand};
 
@@ -36,6 +37,9 @@ enum Cmd {
         /// Data directory (chatbox.db, server.key).
         #[arg(long, env = "CHATBOX_DATA_DIR", default_value = "data", global = true)]
         data_dir: PathBuf,
+        /// Database: postgres://USER@HOST/DB, sqlite://PATH or a file path [default: DATA_DIR/chatbox.db].
+        #[arg(long, env = "CHATBOX_DATABASE", hide_env_values = true, global = true)]
+        database: Option<String>,
         /// Issuer in otpauth URIs (reset-otp).
         #[arg(long, default_value = "ChatBox", global = true)]
         issuer: String,
@@ -79,6 +83,12 @@ struct ServeArgs {
     /// Log directory.
     #[arg(long, env = "CHATBOX_LOG_DIR", default_value = "log")]
     log_dir: PathBuf,
+    /// Database: postgres://USER@HOST/DB (shared by several nodes), sqlite://PATH or a file path [default: DATA_DIR/chatbox.db].
+    #[arg(long, env = "CHATBOX_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    /// This node's id in a shared database: 1-64 of A-Z a-z 0-9 _ . : - [default: HOSTNAME:PORT].
+    #[arg(long, env = "CHATBOX_NODE_ID", value_parser = parse_node_id)]
+    node_id: Option<String>,
     /// PBKDF2 iterations for new password hashes (min 10000).
     #[arg(long, env = "CHATBOX_PBKDF2_ITERATIONS", default_value_t = 600_000, value_parser = clap::value_parser!(u32).range(10_000..=10_000_000))]
     pbkdf2_iterations: u32,
@@ -123,11 +133,32 @@ struct ServeArgs {
     handshake_timeout: u64,
 }
 
+fn parse_node_id(s: &str) -> Result<String, String> {
+    if valid_node_id(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("a node id is 1-64 of A-Z a-z 0-9 _ . : -".to_owned())
+    }
+}
+
+/// `--database`, or the default file in the data directory.
+fn database(arg: Option<&str>, data_dir: &std::path::Path) -> Result<Database> {
+    match arg {
+        Some(s) => Ok(Database::parse(s)?),
+        None => Ok(Database::default_in(data_dir)),
+    }
+}
+
 impl ServeArgs {
-    fn config(&self) -> Config {
+    fn config(&self) -> Result<Config> {
         let mut c = Config::new();
         c.listen = self.listen;
         c.data_dir.clone_from(&self.data_dir);
+        c.database = Some(database(self.database.as_deref(), &self.data_dir)?);
+        c.node_id = self
+            .node_id
+            .clone()
+            .unwrap_or_else(|| chatbox_server::config::default_node_id(&self.listen));
         c.log_dir.clone_from(&self.log_dir);
         c.pbkdf2_iterations = self.pbkdf2_iterations;
         c.issuer.clone_from(&self.issuer);
@@ -145,12 +176,12 @@ impl ServeArgs {
         c.login_timeout = Duration::from_secs(self.login_timeout);
         c.idle_timeout = Duration::from_secs(self.idle_timeout);
         c.handshake_timeout = Duration::from_secs(self.handshake_timeout);
-        c
+        Ok(c)
     }
 }
 
 fn serve(args: &ServeArgs) -> Result<()> {
-    let config = args.config();
+    let config = args.config()?;
     if config.pbkdf2_iterations < chatbox_core::password::DEFAULT_ITERATIONS {
         eprintln!(
             "warning: {} PBKDF2 iterations is below the recommended {}",
@@ -163,6 +194,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
         signal_hook::consts::SIGTERM,
     ])
     .context("installing signal handlers")?;
+    let (config_db, node_id) = (config.database(), config.node_id.clone());
     let server = chatbox_server::start(config).context("starting the server")?;
     println!("ChatBox server listening on {}", server.local_addr());
     println!("server key fingerprint: {}", server.fingerprint());
@@ -171,6 +203,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
         args.data_dir.display(),
         args.log_dir.display()
     );
+    println!("database: {}  node: {}", config_db, node_id);
     let mut signals = signals;
     let sig = signals.forever().next();
     println!("signal {sig:?}: shutting down");
@@ -187,6 +220,7 @@ fn main() -> ExitCode {
         Some(Cmd::User {
             action,
             data_dir,
+            database: db,
             issuer,
         }) => {
             let action = match action {
@@ -198,7 +232,9 @@ fn main() -> ExitCode {
                 UserCmd::ResetOtp { user } => Action::ResetOtp(user.clone()),
                 UserCmd::Role { user, role } => Action::Role(user.clone(), role.clone()),
             };
-            admin::run(data_dir, issuer, &action, &mut std::io::stdout())
+            database(db.as_deref(), data_dir).and_then(|db| {
+                admin::run_on(data_dir, &db, issuer, &action, &mut std::io::stdout())
+            })
         }
         Some(Cmd::VerifyLog { file, data_dir }) => {
             return verify_log(file, data_dir);

@@ -226,7 +226,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         logs.close();
         e
     };
-    let (store, startup) = match Store::open(&config.data_dir.join("chatbox.db"), logs.clone()) {
+    let (store, startup) = match Store::open(&config.database(), &config.node_id, logs.clone()) {
         Ok(x) => x,
         Err(e) => return Err(fail(&logs, io::Error::other(e.to_string()))),
     };

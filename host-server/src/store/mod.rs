@@ -1,61 +1,199 @@
-//! Storage behind one narrow API, so another backend (PostgreSQL) can be added later.
+//! Storage behind one narrow API with two backends: embedded SQLite (the default, one writer
+//! thread over one file) and PostgreSQL (scale-out: several nodes share one database). The
+//! rest of the server calls [`Store`] only; which engine runs is chosen once, by [`Database`].
 //!
-//! All database work of the server goes through one writer thread that owns the connection:
-//! jobs arrive over a channel, the thread drains what is queued, runs it in one
-//! `BEGIN … COMMIT` (each job in its own savepoint, so one failing job does not undo the
-//! others) and only then answers each caller. A chat message is therefore acknowledged and
-//! fanned out only after its transaction committed.
+//! Both backends run the same statements ([`sql`]) over the same schema concepts, and keep the
+//! same guarantees: parameterised SQL only, and a call returns only after its change committed
+//! (a chat message is acknowledged and fanned out only once stored). Every call logs its action
+//! in `sql.log` (table, kind, non-secret keys; never passwords, hashes, codes or secrets).
+//!
+//! Scale-out: `ONLINE` rows belong to a node, and each node holds a lease in `NODES`
+//! ([`Store::heartbeat`]); a node whose lease expired is reaped by the others
+//! ([`Store::reap_nodes`]): its connections leave `ONLINE`, its users go offline unless they
+//! are logged in elsewhere, and its unconfirmed registrations are discarded.
 
-pub mod queries;
-pub mod schema;
+mod model;
+pub mod postgres;
+pub mod sql;
+pub mod sqlite;
 
-use std::fmt;
-use std::path::Path;
-use std::sync::Mutex;
-use std::thread::JoinHandle;
+use core::fmt;
+use core::str::FromStr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use rusqlite::Connection;
-use smol::channel::{self, Receiver, Sender};
+pub use model::{Account, OnlineRow, Sanction, StoredMsg, TopicRow};
 
-pub use queries::{Account, Sanction, StoredMsg, TopicRow};
-
+use self::postgres::Pg;
+use self::sqlite::Sqlite;
+use self::sqlite::queries as lite;
 use crate::logs::Logs;
 
-/// Most jobs run in one transaction.
-const MAX_BATCH: usize = 512;
+/// How long a lease written at start lasts, in ms; a running node renews it with
+/// [`Store::heartbeat`] well before it runs out.
+pub const LEASE_MS: u64 = 15_000;
 
 /// Storage errors.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum StoreError {
-    /// The statement failed.
+    /// A SQLite statement failed.
     Sql(rusqlite::Error),
+    /// A PostgreSQL statement or connection failed.
+    Pg(sqlx::Error),
     /// The transaction did not commit; nothing was stored.
     Commit,
     /// The writer has stopped.
     Closed,
+    /// A bad database location or node id.
+    Config(String),
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::Sql(e) => write!(f, "database: {e}"),
+            StoreError::Pg(e) => write!(f, "database: {e}"),
             StoreError::Commit => f.write_str("database: commit failed"),
             StoreError::Closed => f.write_str("database writer stopped"),
+            StoreError::Config(e) => write!(f, "database: {e}"),
         }
     }
 }
 
 impl core::error::Error for StoreError {}
 
-type Reply = Box<dyn FnOnce(bool) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e)
+    }
+}
 
-/// The storage handle.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Pg(e)
+    }
+}
+
+/// Where the data lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file (created if missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL, `postgres://user:password@host:port/db`.
+    Postgres(String),
+}
+
+impl Database {
+    /// The default: `chatbox.db` in the data directory.
+    #[must_use]
+    pub fn default_in(data_dir: &Path) -> Database {
+        Database::Sqlite(data_dir.join("chatbox.db"))
+    }
+
+    /// `postgres://…` or `postgresql://…` → PostgreSQL; `sqlite://PATH` or a plain path →
+    /// SQLite. Errors never repeat a password.
+    pub fn parse(s: &str) -> Result<Database, StoreError> {
+        let bad = |why: &str| StoreError::Config(format!("{why}: {}", redact(s)));
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            sqlx::postgres::PgConnectOptions::from_str(s)
+                .map_err(|e| bad(&format!("invalid PostgreSQL URL ({e})")))?;
+            return Ok(Database::Postgres(s.to_owned()));
+        }
+        let path = s.strip_prefix("sqlite://").unwrap_or(s);
+        if path.is_empty() {
+            return Err(bad("empty database path"));
+        }
+        if path.contains("://") {
+            return Err(bad(
+                "unsupported database (use postgres://…, sqlite://PATH or a file path)",
+            ));
+        }
+        Ok(Database::Sqlite(PathBuf::from(path)))
+    }
+
+    /// For logs and messages: the path, or the URL with its password replaced by `***`.
+    #[must_use]
+    pub fn redacted(&self) -> String {
+        match self {
+            Database::Sqlite(p) => p.display().to_string(),
+            Database::Postgres(url) => redact(url),
+        }
+    }
+}
+
+impl FromStr for Database {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Database::parse(s)
+    }
+}
+
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            Database::Postgres(_) => f.debug_tuple("Postgres").field(&self.redacted()).finish(),
+        }
+    }
+}
+
+/// `scheme://user:password@host/…?password=…` with both passwords shown as `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(auth_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// Whether `s` can name a node: 1–64 of `A-Z a-z 0-9 _ . : -`.
+#[must_use]
+pub fn valid_node_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+#[derive(Debug)]
+enum Backend {
+    Sqlite(Sqlite),
+    Postgres(Pg),
+}
+
+/// The storage handle of one node.
 #[derive(Debug)]
 pub struct Store {
-    tx: Sender<Job>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    logs: Logs,
+    backend: Backend,
+    node: Arc<str>,
+    logs: Option<Logs>,
 }
 
 /// What the server loads once at start.
@@ -69,127 +207,154 @@ pub struct Startup {
     pub motd: Option<String>,
 }
 
-fn run_writer(conn: &Connection, rx: &Receiver<Job>, logs: &Logs) {
-    while let Ok(first) = rx.recv_blocking() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
-        let began = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
-        let mut replies = Vec::with_capacity(batch.len());
-        for job in batch {
-            let sp = conn.execute_batch("SAVEPOINT job").is_ok();
-            let (ok, reply) = job(conn);
-            if sp {
-                let end = if ok {
-                    "RELEASE job"
-                } else {
-                    "ROLLBACK TO job; RELEASE job"
-                };
-                let _ = conn.execute_batch(end);
-            }
-            replies.push(reply);
-        }
-        let committed = began
-            && match conn.execute_batch("COMMIT") {
-                Ok(()) => true,
-                Err(e) => {
-                    logs.sql(format!("COMMIT failed: {e}"));
-                    logs.info(format!("database commit failed: {e}"));
-                    let _ = conn.execute_batch("ROLLBACK");
-                    false
-                }
-            };
-        for reply in replies {
-            reply(committed);
-        }
-    }
+/// Runs one call on the backend: `lite` (a closure over the SQLite connection, run by the
+/// writer thread) or `pg` (a future on the pool); logs `what`, or its failure, in `sql.log`.
+macro_rules! run {
+    ($self:ident, $what:expr, lite: $lite:expr, pg: |$p:ident| $pg:expr $(,)?) => {{
+        let what: String = $what;
+        let r = match &$self.backend {
+            Backend::Sqlite(b) => b.call($lite).await,
+            Backend::Postgres($p) => $pg.await.map_err(StoreError::from),
+        };
+        $self.logged(what, r)
+    }};
 }
 
 impl Store {
-    /// Opens (creating and migrating) the database, resets `ONLINE`, loads what the server
-    /// needs at start, and starts the writer thread.
-    pub fn open(path: &Path, logs: Logs) -> Result<(Store, Startup), StoreError> {
-        let conn = schema::open(path).map_err(StoreError::Sql)?;
-        logs.sql(format!("OPEN {} (WAL, migrations applied)", path.display()));
-        schema::reset_at_start(&conn).map_err(StoreError::Sql)?;
-        logs.sql("DROP+CREATE ONLINE; UPDATE REGISTERED online=ko; DELETE REGISTERED pending");
-        let now = crate::time::now_ms();
-        let startup = Startup {
-            topics: queries::topics(&conn).map_err(StoreError::Sql)?,
-            mutes: queries::active_mutes(&conn, now).map_err(StoreError::Sql)?,
-            motd: queries::setting(&conn, "motd").map_err(StoreError::Sql)?,
-        };
-        logs.sql("SELECT TOPICS; SELECT MUTES; SELECT SETTINGS key=motd");
-        let (tx, rx) = channel::bounded::<Job>(8192);
-        let wlogs = logs.clone();
-        let thread = std::thread::Builder::new()
-            .name("chatbox-db".into())
-            .spawn(move || run_writer(&conn, &rx, &wlogs))
-            .map_err(|_| StoreError::Closed)?;
-        Ok((
-            Store {
-                tx,
-                thread: Mutex::new(Some(thread)),
-                logs,
-            },
-            startup,
-        ))
-    }
-
-    /// Runs `f` on the writer thread in the next batch; logs `what` in `sql.log`.
-    async fn call<T, F>(&self, what: String, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        let (rtx, rrx) = channel::bounded::<Result<T, StoreError>>(1);
-        let logs = self.logs.clone();
-        let job: Job = Box::new(move |c| match f(c) {
-            Ok(v) => {
-                logs.sql(&what);
-                let reply: Reply = Box::new(move |committed| {
-                    let _ = rtx.try_send(if committed {
-                        Ok(v)
-                    } else {
-                        Err(StoreError::Commit)
-                    });
-                });
-                (true, reply)
+    /// Opens the database for a serving node: creates and migrates it, resets what this node
+    /// held in an earlier run, writes its lease (for [`LEASE_MS`]), and loads what the server
+    /// needs at start.
+    ///
+    /// SQLite (one node): `ONLINE` is recreated, every account goes offline, every unconfirmed
+    /// registration is discarded. PostgreSQL (shared): only this node's `ONLINE` rows and
+    /// unconfirmed registrations go, and accounts left with no logged-in connection on any
+    /// node go offline.
+    pub fn open(db: &Database, node_id: &str, logs: Logs) -> Result<(Store, Startup), StoreError> {
+        let store = Store::open_inner(db, node_id, Some(logs), true)?;
+        let startup = smol::block_on(async {
+            let now = crate::time::now_ms();
+            if let Backend::Sqlite(_) = store.backend {
+                store.heartbeat(now.saturating_add(LEASE_MS)).await?;
             }
-            Err(e) => {
-                logs.sql(format!("{what} FAILED: {e}"));
-                let reply: Reply = Box::new(move |_| {
-                    let _ = rtx.try_send(Err(StoreError::Sql(e)));
-                });
-                (false, reply)
-            }
+            Ok::<_, StoreError>(Startup {
+                topics: store.topics().await?,
+                mutes: store.active_mutes(now).await?,
+                motd: store.motd().await?,
+            })
         });
-        self.tx.send(job).await.map_err(|_| StoreError::Closed)?;
-        rrx.recv().await.map_err(|_| StoreError::Closed)?
+        match startup {
+            Ok(s) => Ok((store, s)),
+            Err(e) => {
+                store.close();
+                Err(e)
+            }
+        }
     }
 
-    /// Stops accepting jobs, lets the writer finish what is queued, and joins it.
-    pub fn close(&self) {
-        self.tx.close();
-        if let Some(t) = self.thread.lock().ok().and_then(|mut g| g.take()) {
-            let _ = t.join();
+    /// Opens the database for the `user …` administration commands: created and migrated like
+    /// [`Store::open`], but nothing reset (a server may be running on it) and nothing logged.
+    pub fn open_admin(db: &Database) -> Result<Store, StoreError> {
+        Store::open_inner(db, "admin", None, false)
+    }
+
+    fn open_inner(
+        db: &Database,
+        node_id: &str,
+        logs: Option<Logs>,
+        start: bool,
+    ) -> Result<Store, StoreError> {
+        if !valid_node_id(node_id) {
+            return Err(StoreError::Config(format!(
+                "invalid node id {node_id:?} (1-64 of A-Z a-z 0-9 _ . : -)"
+            )));
         }
+        let sql_log = |text: String| {
+            if let Some(l) = &logs {
+                l.sql(text);
+            }
+        };
+        let backend = match db {
+            Database::Sqlite(path) => {
+                let b = Sqlite::open(path, start, logs.clone())?;
+                sql_log(format!("OPEN {} (WAL, migrations applied)", path.display()));
+                if start {
+                    sql_log("DROP+CREATE ONLINE; UPDATE REGISTERED online=ko; DELETE REGISTERED pending".to_owned());
+                }
+                Backend::Sqlite(b)
+            }
+            Database::Postgres(url) => {
+                let pg = smol::block_on(async {
+                    let pg = Pg::open(url, node_id).await?;
+                    if start {
+                        let lease = crate::time::now_ms().saturating_add(LEASE_MS);
+                        if let Err(e) = pg.start_node(node_id, lease).await {
+                            pg.close().await;
+                            return Err(e);
+                        }
+                    }
+                    Ok(pg)
+                })
+                .map_err(|e| {
+                    sql_log(format!("OPEN {} FAILED: {e}", db.redacted()));
+                    StoreError::Pg(e)
+                })?;
+                sql_log(format!("OPEN {} (migrations applied)", db.redacted()));
+                if start {
+                    sql_log(format!(
+                        "DELETE ONLINE node={node_id}; DELETE REGISTERED pending node={node_id}; UPDATE REGISTERED online=ko (no ONLINE row); UPSERT NODES node={node_id}"
+                    ));
+                }
+                Backend::Postgres(pg)
+            }
+        };
+        Ok(Store {
+            backend,
+            node: Arc::from(node_id),
+            logs,
+        })
+    }
+
+    /// This node's id (the `node` of its `ONLINE` rows and lease).
+    #[must_use]
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Stops the backend: the SQLite writer finishes what is queued and is joined; the
+    /// PostgreSQL pool closes its connections.
+    pub fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(b) => b.close(),
+            Backend::Postgres(p) => smol::block_on(p.close()),
+        }
+    }
+
+    fn logged<T>(&self, what: String, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Some(logs) = &self.logs {
+            match &r {
+                Ok(_) => logs.sql(what),
+                Err(e) => logs.sql(format!("{what} FAILED: {e}")),
+            }
+        }
+        r
     }
 
     /// One account.
     pub async fn account(&self, user: &str) -> Result<Option<Account>, StoreError> {
         let u = user.to_owned();
-        self.call(format!("SELECT REGISTERED user={user}"), move |c| {
-            queries::account(c, &u)
-        })
-        .await
+        run!(self, format!("SELECT REGISTERED user={user}"),
+            lite: move |c| lite::account(c, &u),
+            pg: |p| p.account(user))
     }
 
-    /// A pending registration; `false` if the name is taken.
+    /// Every account, by name.
+    pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        run!(self, "SELECT REGISTERED (all)".to_owned(),
+            lite: lite::accounts,
+            pg: |p| p.accounts())
+    }
+
+    /// A pending registration held by this node; `false` if the name is taken.
     pub async fn insert_pending(
         &self,
         user: &str,
@@ -198,15 +363,13 @@ impl Store {
         ip_port: &str,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let (u, ip) = (user.to_owned(), ip_port.to_owned());
-        self.call(
-            format!("INSERT REGISTERED user={user} statut=ko ip_port={ip_port}"),
-            move |c| queries::insert_pending(c, &u, &phc, &sealed, &ip, now_ms),
-        )
-        .await
+        let (u, ip, n) = (user.to_owned(), ip_port.to_owned(), self.node.clone());
+        run!(self, format!("INSERT REGISTERED user={user} statut=ko ip_port={ip_port}"),
+            lite: move |c| lite::insert_pending(c, &u, &phc, &sealed, &ip, now_ms, &n),
+            pg: |p| p.insert_pending(user, &phc, &sealed, ip_port, now_ms, &self.node))
     }
 
-    /// Activates a registration with its scratch code hashes.
+    /// Activates a registration with its scratch code hashes; `false` if it is gone.
     pub async fn confirm_registration(
         &self,
         user: &str,
@@ -214,45 +377,41 @@ impl Store {
         scratch: Vec<[u8; 32]>,
     ) -> Result<bool, StoreError> {
         let u = user.to_owned();
-        self.call(
-            format!(
-                "UPDATE REGISTERED user={user} statut=ok; INSERT SCRATCH user={user} count={}",
-                scratch.len()
-            ),
-            move |c| queries::confirm_registration(c, &u, step, &scratch),
-        )
-        .await
+        let n = scratch.len();
+        run!(self, format!("UPDATE REGISTERED user={user} statut=ok; INSERT SCRATCH user={user} count={n}"),
+            lite: move |c| lite::confirm_registration(c, &u, step, &scratch),
+            pg: |p| p.confirm_registration(user, step, &scratch))
     }
 
     /// Discards an unconfirmed registration.
     pub async fn delete_pending(&self, user: &str) -> Result<bool, StoreError> {
         let u = user.to_owned();
-        self.call(
-            format!("DELETE REGISTERED user={user} (unconfirmed)"),
-            move |c| queries::delete_pending(c, &u),
-        )
-        .await
+        run!(self, format!("DELETE REGISTERED user={user} (unconfirmed)"),
+            lite: move |c| lite::delete_pending(c, &u),
+            pg: |p| p.delete_account(user, true))
     }
 
-    /// Records a successful login; `false` (nothing changed) if `step` is no longer above the
-    /// last accepted one, i.e. another login used that code first.
+    /// Deletes an account and its scratch codes; `true` if it existed.
+    pub async fn delete_account(&self, user: &str) -> Result<bool, StoreError> {
+        let u = user.to_owned();
+        run!(self, format!("DELETE REGISTERED user={user}; DELETE SCRATCH user={user}"),
+            lite: move |c| lite::delete_account(c, &u),
+            pg: |p| p.delete_account(user, false))
+    }
+
+    /// Records a successful login (and the connection's `ONLINE` row shows the user); `false`
+    /// (nothing changed) if `step` is no longer above the last accepted one, i.e. another
+    /// login, on any node, used that code first.
     pub async fn login_success(
         &self,
         user: &str,
         step: Option<u64>,
         ip_port: &str,
     ) -> Result<bool, StoreError> {
-        let (u, ip) = (user.to_owned(), ip_port.to_owned());
-        self.call(
-            format!("UPDATE REGISTERED user={user} online=ok ip_port_last={ip_port}; UPDATE ONLINE ip_port={ip_port} statut=online"),
-            move |c| {
-                if !queries::login_success(c, &u, step, &ip)? {
-                    return Ok(false);
-                }
-                queries::online_insert(c, &u, &ip, "online").map(|()| true)
-            },
-        )
-        .await
+        let (u, ip, n) = (user.to_owned(), ip_port.to_owned(), self.node.clone());
+        run!(self, format!("UPDATE REGISTERED user={user} online=ok ip_port_last={ip_port}; UPDATE ONLINE ip_port={ip_port} statut=online"),
+            lite: move |c| lite::login_success(c, &u, step, &ip, &n),
+            pg: |p| p.login_success(user, step, ip_port, &self.node))
     }
 
     /// Records a failed login; returns the consecutive failures.
@@ -263,49 +422,82 @@ impl Store {
         lock_until_ms: u64,
     ) -> Result<u32, StoreError> {
         let u = user.to_owned();
-        self.call(
-            format!("UPDATE REGISTERED user={user} failures+1"),
-            move |c| queries::login_failure(c, &u, lock_after, lock_until_ms),
-        )
-        .await
+        run!(self, format!("UPDATE REGISTERED user={user} failures+1"),
+            lite: move |c| lite::login_failure(c, &u, lock_after, lock_until_ms),
+            pg: |p| p.login_failure(user, lock_after, lock_until_ms))
     }
 
-    /// Uses a scratch code; `true` if it was valid and unused.
+    /// Uses a scratch code; `true` if it was valid and unused (once, across nodes).
     pub async fn use_scratch(&self, user: &str, hash: [u8; 32]) -> Result<bool, StoreError> {
         let u = user.to_owned();
-        self.call(format!("UPDATE SCRATCH user={user} used=1"), move |c| {
-            queries::use_scratch(c, &u, &hash)
-        })
-        .await
+        run!(self, format!("UPDATE SCRATCH user={user} used=1"),
+            lite: move |c| lite::use_scratch(c, &u, &hash),
+            pg: |p| p.use_scratch(user, &hash))
     }
 
-    /// Marks an account offline.
-    pub async fn set_offline(&self, user: &str) -> Result<(), StoreError> {
+    /// Unused scratch codes left.
+    pub async fn scratch_left(&self, user: &str) -> Result<u32, StoreError> {
         let u = user.to_owned();
-        self.call(
-            format!("UPDATE REGISTERED user={user} online=ko"),
-            move |c| queries::set_offline(c, &u),
-        )
-        .await
+        run!(self, format!("SELECT SCRATCH user={user} unused"),
+            lite: move |c| lite::scratch_left(c, &u),
+            pg: |p| p.scratch_left(user))
     }
 
-    /// A connection in `ONLINE` (`anonyme` until login).
+    /// Locks until `until_ms`, or unlocks (0: failures reset too); `true` if the account exists.
+    pub async fn set_lock(&self, user: &str, until_ms: u64) -> Result<bool, StoreError> {
+        let u = user.to_owned();
+        run!(self, format!("UPDATE REGISTERED user={user} locked_until={until_ms}"),
+            lite: move |c| lite::set_lock(c, &u, until_ms),
+            pg: |p| p.set_lock(user, until_ms))
+    }
+
+    /// Sets the role; `true` if the account exists.
+    pub async fn set_role(&self, user: &str, role: &str) -> Result<bool, StoreError> {
+        let (u, r) = (user.to_owned(), role.to_owned());
+        run!(self, format!("UPDATE REGISTERED user={user} role={role}"),
+            lite: move |c| lite::set_role(c, &u, &r),
+            pg: |p| p.set_role(user, role))
+    }
+
+    /// A new sealed TOTP secret: pending (statut `ko`) until the next login, step cleared,
+    /// scratch codes removed; `true` if the account exists.
+    pub async fn reset_otp(&self, user: &str, sealed: Vec<u8>) -> Result<bool, StoreError> {
+        let u = user.to_owned();
+        run!(self, format!("UPDATE REGISTERED user={user} new TOTP secret statut=ko; DELETE SCRATCH user={user}"),
+            lite: move |c| lite::reset_otp(c, &u, &sealed),
+            pg: |p| p.reset_otp(user, &sealed))
+    }
+
+    /// Marks an account offline, unless it is logged in on another node (this node's own
+    /// connections are the caller's to count).
+    pub async fn set_offline(&self, user: &str) -> Result<(), StoreError> {
+        let (u, n) = (user.to_owned(), self.node.clone());
+        run!(self, format!("UPDATE REGISTERED user={user} online=ko"),
+            lite: move |c| lite::set_offline(c, &u, &n),
+            pg: |p| p.set_offline(user, &self.node))
+    }
+
+    /// A connection of this node in `ONLINE` (`anonyme` until login).
     pub async fn online_insert(&self, client_id: &str, ip_port: &str) -> Result<(), StoreError> {
-        let (id, ip) = (client_id.to_owned(), ip_port.to_owned());
-        self.call(
-            format!("INSERT ONLINE client_id={client_id} ip_port={ip_port} statut=anonyme"),
-            move |c| queries::online_insert(c, &id, &ip, "anonyme"),
-        )
-        .await
+        let (id, ip, n) = (client_id.to_owned(), ip_port.to_owned(), self.node.clone());
+        run!(self, format!("INSERT ONLINE client_id={client_id} ip_port={ip_port} statut=anonyme"),
+            lite: move |c| lite::online_put(c, &n, &id, &ip, "anonyme"),
+            pg: |p| p.online_put(&self.node, client_id, ip_port, "anonyme"))
     }
 
-    /// A connection gone from `ONLINE`.
+    /// A connection of this node gone from `ONLINE`.
     pub async fn online_remove(&self, ip_port: &str) -> Result<(), StoreError> {
-        let ip = ip_port.to_owned();
-        self.call(format!("DELETE ONLINE ip_port={ip_port}"), move |c| {
-            queries::online_remove(c, &ip)
-        })
-        .await
+        let (ip, n) = (ip_port.to_owned(), self.node.clone());
+        run!(self, format!("DELETE ONLINE ip_port={ip_port}"),
+            lite: move |c| lite::online_remove(c, &n, &ip),
+            pg: |p| p.online_remove(&self.node, ip_port))
+    }
+
+    /// The whole `ONLINE` table, every node's rows.
+    pub async fn online_rows(&self) -> Result<Vec<OnlineRow>, StoreError> {
+        run!(self, "SELECT ONLINE (all)".to_owned(),
+            lite: lite::online_rows,
+            pg: |p| p.online_rows())
     }
 
     /// Stores a chat message; returns its id once committed.
@@ -318,14 +510,13 @@ impl Store {
         text: &str,
     ) -> Result<u64, StoreError> {
         let (t, s, x) = (target.to_owned(), sender.to_owned(), text.to_owned());
-        self.call(
-            format!("INSERT MESSAGES target={target} sender={sender} kind={kind}"),
-            move |c| queries::insert_message(c, time_ms, &t, &s, kind, &x),
-        )
-        .await
+        run!(self, format!("INSERT MESSAGES target={target} sender={sender} kind={kind}"),
+            lite: move |c| lite::insert_message(c, time_ms, &t, &s, kind, &x),
+            pg: |p| p.insert_message(time_ms, target, sender, kind, text))
     }
 
-    /// History of a room (`#…`) or of the private conversation of `me` with a user.
+    /// History of a room (`#…`) or of the private conversation of `me` with a user: the newest
+    /// `limit` messages with an id below `before_id` (0 = newest), oldest first.
     pub async fn history(
         &self,
         me: &str,
@@ -334,17 +525,9 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<StoredMsg>, StoreError> {
         let (m, t) = (me.to_owned(), target.to_owned());
-        self.call(
-            format!("SELECT MESSAGES target={target} before={before_id} limit={limit}"),
-            move |c| {
-                if t.starts_with('#') {
-                    queries::room_history(c, &t, before_id, limit)
-                } else {
-                    queries::private_history(c, &m, &t, before_id, limit)
-                }
-            },
-        )
-        .await
+        run!(self, format!("SELECT MESSAGES target={target} before={before_id} limit={limit}"),
+            lite: move |c| lite::history(c, &m, &t, before_id, limit),
+            pg: |p| p.history(me, target, before_id, limit))
     }
 
     /// Adds a ban or mute.
@@ -358,23 +541,17 @@ impl Store {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let (u, r, b) = (user.to_owned(), reason.to_owned(), by.to_owned());
-        self.call(
-            format!(
-                "INSERT {} user={user} until_ms={until_ms} by={by}",
-                s.table()
-            ),
-            move |c| queries::add_sanction(c, s, &u, until_ms, &r, &b, now_ms),
-        )
-        .await
+        run!(self, format!("INSERT {} user={user} until_ms={until_ms} by={by}", s.table()),
+            lite: move |c| lite::add_sanction(c, s, &u, until_ms, &r, &b, now_ms),
+            pg: |p| p.add_sanction(s, user, until_ms, reason, by, now_ms))
     }
 
     /// Lifts a ban or mute.
     pub async fn remove_sanction(&self, s: Sanction, user: &str) -> Result<bool, StoreError> {
         let u = user.to_owned();
-        self.call(format!("DELETE {} user={user}", s.table()), move |c| {
-            queries::remove_sanction(c, s, &u)
-        })
-        .await
+        run!(self, format!("DELETE {} user={user}", s.table()),
+            lite: move |c| lite::remove_sanction(c, s, &u),
+            pg: |p| p.remove_sanction(s, user))
     }
 
     /// The ban or mute in force.
@@ -385,27 +562,145 @@ impl Store {
         now_ms: u64,
     ) -> Result<Option<(u64, String)>, StoreError> {
         let u = user.to_owned();
-        self.call(format!("SELECT {} user={user}", s.table()), move |c| {
-            queries::active_sanction(c, s, &u, now_ms)
-        })
-        .await
+        run!(self, format!("SELECT {} user={user}", s.table()),
+            lite: move |c| lite::active_sanction(c, s, &u, now_ms),
+            pg: |p| p.active_sanction(s, user, now_ms))
+    }
+
+    /// Every mute in force at `now_ms`: `(user, until_ms)`.
+    pub async fn active_mutes(&self, now_ms: u64) -> Result<Vec<(String, u64)>, StoreError> {
+        run!(self, "SELECT MUTES (in force)".to_owned(),
+            lite: move |c| lite::active_mutes(c, now_ms),
+            pg: |p| p.active_mutes(now_ms))
     }
 
     /// Sets a topic.
     pub async fn set_topic(&self, t: TopicRow) -> Result<(), StoreError> {
-        self.call(
-            format!("INSERT TOPICS room={} set_by={}", t.room, t.set_by),
-            move |c| queries::set_topic(c, &t),
-        )
-        .await
+        run!(self, format!("INSERT TOPICS room={} set_by={}", t.room, t.set_by),
+            lite: move |c| lite::set_topic(c, &t),
+            pg: |p| p.set_topic(&t))
+    }
+
+    /// Every room topic.
+    pub async fn topics(&self) -> Result<Vec<TopicRow>, StoreError> {
+        run!(self, "SELECT TOPICS".to_owned(),
+            lite: lite::topics,
+            pg: |p| p.topics())
+    }
+
+    /// The MOTD an operator set, if any.
+    pub async fn motd(&self) -> Result<Option<String>, StoreError> {
+        run!(self, "SELECT SETTINGS key=motd".to_owned(),
+            lite: |c| lite::setting(c, "motd"),
+            pg: |p| p.setting("motd"))
     }
 
     /// Sets the MOTD.
     pub async fn set_motd(&self, text: &str) -> Result<(), StoreError> {
         let t = text.to_owned();
-        self.call("INSERT SETTINGS key=motd".to_owned(), move |c| {
-            queries::set_setting(c, "motd", &t)
-        })
-        .await
+        run!(self, "INSERT SETTINGS key=motd".to_owned(),
+            lite: move |c| lite::set_setting(c, "motd", &t),
+            pg: |p| p.set_setting("motd", text))
+    }
+
+    /// Renews this node's lease until `expires_ms`. `false` if the lease had been reaped
+    /// (another node found it expired and released this node's `ONLINE` rows and pending
+    /// registrations); the lease is written again either way.
+    pub async fn heartbeat(&self, expires_ms: u64) -> Result<bool, StoreError> {
+        let n = self.node.clone();
+        run!(self, format!("UPSERT NODES node={} expires_ms={expires_ms}", self.node),
+            lite: move |c| lite::heartbeat(c, &n, expires_ms),
+            pg: |p| p.heartbeat(&self.node, expires_ms))
+    }
+
+    /// Reaps every other node whose lease expired before `now_ms`, in one transaction: its
+    /// `ONLINE` rows and unconfirmed registrations deleted, its users offline unless logged in
+    /// on another node, its lease deleted. Returns the reaped node ids (each reaped by one node
+    /// only, when several reap at once).
+    pub async fn reap_nodes(&self, now_ms: u64) -> Result<Vec<String>, StoreError> {
+        let n = self.node.clone();
+        let r = match &self.backend {
+            Backend::Sqlite(b) => b.call(move |c| lite::reap_nodes(c, &n, now_ms)).await,
+            Backend::Postgres(p) => p
+                .reap_nodes(&self.node, now_ms)
+                .await
+                .map_err(StoreError::from),
+        };
+        let what = match &r {
+            Ok(dead) if !dead.is_empty() => format!(
+                "DELETE NODES expired before {now_ms}: {}; DELETE ONLINE, REGISTERED pending of those nodes",
+                dead.join(",")
+            ),
+            _ => format!("DELETE NODES expired before {now_ms}"),
+        };
+        self.logged(what, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_locations() {
+        assert_eq!(
+            Database::parse("postgres://u:p@h:5432/db").ok(),
+            Some(Database::Postgres("postgres://u:p@h:5432/db".into()))
+        );
+        assert!(matches!(
+            Database::parse("postgresql://h/db"),
+            Ok(Database::Postgres(_))
+        ));
+        assert_eq!(
+            Database::parse("sqlite:///tmp/x.db").ok(),
+            Some(Database::Sqlite("/tmp/x.db".into()))
+        );
+        assert_eq!(
+            Database::parse("data/x.db").ok(),
+            Some(Database::Sqlite("data/x.db".into()))
+        );
+        assert!(Database::parse("").is_err());
+        assert!(Database::parse("sqlite://").is_err());
+        let e = Database::parse("mysql://root:hunter2@h/db")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.contains("root:***@h") && !e.contains("hunter2")),
+            "{e:?}"
+        );
+        let e = Database::parse("postgres://u:hunter2@h:notaport/db")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| !e.contains("hunter2")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://chatbox:s3cret@127.0.0.1:5432/chatbox"),
+            "postgres://chatbox:***@127.0.0.1:5432/chatbox"
+        );
+        assert_eq!(redact("postgres://chatbox@h/db"), "postgres://chatbox@h/db");
+        assert_eq!(
+            redact("postgres://h/db?user=a&password=s3cret&sslmode=disable"),
+            "postgres://h/db?user=a&password=***&sslmode=disable"
+        );
+        assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        let db = Database::Postgres("postgres://u:s3cret@h/db".into());
+        assert!(!format!("{db} {db:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn node_ids() {
+        assert!(valid_node_id("host:6001"));
+        assert!(valid_node_id("a.b-c_D:1"));
+        assert!(!valid_node_id(""));
+        assert!(!valid_node_id("a b"));
+        assert!(!valid_node_id(&"x".repeat(65)));
+        assert!(valid_node_id(&"x".repeat(64)));
     }
 }

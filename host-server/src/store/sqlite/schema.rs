@@ -1,12 +1,26 @@
-//! Schema and ordered migrations, tracked in `PRAGMA user_version`.
+//! SQLite schema and ordered migrations, tracked in `PRAGMA user_version`.
 
 use core::time::Duration;
 use std::path::Path;
 
 use rusqlite::Connection;
 
+/// `ONLINE` as of version 2 (also how each start recreates it).
+macro_rules! online_table {
+    () => {
+        "CREATE TABLE ONLINE (
+            node TEXT NOT NULL DEFAULT '',
+            Client_Id TEXT NOT NULL,
+            ip_port TEXT NOT NULL,
+            statut TEXT NOT NULL,
+            PRIMARY KEY (node, ip_port)
+        );
+        CREATE INDEX ONLINE_client ON ONLINE (Client_Id);"
+    };
+}
+
 /// Migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub const MIGRATIONS: &[&str] = &[
     // 1: the seed's tables plus what accounts, chat and moderation need.
     "CREATE TABLE IF NOT EXISTS REGISTERED (
         User TEXT PRIMARY KEY NOT NULL,
@@ -62,6 +76,17 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY NOT NULL,
         value TEXT NOT NULL
     );",
+    // 2: scale-out. ONLINE rows belong to a node, nodes hold leases, and a pending registration
+    // remembers the node of its connection.
+    concat!(
+        "ALTER TABLE REGISTERED ADD COLUMN pending_node TEXT NOT NULL DEFAULT '';
+        CREATE TABLE IF NOT EXISTS NODES (
+            node TEXT PRIMARY KEY NOT NULL,
+            expires_ms INTEGER NOT NULL
+        );
+        DROP TABLE IF EXISTS ONLINE;",
+        online_table!()
+    ),
 ];
 
 /// Opens the database file with WAL and a busy timeout, and applies pending migrations.
@@ -75,38 +100,44 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Applies the missing migrations in one transaction; the version is read inside it, so two
+/// processes opening the same file at once apply each migration once.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate() {
-        let target = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
-        if version >= target {
-            continue;
-        }
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let applied = conn
-            .execute_batch(sql)
-            .and_then(|()| conn.pragma_update(None, "user_version", target));
-        match applied {
-            Ok(()) => conn.execute_batch("COMMIT")?,
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                return Err(e);
+    let current =
+        |c: &Connection| c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0));
+    let latest = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if current(conn)? >= latest {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let applied = current(conn).and_then(|version| {
+        for (target, sql) in (1..).zip(MIGRATIONS) {
+            if version < target {
+                conn.execute_batch(sql)?;
+                conn.pragma_update(None, "user_version", target)?;
             }
         }
+        Ok(())
+    });
+    match applied {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
-    Ok(())
 }
 
 /// Server start: `ONLINE` dropped and recreated, every account offline, and registrations
 /// whose connection died with the previous run discarded.
 pub fn reset_at_start(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
+    conn.execute_batch(concat!(
         "BEGIN IMMEDIATE;
-         DROP TABLE IF EXISTS ONLINE;
-         CREATE TABLE ONLINE (Client_Id TEXT NOT NULL, ip_port TEXT PRIMARY KEY NOT NULL, statut TEXT NOT NULL);
-         UPDATE REGISTERED SET online = 'ko';
+         DROP TABLE IF EXISTS ONLINE;",
+        online_table!(),
+        "UPDATE REGISTERED SET online = 'ko';
          DELETE FROM SCRATCH WHERE User IN (SELECT User FROM REGISTERED WHERE pending_reg = 1);
          DELETE FROM REGISTERED WHERE pending_reg = 1;
-         COMMIT;",
-    )
+         COMMIT;"
+    ))
 }
