@@ -25,6 +25,7 @@ use smol::io::AsyncWriteExt as _;
 use smol::{Async, Timer};
 
 use crate::auth::{Refusal, login, register};
+use crate::chat::bus::EventKind;
 use crate::chat::hub::{ConnId, Mailbox, Outbound};
 use crate::chat::{Me, Replies, commands};
 use crate::keys::random;
@@ -153,7 +154,7 @@ async fn finish(shared: Arc<Shared>, mut conn: Conn, reason: Reason, guard: Conn
         }
     }
     if let Some(d) = shared.hub.remove(id) {
-        commands::on_leave(&shared, d).await;
+        commands::on_leave(&shared, id, d).await;
     }
     if conn.in_online
         && let Err(e) = shared.store.online_remove(&ip_port).await
@@ -494,6 +495,13 @@ impl Conn {
                             ip_port: self.ip_port.clone(),
                         };
                         shared.hub.set_user(self.id, &me.user);
+                        shared.bus.publish(
+                            &shared,
+                            EventKind::Login {
+                                conn: self.id,
+                                user: me.user.clone(),
+                            },
+                        );
                         let mut out = Replies::default();
                         commands::on_login(&shared, &me, &mut out).await;
                         self.me = Some(me);

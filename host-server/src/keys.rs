@@ -2,7 +2,8 @@
 //!
 //! `<data dir>/server.key` holds 32 random bytes (mode 0600), the X25519 static secret of the
 //! Noise handshake. Separate keys are derived from it with the Noise HKDF and a label each: one
-//! seals TOTP secrets at rest, one keys the chat log's HMAC chain, one hashes scratch codes.
+//! seals TOTP secrets at rest, one keys the chat log's HMAC chain, one hashes scratch codes, one
+//! seals the events nodes of a cluster exchange over the bus (all nodes share `server.key`).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
@@ -26,6 +27,7 @@ pub struct ServerKeys {
     totp_seal: Zeroizing<[u8; 32]>,
     log_key: Zeroizing<[u8; 32]>,
     scratch_key: Zeroizing<[u8; 32]>,
+    bus_key: Zeroizing<[u8; 32]>,
 }
 
 impl core::fmt::Debug for ServerKeys {
@@ -56,6 +58,7 @@ impl ServerKeys {
             totp_seal: derive(&secret, b"chatbox totp seal"),
             log_key: derive(&secret, b"chatbox chat log"),
             scratch_key: derive(&secret, b"chatbox scratch codes"),
+            bus_key: derive(&secret, b"chatbox cluster bus"),
         }
     }
 
@@ -135,6 +138,13 @@ impl ServerKeys {
         let n = decrypt(&key, 0, user.as_bytes(), body, &mut out).ok()?;
         out.truncate(n);
         Some(out)
+    }
+
+    /// The key of one bus sender: `HMAC(k_bus, sender id)` (each node picks a random sender id
+    /// at start, so no two senders share a key and nonces never repeat under one key).
+    #[must_use]
+    pub fn bus_sender_key(&self, sender: &[u8]) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(hmac_sha256(&self.bus_key[..], &[b"sender", sender]))
     }
 
     /// The stored form of a scratch code: `HMAC(k_scratch, user || ":" || code)`.

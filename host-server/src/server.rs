@@ -16,6 +16,7 @@ use smol::{Async, Executor};
 
 use crate::auth::pool::HashPool;
 use crate::auth::throttle::IpThrottle;
+use crate::chat::bus::Bus;
 use crate::chat::hub::Hub;
 use crate::chat::records;
 use crate::config::Config;
@@ -34,8 +35,12 @@ pub struct Shared {
     pub logs: Logs,
     /// Database.
     pub store: Store,
-    /// Rooms and fan-out.
+    /// Rooms and fan-out on this node.
     pub hub: Hub,
+    /// How events reach the hubs of every node.
+    pub bus: Bus,
+    /// This node's id in a cluster (`local` alone).
+    pub node: String,
     /// Password hashing pool.
     pub pool: HashPool,
     /// Failed logins per IP.
@@ -252,6 +257,8 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     let shared = Arc::new(Shared {
         ip_throttle: IpThrottle::new(config.ip_failures_per_min),
         hub: Hub::new(startup.topics),
+        bus: Bus::Local,
+        node: "local".to_owned(),
         mutes: Mutex::new(startup.mutes.into_iter().collect()),
         motd: Mutex::new(motd),
         config,

@@ -321,6 +321,37 @@ fn ip_throttle_refuses_even_good_credentials() {
 }
 
 #[test]
+fn ip_throttle_holds_against_parallel_attempts() {
+    // All attempts are in flight before any has failed: each must count when it begins, or
+    // every one of them passes the check and reaches the password.
+    let s = TestServer::start_with(|c| c.ip_failures_per_min = 5);
+    let _acc = register(s.addr(), "parallel");
+    let mut clients: Vec<Client> = (0..20).map(|_| Client::connect(s.addr())).collect();
+    for c in &mut clients {
+        c.send(&ClientMsg::Login {
+            user: "parallel",
+            password: "not the password",
+            otp: "000000",
+        });
+    }
+    for c in &mut clients {
+        c.expect_error(ErrorCode::InvalidCredentials);
+    }
+    s.wait_for("20 attempts logged", |s| {
+        let log = s.log("credentials.log");
+        log.matches("user=parallel").count() >= 21
+    });
+    let log = s.log("credentials.log");
+    let judged = log.matches("reason=wrong password").count();
+    let refused = log.matches("too many failures from this address").count();
+    assert_eq!(
+        judged, 5,
+        "attempts that reached the password check:\n{log}"
+    );
+    assert_eq!(refused, 15, "{log}");
+}
+
+#[test]
 fn account_lockout_after_consecutive_failures() {
     let s = TestServer::start_with(|c| {
         c.lock_after = 3;

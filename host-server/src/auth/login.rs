@@ -41,17 +41,15 @@ async fn dummy(shared: &Shared, password: &str) -> Result<(), Refusal> {
     }
 }
 
-/// Logs the real reason, counts the failure (per IP and per account), waits the growing
-/// delay, and returns the generic refusal.
+/// Logs the real reason, counts the failure per account (the attempt already counts for its
+/// IP), waits the growing delay, and returns the generic refusal.
 async fn fail(
     shared: &Shared,
-    ip: IpAddr,
     ip_port: &str,
     user: &str,
     account: Option<&Account>,
     reason: &str,
 ) -> Refusal {
-    shared.ip_throttle.record_failure(ip);
     let mut failures = 0;
     if let Some(acc) = account {
         let lock_until = now_ms().saturating_add(
@@ -81,7 +79,8 @@ async fn fail(
 }
 
 /// Checks a login. Any credential failure is `InvalidCredentials` with `close`; `Busy` keeps
-/// the connection.
+/// the connection. Every attempt counts against its IP address from the moment it begins; a
+/// success (or an attempt the server could not judge: busy, internal error) is given back.
 pub async fn login(
     shared: &Shared,
     raw_user: &str,
@@ -90,8 +89,24 @@ pub async fn login(
     ip: IpAddr,
     ip_port: &str,
 ) -> Result<LoggedIn, Refusal> {
-    // Printable for logs: the raw name may be anything.
-    let shown: String = raw_user
+    let Some(attempt) = shared.ip_throttle.begin(ip).await else {
+        shared.logs.credentials(format!(
+            "login refused user={} from={ip_port} reason=too many failures from this address",
+            printable(raw_user)
+        ));
+        return Err(generic());
+    };
+    let r = check(shared, raw_user, password, otp, ip_port).await;
+    let judged = matches!(&r, Err(e) if !matches!(e.code, ErrorCode::Busy | ErrorCode::Internal));
+    if !judged {
+        shared.ip_throttle.refund(attempt).await;
+    }
+    r
+}
+
+/// The user name as it may appear in a log line (the raw name may be anything).
+fn printable(raw_user: &str) -> String {
+    raw_user
         .chars()
         .take(40)
         .map(|c| {
@@ -101,18 +116,22 @@ pub async fn login(
                 '?'
             }
         })
-        .collect();
-    if shared.ip_throttle.blocked(ip) {
-        shared.logs.credentials(format!(
-            "login refused user={shown} from={ip_port} reason=too many failures from this address"
-        ));
-        return Err(generic());
-    }
+        .collect()
+}
+
+async fn check(
+    shared: &Shared,
+    raw_user: &str,
+    password: &str,
+    otp: &str,
+    ip_port: &str,
+) -> Result<LoggedIn, Refusal> {
+    let shown = printable(raw_user);
     let user = match username::normalize(raw_user) {
         Ok(u) => u.as_str().to_owned(),
         Err(_) => {
             dummy(shared, password).await?;
-            return Err(fail(shared, ip, ip_port, &shown, None, "invalid user name").await);
+            return Err(fail(shared, ip_port, &shown, None, "invalid user name").await);
         }
     };
     let account = match shared.store.account(&user).await {
@@ -124,12 +143,11 @@ pub async fn login(
     };
     let Some(acc) = account else {
         dummy(shared, password).await?;
-        return Err(fail(shared, ip, ip_port, &user, None, "unknown user").await);
+        return Err(fail(shared, ip_port, &user, None, "unknown user").await);
     };
     let now = now_ms();
     if acc.locked_until > now {
         dummy(shared, password).await?;
-        shared.ip_throttle.record_failure(ip);
         shared.logs.credentials(format!(
             "login failed user={user} from={ip_port} reason=account locked"
         ));
@@ -144,12 +162,11 @@ pub async fn login(
         Err(PoolError::Closed) => return Err(Refusal::internal()),
     };
     if !ok {
-        return Err(fail(shared, ip, ip_port, &user, Some(&acc), "wrong password").await);
+        return Err(fail(shared, ip_port, &user, Some(&acc), "wrong password").await);
     }
     if acc.pending_reg {
         return Err(fail(
             shared,
-            ip,
             ip_port,
             &user,
             Some(&acc),
@@ -165,7 +182,6 @@ pub async fn login(
             Ok(false) => {
                 return Err(fail(
                     shared,
-                    ip,
                     ip_port,
                     &user,
                     Some(&acc),
@@ -182,7 +198,6 @@ pub async fn login(
             ));
             return Err(fail(
                 shared,
-                ip,
                 ip_port,
                 &user,
                 Some(&acc),
@@ -196,7 +211,6 @@ pub async fn login(
             None => {
                 return Err(fail(
                     shared,
-                    ip,
                     ip_port,
                     &user,
                     Some(&acc),
@@ -234,7 +248,6 @@ pub async fn login(
             // A concurrent login used the same TOTP step first.
             return Err(fail(
                 shared,
-                ip,
                 ip_port,
                 &user,
                 Some(&acc),

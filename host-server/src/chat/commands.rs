@@ -6,7 +6,8 @@ use chatbox_core::proto::{
 };
 use chatbox_core::username;
 
-use super::hub::Departed;
+use super::bus::EventKind;
+use super::hub::{ConnId, Departed};
 use super::{JOIN_HISTORY, LOBBY, MAX_HISTORY, Me, Replies, records, sanitize};
 use crate::server::Shared;
 use crate::store::{Sanction, TopicRow};
@@ -39,6 +40,30 @@ fn presence(room: &str, user: &str, kind: PresenceKind, text: &str) -> std::sync
     })
 }
 
+/// A record for every member of `room` on every node (except `except` of this node).
+fn to_room(shared: &Shared, room: &str, rec: std::sync::Arc<[u8]>, except: Option<ConnId>) {
+    shared.bus.publish(
+        shared,
+        EventKind::Room {
+            room: room.to_owned(),
+            except,
+            rec,
+        },
+    );
+}
+
+/// A record for every connection of `user` on every node (except `except` of this node).
+fn to_user(shared: &Shared, user: &str, rec: std::sync::Arc<[u8]>, except: Option<ConnId>) {
+    shared.bus.publish(
+        shared,
+        EventKind::User {
+            user: user.to_owned(),
+            except,
+            rec,
+        },
+    );
+}
+
 fn store_failed(shared: &Shared, out: &mut Replies, e: &crate::store::StoreError) {
     shared.logs.info(format!("database error: {e}"));
     out.error(ErrorCode::Internal, "server error, nothing was stored");
@@ -64,16 +89,21 @@ pub async fn on_login(shared: &Shared, me: &Me, out: &mut Replies) {
     join(shared, me, LOBBY, out).await;
 }
 
-/// A connection went away: `Quit` to its rooms, offline if it was the user's last.
-pub async fn on_leave(shared: &Shared, d: Departed) {
+/// A connection went away: the other nodes forget it; `Quit` to its rooms and offline if it
+/// was the user's last connection anywhere.
+pub async fn on_leave(shared: &Shared, id: ConnId, d: Departed) {
     let Some(user) = d.user else { return };
+    shared.bus.publish(shared, EventKind::Gone { conn: id });
     if d.still_online {
         return;
     }
     for room in &d.rooms {
-        shared
-            .hub
-            .to_room(room, &presence(room, &user, PresenceKind::Quit, ""), None);
+        to_room(
+            shared,
+            room,
+            presence(room, &user, PresenceKind::Quit, ""),
+            None,
+        );
     }
     if let Err(e) = shared.store.set_offline(&user).await {
         shared.logs.info(format!("database error: {e}"));
@@ -89,8 +119,15 @@ async fn join(shared: &Shared, me: &Me, room: &str, out: &mut Replies) {
         return;
     }
     if shared.hub.join(me.id, room) {
+        shared.bus.publish(
+            shared,
+            EventKind::Join {
+                conn: me.id,
+                room: room.to_owned(),
+            },
+        );
         let p = presence(room, &me.user, PresenceKind::Join, "");
-        shared.hub.to_room(room, &p, Some(me.id));
+        to_room(shared, room, p.clone(), Some(me.id));
         out.record(p);
     }
     let t = shared.hub.topic(room);
@@ -179,11 +216,11 @@ async fn post(
         text: &text,
     }));
     if is_room {
-        shared.hub.to_room(&target, &rec, Some(me.id));
+        to_room(shared, &target, rec.clone(), Some(me.id));
     } else {
-        shared.hub.to_user(&target, &rec, Some(me.id));
+        to_user(shared, &target, rec.clone(), Some(me.id));
         if target != me.user {
-            shared.hub.to_user(&me.user, &rec, Some(me.id));
+            to_user(shared, &me.user, rec.clone(), Some(me.id));
         }
     }
     out.record(rec);
@@ -266,9 +303,16 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
                 out.error(ErrorCode::NotInRoom, "not in that room");
                 return;
             }
+            shared.bus.publish(
+                shared,
+                EventKind::Part {
+                    conn: me.id,
+                    room: room.to_owned(),
+                },
+            );
             let reason = sanitize::clean(reason);
             let p = presence(room, &me.user, PresenceKind::Part, &reason);
-            shared.hub.to_room(room, &p, None);
+            to_room(shared, room, p.clone(), None);
             out.record(p);
         }
         ClientMsg::Names { room } => match shared.hub.names(room) {
@@ -302,16 +346,21 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
                 return;
             }
             let text = sanitize::clean(text);
-            shared.hub.set_away(&me.user, &text);
+            shared.bus.publish(
+                shared,
+                EventKind::Away {
+                    user: me.user.clone(),
+                    text: text.clone(),
+                },
+            );
             let kind = if text.is_empty() {
                 PresenceKind::Back
             } else {
                 PresenceKind::Away
             };
             for room in shared.hub.user_rooms(&me.user) {
-                shared
-                    .hub
-                    .to_room(&room, &presence(&room, &me.user, kind, &text), Some(me.id));
+                let p = presence(&room, &me.user, kind, &text);
+                to_room(shared, &room, p, Some(me.id));
             }
             out.msg(&ServerMsg::Presence {
                 room: "",
@@ -375,8 +424,8 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
                 set_by: &row.set_by,
                 time_ms: row.time_ms,
             });
-            shared.hub.set_topic(row);
-            shared.hub.to_room(room, &rec, Some(me.id));
+            shared.bus.publish(shared, EventKind::Topic(row));
+            to_room(shared, room, rec.clone(), Some(me.id));
             out.record(rec);
         }
         ClientMsg::History {
@@ -421,14 +470,21 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             let Some(user) = user_arg(user, out) else {
                 return;
             };
-            if !shared.hub.kick(room, &user) {
+            if !shared.hub.user_in_room(room, &user) {
                 out.error(ErrorCode::NoSuchUser, "that user is not in the room");
                 return;
             }
+            shared.bus.publish(
+                shared,
+                EventKind::Kick {
+                    room: room.to_owned(),
+                    user: user.clone(),
+                },
+            );
             let reason = sanitize::clean(reason);
             let p = presence(room, &user, PresenceKind::Kicked, &reason);
-            shared.hub.to_room(room, &p, Some(me.id));
-            shared.hub.to_user(&user, &p, None);
+            to_room(shared, room, p.clone(), Some(me.id));
+            to_user(shared, &user, p.clone(), None);
             out.record(p);
             shared
                 .logs
@@ -460,16 +516,17 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
                 return store_failed(shared, out, &e);
             }
             for room in shared.hub.user_rooms(&user) {
-                shared.hub.to_room(
-                    &room,
-                    &presence(&room, &user, PresenceKind::Banned, &reason),
-                    Some(me.id),
-                );
+                let p = presence(&room, &user, PresenceKind::Banned, &reason);
+                to_room(shared, &room, p, Some(me.id));
             }
             let bye = format!("banned {}: {reason}", describe(until_ms));
-            shared
-                .hub
-                .disconnect_user(&user, &records::shared(&ServerMsg::Bye { reason: &bye }));
+            shared.bus.publish(
+                shared,
+                EventKind::Disconnect {
+                    user: user.clone(),
+                    rec: records::shared(&ServerMsg::Bye { reason: &bye }),
+                },
+            );
             shared
                 .logs
                 .info(format!("{} banned {user} {}", me.user, describe(until_ms)));
@@ -511,14 +568,15 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             {
                 return store_failed(shared, out, &e);
             }
-            if let Ok(mut m) = shared.mutes.lock() {
-                m.insert(user.clone(), until_ms);
-            }
-            shared.hub.to_user(
-                &user,
-                &presence("", &user, PresenceKind::Muted, &reason),
-                None,
+            shared.bus.publish(
+                shared,
+                EventKind::Mute {
+                    user: user.clone(),
+                    until_ms: Some(until_ms),
+                },
             );
+            let p = presence("", &user, PresenceKind::Muted, &reason);
+            to_user(shared, &user, p, None);
             shared
                 .logs
                 .info(format!("{} muted {user} {}", me.user, describe(until_ms)));
@@ -533,9 +591,13 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             };
             match shared.store.remove_sanction(Sanction::Mute, &user).await {
                 Ok(found) => {
-                    if let Ok(mut m) = shared.mutes.lock() {
-                        m.remove(&user);
-                    }
+                    shared.bus.publish(
+                        shared,
+                        EventKind::Mute {
+                            user: user.clone(),
+                            until_ms: None,
+                        },
+                    );
                     if found {
                         shared.logs.info(format!("{} unmuted {user}", me.user));
                         out.info(&format!("{user} unmuted"));
@@ -558,9 +620,7 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             if let Err(e) = shared.store.set_motd(&text).await {
                 return store_failed(shared, out, &e);
             }
-            if let Ok(mut m) = shared.motd.lock() {
-                m.clone_from(&text);
-            }
+            shared.bus.publish(shared, EventKind::Motd(text));
             shared.logs.info(format!("{} set the MOTD", me.user));
             out.info("MOTD updated");
         }

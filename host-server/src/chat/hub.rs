@@ -1,5 +1,6 @@
-//! Room membership and fan-out, behind one narrow API (a pub/sub backend such as NATS could
-//! replace it for several nodes).
+//! Room membership and fan-out on this node, plus a replica of the logged-in connections of the
+//! other nodes of a cluster (kept up to date by the [bus](super::bus)), so that `/names`,
+//! `/list`, `/whois` and private messages see users on every node.
 //!
 //! Each connection registers a bounded outbound queue (a [`Mailbox`]). A record is encoded once
 //! and the same `Arc<[u8]>` is queued for every recipient; each connection task seals it with
@@ -153,6 +154,17 @@ struct Entry {
     rooms: BTreeSet<String>,
 }
 
+/// A logged-in connection of another node, as the bus reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteConn {
+    /// Its connection number on that node.
+    pub id: ConnId,
+    /// Its user.
+    pub user: String,
+    /// Rooms it is in.
+    pub rooms: BTreeSet<String>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     conns: HashMap<ConnId, Entry>,
@@ -160,6 +172,8 @@ struct State {
     topics: HashMap<String, TopicRow>,
     away: HashMap<String, String>,
     slow_disconnects: u64,
+    /// Other nodes' logged-in connections: node → connection → what it is.
+    remote: HashMap<String, HashMap<ConnId, RemoteConn>>,
 }
 
 /// The hub.
@@ -195,6 +209,27 @@ impl State {
             .filter(|(_, e)| e.user.as_deref() == Some(user))
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    fn remote_conns(&self) -> impl Iterator<Item = &RemoteConn> {
+        self.remote.values().flat_map(HashMap::values)
+    }
+
+    fn online_anywhere(&self, user: &str) -> bool {
+        !self.user_conns(user).is_empty() || self.remote_conns().any(|c| c.user == user)
+    }
+
+    /// Users in `room` on every node.
+    fn room_users(&self, room: &str) -> BTreeSet<&str> {
+        let local = self.rooms.get(room).into_iter().flat_map(|m| {
+            m.iter()
+                .filter_map(|id| self.conns.get(id).and_then(|e| e.user.as_deref()))
+        });
+        let remote = self
+            .remote_conns()
+            .filter(|c| c.rooms.contains(room))
+            .map(|c| c.user.as_str());
+        local.chain(remote).collect()
     }
 }
 
@@ -241,10 +276,7 @@ impl Hub {
                 }
             }
         }
-        let still_online = e
-            .user
-            .as_deref()
-            .is_some_and(|u| !s.user_conns(u).is_empty());
+        let still_online = e.user.as_deref().is_some_and(|u| s.online_anywhere(u));
         if let Some(u) = &e.user
             && !still_online
         {
@@ -308,32 +340,37 @@ impl Hub {
     #[must_use]
     pub fn names(&self, room: &str) -> Option<Vec<String>> {
         let s = self.lock();
-        let members = s.rooms.get(room)?;
-        let set: BTreeSet<String> = members
-            .iter()
-            .filter_map(|id| s.conns.get(id).and_then(|e| e.user.clone()))
-            .collect();
-        Some(set.into_iter().collect())
+        let users = s.room_users(room);
+        if users.is_empty() && !s.rooms.contains_key(room) {
+            return None;
+        }
+        Some(users.into_iter().map(str::to_owned).collect())
     }
 
     /// Every non-empty room: `(name, users, topic)`.
     #[must_use]
     pub fn list(&self) -> Vec<(String, u32, String)> {
         let s = self.lock();
-        s.rooms
-            .iter()
-            .map(|(name, members)| {
-                let users: BTreeSet<&str> = members
-                    .iter()
-                    .filter_map(|id| s.conns.get(id).and_then(|e| e.user.as_deref()))
-                    .collect();
+        let names: BTreeSet<&str> = s
+            .rooms
+            .keys()
+            .map(String::as_str)
+            .chain(
+                s.remote_conns()
+                    .flat_map(|c| c.rooms.iter().map(String::as_str)),
+            )
+            .collect();
+        names
+            .into_iter()
+            .map(|name| {
+                let users = s.room_users(name);
                 let topic = s
                     .topics
                     .get(name)
                     .map(|t| t.topic.clone())
                     .unwrap_or_default();
                 (
-                    name.clone(),
+                    name.to_owned(),
                     u32::try_from(users.len()).unwrap_or(u32::MAX),
                     topic,
                 )
@@ -352,13 +389,13 @@ impl Hub {
         self.lock().topics.insert(t.room.clone(), t);
     }
 
-    /// Whether `user` has a logged-in connection.
+    /// Whether `user` has a logged-in connection on any node.
     #[must_use]
     pub fn online(&self, user: &str) -> bool {
-        !self.lock().user_conns(user).is_empty()
+        self.lock().online_anywhere(user)
     }
 
-    /// Rooms any connection of `user` is in.
+    /// Rooms any connection of `user` is in, on any node.
     #[must_use]
     pub fn user_rooms(&self, user: &str) -> Vec<String> {
         let s = self.lock();
@@ -368,7 +405,111 @@ impl Hub {
                 rooms.extend(e.rooms.iter().cloned());
             }
         }
+        for c in s.remote_conns().filter(|c| c.user == user) {
+            rooms.extend(c.rooms.iter().cloned());
+        }
         rooms.into_iter().collect()
+    }
+
+    /// Whether `user` is in `room` on any node.
+    #[must_use]
+    pub fn user_in_room(&self, room: &str, user: &str) -> bool {
+        self.lock().room_users(room).contains(user)
+    }
+
+    /// This node's logged-in connections, for a snapshot another node asked for.
+    #[must_use]
+    pub fn local_snapshot(&self) -> Vec<RemoteConn> {
+        let s = self.lock();
+        let mut out: Vec<RemoteConn> = s
+            .conns
+            .iter()
+            .filter_map(|(id, e)| {
+                Some(RemoteConn {
+                    id: *id,
+                    user: e.user.clone()?,
+                    rooms: e.rooms.clone(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|c| c.id);
+        out
+    }
+
+    /// Another node's connection logged in.
+    pub fn remote_login(&self, node: &str, id: ConnId, user: &str) {
+        let mut s = self.lock();
+        s.remote.entry(node.to_owned()).or_default().insert(
+            id,
+            RemoteConn {
+                id,
+                user: user.to_owned(),
+                rooms: BTreeSet::new(),
+            },
+        );
+    }
+
+    /// Another node's connection joined (`true`) or left (`false`) a room.
+    pub fn remote_membership(&self, node: &str, id: ConnId, room: &str, joined: bool) {
+        let mut s = self.lock();
+        if let Some(c) = s.remote.get_mut(node).and_then(|m| m.get_mut(&id)) {
+            if joined {
+                c.rooms.insert(room.to_owned());
+            } else {
+                c.rooms.remove(room);
+            }
+        }
+    }
+
+    /// Another node's connection closed; `true` if its user is now offline everywhere.
+    pub fn remote_gone(&self, node: &str, id: ConnId) -> bool {
+        let mut s = self.lock();
+        let Some(c) = s.remote.get_mut(node).and_then(|m| m.remove(&id)) else {
+            return false;
+        };
+        let offline = !s.online_anywhere(&c.user);
+        if offline {
+            s.away.remove(&c.user);
+        }
+        offline
+    }
+
+    /// Replaces what is known of another node's connections (its answer to a hello).
+    pub fn remote_snapshot(&self, node: &str, conns: Vec<RemoteConn>) {
+        let mut s = self.lock();
+        s.remote.insert(
+            node.to_owned(),
+            conns.into_iter().map(|c| (c.id, c)).collect(),
+        );
+    }
+
+    /// Forgets a node that died; returns its connections whose users are now offline
+    /// everywhere (their rooms get a `Quit`).
+    pub fn remote_node_down(&self, node: &str) -> Vec<RemoteConn> {
+        let mut s = self.lock();
+        let Some(conns) = s.remote.remove(node) else {
+            return Vec::new();
+        };
+        let mut gone: Vec<RemoteConn> = Vec::new();
+        for c in conns.into_values() {
+            if s.online_anywhere(&c.user) {
+                continue;
+            }
+            s.away.remove(&c.user);
+            match gone.iter_mut().find(|g| g.user == c.user) {
+                Some(g) => g.rooms.extend(c.rooms),
+                None => gone.push(c),
+            }
+        }
+        gone
+    }
+
+    /// Nodes whose connections are known here.
+    #[must_use]
+    pub fn remote_nodes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.lock().remote.keys().cloned().collect();
+        v.sort();
+        v
     }
 
     /// Sets (non-empty) or clears the away message of `user`.
@@ -412,12 +553,19 @@ impl Hub {
         }
     }
 
-    /// Removes every connection of `user` from `room`; `true` if any was in it.
+    /// Removes every connection of `user` from `room`, on this node and in the replica of the
+    /// others; `true` if any was in it.
     pub fn kick(&self, room: &str, user: &str) -> bool {
         let ids = self.lock().user_conns(user);
         let mut any = false;
         for id in ids {
             any |= self.part(id, room);
+        }
+        let mut s = self.lock();
+        for m in s.remote.values_mut() {
+            for c in m.values_mut().filter(|c| c.user == user) {
+                any |= c.rooms.remove(room);
+            }
         }
         any
     }

@@ -1,6 +1,7 @@
 //! Chat: rooms, private messages, moderation. Handlers decide and queue their replies in
-//! [`Replies`]; fan-out to others goes through the [`hub`].
+//! [`Replies`]; fan-out to others goes through the [`bus`] to the [`hub`] of every node.
 
+pub mod bus;
 pub mod commands;
 pub mod hub;
 pub mod records;
