@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use model::{Account, OnlineRow, Sanction, StoredMsg, TopicRow};
+use model::{Pending, SanctionSet};
 
 use self::postgres::Pg;
 use self::sqlite::Sqlite;
@@ -363,10 +364,17 @@ impl Store {
         ip_port: &str,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let (u, ip, n) = (user.to_owned(), ip_port.to_owned(), self.node.clone());
+        let p = Pending {
+            user: user.to_owned(),
+            phc,
+            sealed,
+            ip_port: ip_port.to_owned(),
+            now_ms,
+            node: self.node.to_string(),
+        };
         run!(self, format!("INSERT REGISTERED user={user} statut=ko ip_port={ip_port}"),
-            lite: move |c| lite::insert_pending(c, &u, &phc, &sealed, &ip, now_ms, &n),
-            pg: |p| p.insert_pending(user, &phc, &sealed, ip_port, now_ms, &self.node))
+            lite: move |c| lite::insert_pending(c, &p),
+            pg: |b| b.insert_pending(&p))
     }
 
     /// Activates a registration with its scratch code hashes; `false` if it is gone.
@@ -509,10 +517,17 @@ impl Store {
         kind: u8,
         text: &str,
     ) -> Result<u64, StoreError> {
-        let (t, s, x) = (target.to_owned(), sender.to_owned(), text.to_owned());
+        let m = StoredMsg {
+            id: 0,
+            time_ms,
+            target: target.to_owned(),
+            sender: sender.to_owned(),
+            kind,
+            text: text.to_owned(),
+        };
         run!(self, format!("INSERT MESSAGES target={target} sender={sender} kind={kind}"),
-            lite: move |c| lite::insert_message(c, time_ms, &t, &s, kind, &x),
-            pg: |p| p.insert_message(time_ms, target, sender, kind, text))
+            lite: move |c| lite::insert_message(c, &m),
+            pg: |p| p.insert_message(&m))
     }
 
     /// History of a room (`#…`) or of the private conversation of `me` with a user: the newest
@@ -540,10 +555,17 @@ impl Store {
         by: &str,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let (u, r, b) = (user.to_owned(), reason.to_owned(), by.to_owned());
+        let x = SanctionSet {
+            kind: s,
+            user: user.to_owned(),
+            until_ms,
+            reason: reason.to_owned(),
+            by: by.to_owned(),
+            now_ms,
+        };
         run!(self, format!("INSERT {} user={user} until_ms={until_ms} by={by}", s.table()),
-            lite: move |c| lite::add_sanction(c, s, &u, until_ms, &r, &b, now_ms),
-            pg: |p| p.add_sanction(s, user, until_ms, reason, by, now_ms))
+            lite: move |c| lite::add_sanction(c, &x),
+            pg: |p| p.add_sanction(&x))
     }
 
     /// Lifts a ban or mute.

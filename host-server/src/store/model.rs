@@ -72,6 +72,32 @@ pub struct OnlineRow {
     pub statut: String,
 }
 
+/// A registration to store, pending its confirmation on its connection.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) user: String,
+    /// PHC password hash.
+    pub(crate) phc: String,
+    /// Sealed TOTP secret.
+    pub(crate) sealed: Vec<u8>,
+    pub(crate) ip_port: String,
+    pub(crate) now_ms: u64,
+    /// The node holding the connection.
+    pub(crate) node: String,
+}
+
+/// A ban or mute to store.
+#[derive(Debug)]
+pub(crate) struct SanctionSet {
+    pub(crate) kind: Sanction,
+    pub(crate) user: String,
+    /// 0 = until lifted.
+    pub(crate) until_ms: u64,
+    pub(crate) reason: String,
+    pub(crate) by: String,
+    pub(crate) now_ms: u64,
+}
+
 /// Which moderation table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sanction {

@@ -4,7 +4,7 @@
 //! nodes (a TOTP step, a scratch code, a failure count, a lease) are single conditional
 //! statements, atomic under PostgreSQL's row locks.
 
-pub mod schema;
+pub(crate) mod schema;
 
 use core::str::FromStr;
 use core::time::Duration;
@@ -12,7 +12,7 @@ use core::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::model::{Cols, i64_of, id_bound, u32_of, u64_of};
+use super::model::{Cols, Pending, SanctionSet, i64_of, id_bound, u32_of, u64_of};
 use super::{Account, OnlineRow, Sanction, StoredMsg, TopicRow, sql};
 
 pub use schema::MIGRATIONS;
@@ -86,28 +86,10 @@ impl Pg {
         rows.iter().map(Account::from_cols).collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn insert_pending(
-        &self,
-        user: &str,
-        phc: &str,
-        sealed: &[u8],
-        ip_port: &str,
-        now_ms: u64,
-        node: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let r = q!(
-            sql::INSERT_PENDING,
-            user,
-            phc,
-            ip_port,
-            sealed,
-            i64_of(now_ms),
-            node
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+    pub(crate) async fn insert_pending(&self, p: &Pending) -> Result<bool, sqlx::Error> {
+        let q = q!(sql::INSERT_PENDING, &p.user, &p.phc, &p.ip_port, &p.sealed);
+        let q = q.bind(i64_of(p.now_ms)).bind(&p.node);
+        Ok(self.exec(q).await? == 1)
     }
 
     pub(crate) async fn confirm_registration(
@@ -265,22 +247,11 @@ impl Pg {
         rows.iter().map(OnlineRow::from_cols).collect()
     }
 
-    pub(crate) async fn insert_message(
-        &self,
-        time_ms: u64,
-        target: &str,
-        sender: &str,
-        kind: u8,
-        text: &str,
-    ) -> Result<u64, sqlx::Error> {
-        let id: i64 = sqlx::query_scalar(sql::MESSAGE_ADD)
-            .bind(i64_of(time_ms))
-            .bind(target)
-            .bind(sender)
-            .bind(i64::from(kind))
-            .bind(text)
-            .fetch_one(&self.pool)
-            .await?;
+    /// Stores `m` (its `id` is ignored); returns its id.
+    pub(crate) async fn insert_message(&self, m: &StoredMsg) -> Result<u64, sqlx::Error> {
+        let q = sqlx::query_scalar(sql::MESSAGE_ADD).bind(i64_of(m.time_ms));
+        let q = q.bind(&m.target).bind(&m.sender).bind(i64::from(m.kind));
+        let id: i64 = q.bind(&m.text).fetch_one(&self.pool).await?;
         Ok(u64_of(id))
     }
 
@@ -301,25 +272,15 @@ impl Pg {
         rows.iter().rev().map(StoredMsg::from_cols).collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn add_sanction(
-        &self,
-        s: Sanction,
-        user: &str,
-        until_ms: u64,
-        reason: &str,
-        by: &str,
-        now_ms: u64,
-    ) -> Result<(), sqlx::Error> {
+    pub(crate) async fn add_sanction(&self, x: &SanctionSet) -> Result<(), sqlx::Error> {
         let q = q!(
-            s.sql().put,
-            user,
-            i64_of(until_ms),
-            reason,
-            by,
-            i64_of(now_ms)
+            x.kind.sql().put,
+            &x.user,
+            i64_of(x.until_ms),
+            &x.reason,
+            &x.by
         );
-        self.exec(q).await.map(drop)
+        self.exec(q.bind(i64_of(x.now_ms))).await.map(drop)
     }
 
     pub(crate) async fn remove_sanction(

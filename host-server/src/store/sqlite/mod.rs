@@ -6,8 +6,8 @@
 //! caller. A chat message is therefore acknowledged and fanned out only after its transaction
 //! committed.
 
-pub mod queries;
-pub mod schema;
+pub(crate) mod queries;
+pub(crate) mod schema;
 
 use std::path::Path;
 use std::sync::Mutex;

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Params, Row, params};
 
-use crate::store::model::{Cols, i64_of, id_bound, u32_of, u64_of};
+use crate::store::model::{Cols, Pending, SanctionSet, i64_of, id_bound, u32_of, u64_of};
 use crate::store::sql;
 use crate::store::{Account, OnlineRow, Sanction, StoredMsg, TopicRow};
 
@@ -62,20 +62,12 @@ pub fn accounts(c: &Connection) -> rusqlite::Result<Vec<Account>> {
     all(c, sql::ACCOUNTS, [], account_row)
 }
 
-/// Inserts a pending registration held by `node`; `false` if the name is taken.
-pub fn insert_pending(
-    c: &Connection,
-    user: &str,
-    phc: &str,
-    sealed: &[u8],
-    ip_port: &str,
-    now_ms: u64,
-    node: &str,
-) -> rusqlite::Result<bool> {
+/// Inserts a pending registration; `false` if the name is taken.
+pub fn insert_pending(c: &Connection, p: &Pending) -> rusqlite::Result<bool> {
     let n = exec(
         c,
         sql::INSERT_PENDING,
-        params![user, phc, ip_port, sealed, i64_of(now_ms), node],
+        params![p.user, p.phc, p.ip_port, p.sealed, i64_of(p.now_ms), p.node],
     )?;
     Ok(n == 1)
 }
@@ -213,21 +205,11 @@ pub fn online_rows(c: &Connection) -> rusqlite::Result<Vec<OnlineRow>> {
     all(c, sql::ONLINE_ROWS, [], |r| OnlineRow::from_cols(r))
 }
 
-/// Stores a chat message; returns its id.
-pub fn insert_message(
-    c: &Connection,
-    time_ms: u64,
-    target: &str,
-    sender: &str,
-    kind: u8,
-    text: &str,
-) -> rusqlite::Result<u64> {
-    let id = one(
-        c,
-        sql::MESSAGE_ADD,
-        params![i64_of(time_ms), target, sender, i64::from(kind), text],
-        |r| r.get::<_, i64>(0),
-    )?;
+/// Stores a chat message (its `id` is ignored); returns its id.
+pub fn insert_message(c: &Connection, m: &StoredMsg) -> rusqlite::Result<u64> {
+    let time = i64_of(m.time_ms);
+    let p = params![time, m.target, m.sender, i64::from(m.kind), m.text];
+    let id = one(c, sql::MESSAGE_ADD, p, |r| r.get::<_, i64>(0))?;
     id.map(u64_of).ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
 
@@ -265,21 +247,10 @@ pub fn history(
 }
 
 /// Adds (or replaces) a ban or mute (`until_ms` 0 = permanent).
-pub fn add_sanction(
-    c: &Connection,
-    s: Sanction,
-    user: &str,
-    until_ms: u64,
-    reason: &str,
-    by: &str,
-    now_ms: u64,
-) -> rusqlite::Result<()> {
-    exec(
-        c,
-        s.sql().put,
-        params![user, i64_of(until_ms), reason, by, i64_of(now_ms)],
-    )
-    .map(drop)
+pub fn add_sanction(c: &Connection, x: &SanctionSet) -> rusqlite::Result<()> {
+    let until = i64_of(x.until_ms);
+    let p = params![x.user, until, x.reason, x.by, i64_of(x.now_ms)];
+    exec(c, x.kind.sql().put, p).map(drop)
 }
 
 /// Lifts a ban or mute; `true` if there was one.
