@@ -18,6 +18,11 @@ pub struct Config {
     pub database: Option<Database>,
     /// This node's id in a shared database (its `ONLINE` rows and lease).
     pub node_id: String,
+    /// The cluster bus (`redis://…`); `None`: this node is alone.
+    pub bus: Option<String>,
+    /// How long a node's lease lasts without renewal (renewed every third of it); other nodes
+    /// clean up after a node whose lease expired.
+    pub lease: Duration,
     /// Directory of `sql.log`, `info.log`, `credentials.log`, `chat.log`.
     pub log_dir: PathBuf,
     /// PBKDF2 iterations for new password hashes (at least 10 000).
@@ -72,6 +77,8 @@ impl Config {
             data_dir: PathBuf::from("data"),
             database: None,
             node_id: default_node_id(&listen),
+            bus: None,
+            lease: Duration::from_secs(10),
             log_dir: PathBuf::from("log"),
             pbkdf2_iterations: chatbox_core::password::DEFAULT_ITERATIONS,
             issuer: "ChatBox".to_owned(),

@@ -243,12 +243,20 @@ impl Writer {
 impl Logs {
     /// Opens (creating) the four files in `dir` and starts the logging thread.
     pub fn open(dir: &Path, log_key: [u8; 32]) -> io::Result<Logs> {
-        fs::create_dir_all(dir)?;
+        // A log directory that cannot be created (read-only parent, no space) does not stop the
+        // server: each file below then fails to open and is reported on stderr.
+        let dir_err = fs::create_dir_all(dir)
+            .err()
+            .map(|e| format!("cannot create log directory {}: {e}", dir.display()));
         let chat_path = dir.join("chat.log");
         let (prev_tag, partial) = resume_chain(&chat_path).unwrap_or(([0; 32], false));
         let (mut chat, chat_err) = Sink::open(dir, "chat.log");
-        if partial && let Some(w) = chat.w.as_mut() {
-            w.write_all(b"\n")?;
+        let mut partial_err = None;
+        if partial
+            && let Some(w) = chat.w.as_mut()
+            && let Err(e) = w.write_all(b"\n")
+        {
+            partial_err = Some(format!("cannot end the partial last line of chat.log: {e}"));
         }
         let (info, info_err) = Sink::open(dir, "info.log");
         let (sql, sql_err) = Sink::open(dir, "sql.log");
@@ -261,7 +269,7 @@ impl Logs {
             prev_tag,
             log_key,
         };
-        for e in [info_err, chat_err, sql_err, cred_err]
+        for e in [dir_err, partial_err, info_err, chat_err, sql_err, cred_err]
             .into_iter()
             .flatten()
         {

@@ -89,6 +89,12 @@ struct ServeArgs {
     /// This node's id in a shared database: 1-64 of A-Z a-z 0-9 _ . : - [default: HOSTNAME:PORT].
     #[arg(long, env = "CHATBOX_NODE_ID", value_parser = parse_node_id)]
     node_id: Option<String>,
+    /// Cluster bus: redis://HOST:PORT (needs a shared --database); nodes must share server.key.
+    #[arg(long, env = "CHATBOX_BUS", hide_env_values = true)]
+    bus: Option<String>,
+    /// Seconds a node's lease lasts; the other nodes clean up after a node silent that long.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    lease_secs: u64,
     /// PBKDF2 iterations for new password hashes (min 10000).
     #[arg(long, env = "CHATBOX_PBKDF2_ITERATIONS", default_value_t = 600_000, value_parser = clap::value_parser!(u32).range(10_000..=10_000_000))]
     pbkdf2_iterations: u32,
@@ -159,6 +165,8 @@ impl ServeArgs {
             .node_id
             .clone()
             .unwrap_or_else(|| chatbox_server::config::default_node_id(&self.listen));
+        c.bus.clone_from(&self.bus);
+        c.lease = Duration::from_secs(self.lease_secs);
         c.log_dir.clone_from(&self.log_dir);
         c.pbkdf2_iterations = self.pbkdf2_iterations;
         c.issuer.clone_from(&self.issuer);

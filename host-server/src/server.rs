@@ -16,13 +16,13 @@ use smol::{Async, Executor};
 
 use crate::auth::pool::HashPool;
 use crate::auth::throttle::IpThrottle;
-use crate::chat::bus::Bus;
+use crate::chat::bus::{Bus, EventKind, RedisBus, RedisTasks};
 use crate::chat::hub::Hub;
 use crate::chat::records;
 use crate::config::Config;
 use crate::keys::ServerKeys;
 use crate::logs::Logs;
-use crate::store::Store;
+use crate::store::{Database, Store};
 
 /// State every connection task shares.
 #[derive(Debug)]
@@ -202,6 +202,69 @@ async fn accept_loop(
     }
 }
 
+/// The bus and login throttle: local alone; Redis (both shared) in a cluster.
+fn open_bus(
+    config: &Config,
+    keys: &ServerKeys,
+) -> io::Result<(Bus, Option<RedisTasks>, IpThrottle)> {
+    let limit = config.ip_failures_per_min;
+    let Some(url) = &config.bus else {
+        return Ok((Bus::Local, None, IpThrottle::new(limit)));
+    };
+    if !matches!(config.database(), Database::Postgres(_)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--bus needs a database every node shares (--database postgres://…)",
+        ));
+    }
+    let (bus, tasks) = RedisBus::connect(url, keys).map_err(io::Error::other)?;
+    let throttle = IpThrottle::shared(limit, tasks.connection());
+    Ok((Bus::Redis(bus), Some(tasks), throttle))
+}
+
+/// Renews this node's lease, reaps nodes whose lease expired (their `ONLINE` rows and
+/// unconfirmed registrations go; every node forgets their users), and republishes this node's
+/// presence now and then so the other nodes' view heals after lost bus messages.
+async fn lease_loop(shared: Arc<Shared>) {
+    const RESYNC: Duration = Duration::from_secs(10);
+    let lease = shared.config.lease;
+    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+    let mut last_sync = Instant::now();
+    let mut first = true;
+    loop {
+        // The first renewal at once: the lease written at start is longer than `lease`.
+        if !first {
+            smol::Timer::after(lease / 3).await;
+        }
+        first = false;
+        if shared.shutting_down() {
+            return;
+        }
+        let now = crate::time::now_ms();
+        if let Err(e) = shared.store.heartbeat(now.saturating_add(lease_ms)).await {
+            shared
+                .logs
+                .info(format!("cluster: lease renewal failed: {e}"));
+        }
+        match shared.store.reap_nodes(now).await {
+            Ok(nodes) => {
+                for node in nodes {
+                    shared.logs.info(format!(
+                        "cluster: node {node} missed its lease; its ONLINE rows were removed"
+                    ));
+                    shared.bus.publish(&shared, EventKind::NodeDown { node });
+                }
+            }
+            Err(e) => shared.logs.info(format!("cluster: reaping failed: {e}")),
+        }
+        if last_sync.elapsed() >= RESYNC {
+            last_sync = Instant::now();
+            let snap = shared.hub.local_snapshot();
+            shared.bus.publish(&shared, EventKind::Snapshot(snap));
+        }
+    }
+}
+
 /// Binds, opens storage and logs, and runs the server on its own threads; returns at once.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
     if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&config.pbkdf2_iterations) {
@@ -211,7 +274,6 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         ));
     }
     std::fs::create_dir_all(&config.data_dir)?;
-    std::fs::create_dir_all(&config.log_dir)?;
     let keys = ServerKeys::load_or_create(&config.data_dir)?;
     let logs = Logs::open(&config.log_dir, keys.log_key())?;
     logs.info(format!(
@@ -235,6 +297,13 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         Ok(x) => x,
         Err(e) => return Err(fail(&logs, io::Error::other(e.to_string()))),
     };
+    let (bus, bus_tasks, ip_throttle) = match open_bus(&config, &keys) {
+        Ok(x) => x,
+        Err(e) => {
+            store.close();
+            return Err(fail(&logs, e));
+        }
+    };
     let listener = match std::net::TcpListener::bind(config.listen) {
         Ok(l) => l,
         Err(e) => {
@@ -255,10 +324,10 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     let public_key = keys.static_key.public();
     let motd = startup.motd.unwrap_or_else(|| config.motd.clone());
     let shared = Arc::new(Shared {
-        ip_throttle: IpThrottle::new(config.ip_failures_per_min),
+        ip_throttle,
         hub: Hub::new(startup.topics),
-        bus: Bus::Local,
-        node: "local".to_owned(),
+        bus,
+        node: config.node_id.clone(),
         mutes: Mutex::new(startup.mutes.into_iter().collect()),
         motd: Mutex::new(motd),
         config,
@@ -284,6 +353,19 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             Arc::downgrade(&executor),
         ))
         .detach();
+    let bus_ready = bus_tasks.map(|tasks| {
+        let (ready, ready_rx) = channel::bounded::<()>(1);
+        executor
+            .spawn(RedisTasks::subscriber(
+                tasks.client(),
+                shared.clone(),
+                ready,
+            ))
+            .detach();
+        executor.spawn(tasks.publisher(shared.clone())).detach();
+        executor.spawn(lease_loop(shared.clone())).detach();
+        ready_rx
+    });
     let threads_n = std::thread::available_parallelism().map_or(2, usize::from);
     let mut threads = Vec::with_capacity(threads_n);
     for i in 0..threads_n {
@@ -296,6 +378,21 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
                     let _ = smol::block_on(ex.run(rx.recv()));
                 })?,
         );
+    }
+    if let Some(ready) = bus_ready {
+        // Accept only once this node hears the bus (or after 5 s, saying so).
+        let heard = smol::block_on(smol::future::or(
+            async { ready.recv().await.is_ok() },
+            async {
+                smol::Timer::after(Duration::from_secs(5)).await;
+                false
+            },
+        ));
+        if !heard {
+            shared
+                .logs
+                .info("cluster: not subscribed to the bus after 5 s; serving and retrying");
+        }
     }
     Ok(ServerHandle {
         local_addr,

@@ -310,6 +310,22 @@ fn read_only_and_full_info_log_do_not_stop_the_chat_and_are_reported_on_stderr()
     assert!(creds.contains("login established user=roa"), "{creds}");
 }
 
+#[test]
+fn a_log_directory_that_cannot_be_created_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Its parent is a regular file: no one can create it, root included (ENOTDIR).
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"").unwrap();
+    let log = blocker.join("log");
+    let mut srv = BinServer::start(&data, &log, &[]);
+    chat_works(srv.addr, "nolog");
+    assert_eq!(srv.terminate(), Some(0), "server did not stop cleanly");
+    let err = srv.stderr();
+    assert!(err.contains("cannot create log directory"), "{err}");
+    assert!(err.contains("cannot open log file info.log"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Soak: run by scripts/soak (ignored in the normal test run).
 

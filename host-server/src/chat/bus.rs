@@ -761,6 +761,10 @@ impl RedisTasks {
                     Ok(()) => {
                         delay = Duration::from_millis(50);
                         let _ = ready.try_send(());
+                        // Who is here (replacing what others remember of an earlier run of
+                        // this node), then ask the others who is there.
+                        let snap = shared.hub.local_snapshot();
+                        shared.bus.publish(&shared, EventKind::Snapshot(snap));
                         shared.bus.publish(&shared, EventKind::Hello);
                         let mut stream = ps.on_message();
                         while let Some(msg) = stream.next().await {
@@ -793,6 +797,12 @@ impl RedisTasks {
             smol::Timer::after(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// A connection for state the nodes share (login throttle).
+    #[must_use]
+    pub fn connection(&self) -> redis::aio::MultiplexedConnection {
+        self.conn.clone()
     }
 
     /// The client the subscriber connects with.

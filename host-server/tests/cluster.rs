@@ -1,0 +1,401 @@
+//! Three real `chatbox-server` processes sharing one PostgreSQL database and one Redis bus on
+//! 127.0.0.1: users on different nodes chat; presence, private messages, TOTP reuse and the
+//! login throttle work across nodes; one node is killed (SIGKILL) mid-conversation, the others
+//! reap its `ONLINE` rows when its lease expires, its user logs in again on another node, and
+//! everyone ends up with the full history of every acknowledged message.
+//!
+//! Needs `CHATBOX_TEST_POSTGRES` (a superuser URL; the test creates and drops its own database)
+//! and `CHATBOX_TEST_REDIS`; `ci/cluster.sh` starts both from Debian's packages. Without them
+//! the test says it was skipped and passes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "common/binserver.rs"]
+mod binserver;
+mod common;
+
+use core::net::SocketAddr;
+use core::time::Duration;
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Instant;
+
+use binserver::BinServer;
+use chatbox_core::proto::{ClientMsg, ErrorCode, PresenceKind, ServerMsg};
+use common::{Client, avoid_step_edge, code_at_offset, login, login_with, register};
+
+const LEASE_SECS: &str = "3";
+
+struct Cluster {
+    db_admin: String,
+    db_name: String,
+    db_url: String,
+    bus: String,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new() -> Option<Cluster> {
+        let (Ok(pg), Ok(redis)) = (
+            std::env::var("CHATBOX_TEST_POSTGRES"),
+            std::env::var("CHATBOX_TEST_REDIS"),
+        ) else {
+            eprintln!("skipped: CHATBOX_TEST_POSTGRES / CHATBOX_TEST_REDIS not set");
+            return None;
+        };
+        let suffix: String = common::random32()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let db_name = format!("cb_cluster_{suffix}");
+        psql(&pg, &format!("CREATE DATABASE {db_name}"));
+        let base = pg.rsplit_once('/').map_or(pg.as_str(), |(b, _)| b);
+        let db_url = format!("{base}/{db_name}");
+        // A Redis database of its own for the shared counters (pub/sub is global, but other
+        // clusters' events do not authenticate under this cluster's key).
+        let db_index = 1 + u32::from(common::random32()[0]) % 15;
+        let bus = format!("{}/{db_index}", redis.trim_end_matches('/'));
+        // Earlier runs' login counters (127.0.0.1) must not count against this one.
+        let mut r = redis::Client::open(bus.as_str())
+            .and_then(|c| c.get_connection())
+            .expect("connecting to Redis");
+        redis::cmd("FLUSHDB").exec(&mut r).expect("FLUSHDB");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        Some(Cluster {
+            db_admin: pg,
+            db_name,
+            db_url,
+            bus,
+            dir,
+        })
+    }
+
+    /// Starts node `name`; every node shares `data/server.key`.
+    fn node(&self, name: &str, extra: &[&str]) -> BinServer {
+        let log = self.dir.path().join(format!("log-{name}"));
+        let mut args = vec![
+            "--database",
+            &self.db_url,
+            "--bus",
+            &self.bus,
+            "--node-id",
+            name,
+            "--lease-secs",
+            LEASE_SECS,
+            "--max-per-ip",
+            "1000",
+            "--ip-failures-per-min",
+            "5",
+            "--rate",
+            "1000",
+            "--burst",
+            "1000",
+        ];
+        args.extend_from_slice(extra);
+        BinServer::start(&self.dir.path().join("data"), &log, &args)
+    }
+
+    fn log(&self, node: &str, file: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("log-{node}")).join(file))
+            .unwrap_or_default()
+    }
+
+    fn sql(&self, q: &str) -> String {
+        psql(&self.db_url, q)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([&self.db_admin, "-qAtc"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.db_name
+            ))
+            .output();
+    }
+}
+
+fn psql(url: &str, q: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-qAtc", q])
+        .output()
+        .expect("running psql");
+    assert!(
+        out.status.success(),
+        "psql {q}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Says `text` in `room` and waits for the server's copy (the acknowledgement); its id. Other
+/// messages of the room that arrive meanwhile go to `inbox` (id, sender), in arrival order.
+fn say(c: &mut Client, inbox: &mut Vec<(u64, String)>, room: &str, text: &str) -> u64 {
+    c.send(&ClientMsg::Say { room, text });
+    loop {
+        let r = c.recv_until(
+            "ack",
+            |m| matches!(m, ServerMsg::Message(x) if x.target == room),
+        );
+        let ServerMsg::Message(m) = r.msg() else {
+            unreachable!()
+        };
+        if m.text == text {
+            return m.id;
+        }
+        inbox.push((m.id, m.from.to_owned()));
+    }
+}
+
+/// Reads until `inbox` holds `n` messages of `room`.
+fn receive(c: &mut Client, inbox: &mut Vec<(u64, String)>, room: &str, n: usize) {
+    while inbox.len() < n {
+        let r = c.recv_until(
+            "a room message",
+            |m| matches!(m, ServerMsg::Message(x) if x.target == room),
+        );
+        if let ServerMsg::Message(m) = r.msg() {
+            inbox.push((m.id, m.from.to_owned()));
+        }
+    }
+}
+
+fn names(c: &mut Client, room: &str) -> BTreeSet<String> {
+    c.send(&ClientMsg::Names { room });
+    let mut all = BTreeSet::new();
+    loop {
+        let r = c.recv_until("names", |m| matches!(m, ServerMsg::Names { .. }));
+        if let ServerMsg::Names { users, done, .. } = r.msg() {
+            all.extend(users.iter().map(str::to_owned));
+            if done {
+                return all;
+            }
+        }
+    }
+}
+
+/// Every message id of `room` the user can see in history (paging back from the newest).
+fn history_ids(c: &mut Client, room: &str) -> BTreeSet<u64> {
+    let mut ids = BTreeSet::new();
+    let mut before = 0;
+    loop {
+        c.send(&ClientMsg::History {
+            target: room,
+            before_id: before,
+            limit: 200,
+        });
+        let mut page = Vec::new();
+        loop {
+            let r = c.recv_until("history", |m| matches!(m, ServerMsg::History { .. }));
+            if let ServerMsg::History { messages, done, .. } = r.msg() {
+                page.extend(messages.iter().map(|m| m.id));
+                if done {
+                    break;
+                }
+            }
+        }
+        if page.is_empty() {
+            return ids;
+        }
+        before = page.iter().copied().min().unwrap_or(0);
+        ids.extend(page);
+    }
+}
+
+fn login_fails(addr: SocketAddr, user: &str, password: &str, otp: &str) {
+    let mut c = Client::connect(addr);
+    c.send(&ClientMsg::Login {
+        user,
+        password,
+        otp,
+    });
+    c.expect_error(ErrorCode::InvalidCredentials);
+}
+
+#[test]
+fn three_nodes_one_chat_survives_a_node_kill() {
+    let Some(cl) = Cluster::new() else { return };
+    let mut n1 = cl.node("n1", &[]);
+    let mut n2 = cl.node("n2", &[]);
+    let mut n3 = cl.node("n3", &[]);
+    assert_eq!(n1.fingerprint, n2.fingerprint, "nodes share server.key");
+    assert_eq!(n2.fingerprint, n3.fingerprint);
+
+    // Accounts registered on different nodes, all in one database.
+    let alice = register(n1.addr, "alice");
+    let bob = register(n2.addr, "bob");
+    let carol = register(n3.addr, "carol");
+    avoid_step_edge();
+    let mut a = login(n1.addr, &alice, 0);
+    let mut b = login(n2.addr, &bob, 0);
+    let mut c = login(n3.addr, &carol, 0);
+
+    // Presence across nodes.
+    wait_until(
+        "everyone in every node's #lobby",
+        Duration::from_secs(10),
+        || {
+            names(&mut a, "#lobby")
+                == BTreeSet::from(["alice".into(), "bob".into(), "carol".into()])
+        },
+    );
+    assert_eq!(names(&mut c, "#lobby"), names(&mut a, "#lobby"));
+    let online =
+        cl.sql("SELECT node || '/' || client_id FROM online WHERE statut = 'online' ORDER BY 1");
+    assert_eq!(online, "n1/alice\nn2/bob\nn3/carol", "ONLINE per node");
+
+    // TOTP step reuse refused across nodes: alice's step 0 was used on n1.
+    login_fails(
+        n2.addr,
+        "alice",
+        common::PASSWORD,
+        &code_at_offset(&alice.secret, 0),
+    );
+
+    // Interleaved messages from two nodes reach all three users once, in one order.
+    let (mut in_a, mut in_b, mut in_c) = (Vec::new(), Vec::new(), Vec::new());
+    let mut acked = BTreeSet::new();
+    for i in 0..20 {
+        acked.insert(say(&mut a, &mut in_a, "#lobby", &format!("a{i}")));
+        acked.insert(say(&mut b, &mut in_b, "#lobby", &format!("b{i}")));
+    }
+    receive(&mut c, &mut in_c, "#lobby", 40);
+    receive(&mut a, &mut in_a, "#lobby", 20); // bob's 20 (alice's own come back as acks)
+    receive(&mut b, &mut in_b, "#lobby", 20);
+    let ids_c: Vec<u64> = in_c.iter().map(|x| x.0).collect();
+    assert_eq!(ids_c.len(), 40);
+    assert_eq!(
+        ids_c.iter().copied().collect::<BTreeSet<_>>(),
+        acked,
+        "carol got each message once"
+    );
+    // Alice and Bob saw the other's messages in the order Carol saw them.
+    for (me, inbox) in [("alice", &in_a), ("bob", &in_b)] {
+        let theirs: Vec<u64> = in_c.iter().filter(|x| x.1 != me).map(|x| x.0).collect();
+        let mine: Vec<u64> = inbox.iter().map(|x| x.0).collect();
+        assert_eq!(mine, theirs, "{me}'s order");
+    }
+
+    // A private message from n1 to a user on n3.
+    a.send(&ClientMsg::Private {
+        to: "carol",
+        text: "psst",
+    });
+    c.recv_until(
+        "private message",
+        |m| matches!(m, ServerMsg::Message(x) if x.text == "psst" && x.from == "alice"),
+    );
+
+    // Kill n2 mid-conversation: alice keeps talking; bob's messages until then were acked.
+    let last_bob = say(&mut b, &mut in_b, "#lobby", "bob before the crash");
+    acked.insert(last_bob);
+    n2.kill9();
+    let t_kill = Instant::now();
+    for i in 0..10 {
+        acked.insert(say(
+            &mut a,
+            &mut in_a,
+            "#lobby",
+            &format!("after crash {i}"),
+        ));
+    }
+    // The survivors reap n2's rows once its lease expires, and tell the room bob quit.
+    wait_until("n2's ONLINE rows reaped", Duration::from_secs(20), || {
+        cl.sql("SELECT count(*) FROM online WHERE node = 'n2'") == "0"
+    });
+    let reaped_after = t_kill.elapsed();
+    c.recv_until("bob's quit", |m| {
+        matches!(
+            m,
+            ServerMsg::Presence {
+                user: "bob",
+                kind: PresenceKind::Quit,
+                ..
+            }
+        )
+    });
+    assert_eq!(
+        cl.sql("SELECT online FROM registered WHERE \"User\" = 'bob'"),
+        "ko",
+        "bob offline once n2 was reaped"
+    );
+    assert_eq!(
+        names(&mut a, "#lobby"),
+        BTreeSet::from(["alice".into(), "carol".into()])
+    );
+
+    // Bob comes back on n3 (the next code: step 0 was used) and sees everything.
+    avoid_step_edge();
+    let mut b = login_with(n3.addr, "bob", &code_at_offset(&bob.secret, 1));
+    for (who, client) in [("alice", &mut a), ("bob", &mut b), ("carol", &mut c)] {
+        let ids = history_ids(client, "#lobby");
+        let missing: Vec<u64> = acked.difference(&ids).copied().collect();
+        assert!(
+            missing.is_empty(),
+            "{who} misses acknowledged messages {missing:?}"
+        );
+    }
+    let stored: usize = cl
+        .sql("SELECT count(*) FROM messages WHERE target = '#lobby'")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        stored,
+        acked.len(),
+        "exactly the acknowledged messages are stored"
+    );
+    let back = say(&mut b, &mut Vec::new(), "#lobby", "bob is back");
+    acked.insert(back);
+    a.recv_until(
+        "bob's message after his return",
+        |m| matches!(m, ServerMsg::Message(x) if x.id == back),
+    );
+
+    // The login throttle is shared: alice's reused code plus 4 failures spread over the nodes
+    // use up 127.0.0.1's 5 attempts everywhere, even for the right password and code.
+    let mallory = register(n1.addr, "mallory");
+    for (i, n) in [&n1, &n3, &n1, &n3].iter().enumerate() {
+        login_fails(n.addr, "mallory", "wrong password!", &format!("00000{i}"));
+    }
+    login_fails(
+        n3.addr,
+        "mallory",
+        common::PASSWORD,
+        &code_at_offset(&mallory.secret, 0),
+    );
+    assert!(
+        cl.log("n3", "credentials.log")
+            .contains("too many failures from this address"),
+        "n3 refused the 6th attempt: {}",
+        cl.log("n3", "credentials.log")
+    );
+
+    eprintln!(
+        "cluster: {} messages acknowledged; n2 reaped {:.1} s after SIGKILL (lease {LEASE_SECS} s)",
+        acked.len(),
+        reaped_after.as_secs_f64()
+    );
+    for node in ["n1", "n3"] {
+        for line in cl
+            .log(node, "info.log")
+            .lines()
+            .filter(|l| l.contains("cluster:"))
+        {
+            eprintln!("{node}: {line}");
+        }
+    }
+    drop((a, b, c));
+    n1.terminate();
+    n3.terminate();
+    let _ = &carol;
+}
