@@ -8,9 +8,11 @@ RUST_TARGETS=(thumbv7em-none-eabihf s390x-unknown-linux-gnu)
 # gcc-s390x-linux-gnu + libc6-dev-s390x-cross: linker and libc for s390x;
 # binutils-arm-none-eabi: arm-none-eabi-size for the firmware budget (ci/nostd.sh);
 # oathtool, zbar-tools, tmux, sqlite3, imagemagick: end-to-end checks (TOTP codes, QR decoding,
-# driving the TUI, inspecting the database, screenshots).
+# driving the TUI, inspecting the database, screenshots);
+# postgresql, postgresql-client, redis-server: the scale-out checks (ci/cluster.sh, ci/services.sh).
 APT_PACKAGES=(qemu-user qemu-system-arm gcc-s390x-linux-gnu libc6-dev-s390x-cross
-    binutils-arm-none-eabi oathtool zbar-tools tmux sqlite3 imagemagick)
+    binutils-arm-none-eabi oathtool zbar-tools tmux sqlite3 imagemagick
+    postgresql postgresql-client redis-server)
 # cargo tools: name, crate, version.
 CARGO_TOOLS=("defmt-print defmt-print 1.2.0")
 
