@@ -140,7 +140,8 @@ impl Default for Config {
     }
 }
 
-/// The default node id: the host name (or `node`) and the listen port, e.g. `host:6001`.
+/// The default node id: the host name (or `node`) and the listen port, e.g. `host:6001`
+/// (`host:0-PID` for port 0).
 #[must_use]
 pub fn default_node_id(listen: &SocketAddr) -> String {
     let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
@@ -159,7 +160,11 @@ pub fn default_node_id(listen: &SocketAddr) -> String {
     } else {
         host.as_str()
     };
-    let id = format!("{host}:{}", listen.port());
+    // Port 0 (any free port) says nothing about the node: the process id keeps it apart.
+    let id = match listen.port() {
+        0 => format!("{host}:0-{}", std::process::id()),
+        port => format!("{host}:{port}"),
+    };
     if valid_node_id(&id) {
         id
     } else {

@@ -170,6 +170,7 @@ suite!(
     moderation_topics_motd,
     online_per_node_and_reaping,
     concurrent_reapers_split_the_dead,
+    clean_leave,
     offline_only_when_no_node_has_the_user,
     pending_registration_of_a_dead_node,
     restart_resets_this_node,
@@ -633,6 +634,30 @@ async fn concurrent_reapers_split_the_dead(f: Fixture) {
     let mut left: Vec<&str> = rows.iter().map(|r| r.node.as_str()).collect();
     left.sort_unstable();
     assert_eq!(left, vec!["n0", "n1"]);
+}
+
+async fn clean_leave(f: Fixture) {
+    let (a, b) = (f.node("a:1"), f.node("b:1"));
+    account(&a, "lea").await;
+    account(&a, "max").await;
+    assert!(a.login_success("lea", None, "10.0.0.1:1").await.unwrap());
+    assert!(a.login_success("max", None, "10.0.0.1:2").await.unwrap());
+    assert!(b.login_success("max", None, "10.0.0.2:1").await.unwrap());
+    assert!(
+        a.insert_pending("ned", PHC.into(), vec![1], "10.0.0.1:3", now_ms())
+            .await
+            .unwrap()
+    );
+    a.leave().await.unwrap();
+    let rows = b.online_rows().await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].node, "b:1");
+    assert_eq!(b.account("lea").await.unwrap().unwrap().online, "ko");
+    assert_eq!(b.account("max").await.unwrap().unwrap().online, "ok");
+    assert!(b.account("ned").await.unwrap().is_none());
+    // Its lease is gone: nothing left to reap, and a new heartbeat says it was lost.
+    assert!(b.reap_nodes(now_ms() + 3_600_000).await.unwrap().is_empty());
+    assert!(!a.heartbeat(now_ms() + 60_000).await.unwrap());
 }
 
 async fn offline_only_when_no_node_has_the_user(f: Fixture) {

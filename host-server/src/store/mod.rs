@@ -276,6 +276,11 @@ impl Store {
         };
         let backend = match db {
             Database::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| start && !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StoreError::Config(format!("creating {}: {e}", dir.display()))
+                    })?;
+                }
                 let b = Sqlite::open(path, start, logs.clone())?;
                 sql_log(format!("OPEN {} (WAL, migrations applied)", path.display()));
                 if start {
@@ -633,6 +638,16 @@ impl Store {
         run!(self, format!("UPSERT NODES node={} expires_ms={expires_ms}", self.node),
             lite: move |c| lite::heartbeat(c, &n, expires_ms),
             pg: |p| p.heartbeat(&self.node, expires_ms))
+    }
+
+    /// A clean stop of this node, before [`Store::close`]: in one transaction its `ONLINE` rows
+    /// and unconfirmed registrations go, its users go offline unless logged in on another
+    /// node, and its lease is deleted, so the others need not wait for it to expire.
+    pub async fn leave(&self) -> Result<(), StoreError> {
+        let n = self.node.clone();
+        run!(self, format!("DELETE ONLINE, REGISTERED pending, NODES node={}", self.node),
+            lite: move |c| lite::leave(c, &n),
+            pg: |p| p.leave(&self.node))
     }
 
     /// Reaps every other node whose lease expired before `now_ms`, in one transaction: its

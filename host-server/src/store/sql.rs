@@ -167,6 +167,8 @@ pub const LEASE_RENEW: &str = "UPDATE NODES SET expires_ms = $2 WHERE node = $1"
 /// This node's lease written.
 pub const LEASE_PUT: &str = "INSERT INTO NODES (node, expires_ms) VALUES ($1, $2)
      ON CONFLICT (node) DO UPDATE SET expires_ms = excluded.expires_ms";
+/// A node's lease given up.
+pub const LEASE_DELETE: &str = "DELETE FROM NODES WHERE node = $1";
 /// The leases of other nodes expired before `$2`, taken (row by row: of two nodes reaping at
 /// once, each expired node goes to one of them).
 pub const LEASES_EXPIRED: &str =

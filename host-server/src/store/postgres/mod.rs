@@ -354,6 +354,13 @@ impl Pg {
         Ok(held)
     }
 
+    pub(crate) async fn leave(&self, node: &str) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        release_node(&mut tx, node).await?;
+        q!(sql::LEASE_DELETE, node).execute(&mut *tx).await?;
+        tx.commit().await
+    }
+
     pub(crate) async fn reap_nodes(
         &self,
         node: &str,

@@ -320,6 +320,12 @@ pub fn release_node(c: &Connection, node: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// `node` leaves: what it held released, its lease deleted.
+pub fn leave(c: &Connection, node: &str) -> rusqlite::Result<()> {
+    release_node(c, node)?;
+    exec(c, sql::LEASE_DELETE, params![node]).map(drop)
+}
+
 /// Takes the expired leases of other nodes than `node` and releases what those nodes held;
 /// returns them.
 pub fn reap_nodes(c: &Connection, node: &str, now_ms: u64) -> rusqlite::Result<Vec<String>> {
