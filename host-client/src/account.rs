@@ -96,7 +96,17 @@ pub async fn login(
     password: &str,
     otp: &str,
 ) -> Result<LoggedIn, ClientError> {
-    let mut conn = Conn::connect(server, trust).await?;
+    let conn = Conn::connect(server, trust).await?;
+    login_on(conn, user, password, otp).await
+}
+
+/// Logs in on an established connection.
+pub async fn login_on(
+    mut conn: Conn,
+    user: &str,
+    password: &str,
+    otp: &str,
+) -> Result<LoggedIn, ClientError> {
     conn.send(&ClientMsg::Login {
         user,
         password,

@@ -70,8 +70,18 @@ pub struct Conn {
 impl Conn {
     /// Connects to `server` (`host:port`), runs the handshake and checks the server key.
     pub async fn connect(server: &str, trust: &Trust) -> Result<Conn, ClientError> {
+        Self::connect_within(server, trust, CONNECT_TIMEOUT, CONNECT_TIMEOUT).await
+    }
+
+    /// [`Conn::connect`] with its own limits for the TCP connect and for the handshake.
+    pub async fn connect_within(
+        server: &str,
+        trust: &Trust,
+        tcp_timeout: Duration,
+        handshake_timeout: Duration,
+    ) -> Result<Conn, ClientError> {
         let stream = timeout(
-            CONNECT_TIMEOUT,
+            tcp_timeout,
             || ClientError::Unreachable {
                 server: server.to_owned(),
                 reason: "timed out".into(),
@@ -98,7 +108,7 @@ impl Conn {
             outcome: Outcome::Known,
         };
         timeout(
-            CONNECT_TIMEOUT,
+            handshake_timeout,
             || ClientError::Handshake("the server did not answer in time".into()),
             conn.handshake(),
         )

@@ -50,6 +50,15 @@ pub enum ClientError {
         /// The server's text (sanitised).
         text: String,
     },
+    /// None of several addresses could be used (or reconnecting gave up).
+    NoServer {
+        /// What failed, e.g. `cannot reach any server`.
+        context: String,
+        /// Each address tried and why it failed (the latest failure), in list order.
+        tried: Vec<(String, String)>,
+        /// Every address answered busy or full.
+        busy: bool,
+    },
 }
 
 impl ClientError {
@@ -61,6 +70,8 @@ impl ClientError {
             Self::Unreachable { .. } | Self::Handshake(_) | Self::ConnectionLost(_) => {
                 exit::CONNECTION
             }
+            Self::NoServer { busy: true, .. } => exit::BUSY,
+            Self::NoServer { busy: false, .. } => exit::CONNECTION,
             Self::Trust(TrustError::Mismatch { .. }) => exit::KEY_MISMATCH,
             Self::Trust(TrustError::Io(..)) => exit::USAGE,
             Self::Refused { code, .. } => match ErrorCode::from_u16(*code) {
@@ -68,6 +79,12 @@ impl ClientError {
                 _ => exit::AUTH,
             },
         }
+    }
+
+    /// Whether the server answered busy or full (worth trying another node or later).
+    #[must_use]
+    pub fn is_busy(&self) -> bool {
+        self.is_refusal(ErrorCode::Busy) || self.is_refusal(ErrorCode::ServerFull)
     }
 
     /// Whether the server refused with this code.
@@ -88,6 +105,14 @@ impl fmt::Display for ClientError {
             Self::Handshake(s) => write!(f, "secure handshake failed: {s}"),
             Self::ConnectionLost(s) => write!(f, "connection lost: {s}"),
             Self::Trust(e) => e.fmt(f),
+            Self::NoServer { context, tried, .. } => {
+                f.write_str(context)?;
+                for (i, (addr, reason)) in tried.iter().enumerate() {
+                    let sep = if i == 0 { ": " } else { "; " };
+                    write!(f, "{sep}{addr}: {reason}")?;
+                }
+                Ok(())
+            }
             Self::Refused { code, text } => {
                 let name = error_name(*code);
                 if text.is_empty() {
@@ -142,6 +167,22 @@ mod tests {
             (refused(ErrorCode::InvalidCode), exit::AUTH),
             (refused(ErrorCode::Busy), exit::BUSY),
             (refused(ErrorCode::ServerFull), exit::BUSY),
+            (
+                ClientError::NoServer {
+                    context: "cannot reach any server".into(),
+                    tried: vec![("a:1".into(), "refused".into())],
+                    busy: false,
+                },
+                exit::CONNECTION,
+            ),
+            (
+                ClientError::NoServer {
+                    context: "cannot reach any server".into(),
+                    tried: vec![("a:1".into(), "busy".into())],
+                    busy: true,
+                },
+                exit::BUSY,
+            ),
         ];
         for (err, code) in cases {
             assert_eq!(err.exit_code(), code, "{err}");

@@ -6,6 +6,10 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`conn`] | TCP + `core::session`: handshake, server key check, send and receive messages |
+//! | [`servers`] | the list of server addresses; connecting to the first that answers |
+//! | [`failover`] | logging in at the first usable address, and again after a lost connection |
+//! | [`otp_source`] | one-time codes computed from `CHATBOX_TOTP_SECRET` for logging in again |
+//! | [`outbox`] | lines sent but not acknowledged, lines queued, the pings that acknowledge |
 //! | [`known_servers`] | trust on first use of server keys (`$CHATBOX_HOME/known_servers`) |
 //! | [`account`] | register / confirm / login exchanges |
 //! | [`event`] | owned, sanitised copies of server messages |
@@ -13,7 +17,8 @@
 //! | [`commands`] | `/commands` and plain lines → `ClientMsg`; which room is current |
 //! | [`qr_view`] | QR codes as terminal half blocks |
 //! | [`menu`] | the interactive menu: register and login prompts |
-//! | [`plain`] | the scriptable mode |
+//! | [`plain`] | the scriptable mode: registration, event lines |
+//! | [`plain_chat`] | the scriptable chat session, with reconnects |
 //! | [`tui`] | the chat screen: state, rendering, input |
 //! | [`error`] | errors and exit codes |
 
@@ -22,9 +27,14 @@ pub mod commands;
 pub mod conn;
 pub mod error;
 pub mod event;
+pub mod failover;
 pub mod known_servers;
 pub mod menu;
+pub mod otp_source;
+pub mod outbox;
 pub mod plain;
+pub mod plain_chat;
 pub mod qr_view;
 pub mod sanitize;
+pub mod servers;
 pub mod tui;

@@ -3,14 +3,31 @@
 use std::process::ExitCode;
 
 use chatbox_client::error::{ClientError, exit};
+use chatbox_client::failover::Target;
 use chatbox_client::known_servers::{self, Trust};
 use chatbox_client::menu::{self, read_password};
+use chatbox_client::otp_source::{OtpSource, SECRET_ENV};
 use chatbox_client::plain;
 use chatbox_client::qr_view::QrStyle;
-use clap::{Parser, Subcommand};
+use chatbox_client::servers::ServerList;
+use clap::{ArgAction, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Without a subcommand, shows the menu: 1) Register  2) Login  3) Quit.
+
+Several servers (nodes of one cluster): --server A:1,B:2 or --server A:1 --server B:2. They are
+tried in the order given (3 s connect and 5 s handshake limit each) until one answers; the
+error names each address and why it failed.
+
+Reconnecting: when the connection breaks during chat (node killed, reset, end of stream without
+a Bye), the client tries the next address, then the others in turn (growing pauses, up to 30 s),
+logs in again, rejoins its rooms and sends again every line the server had not acknowledged
+(a line the lost node handled just before dying may then arrive twice: at least once, never
+lost). Logging in again needs a fresh one-time code: set CHATBOX_TOTP_SECRET to the Base32
+secret (the secret=... of the otpauth URI) and the client computes codes itself (it is never
+printed). Without it the chat screen asks for a code, and --plain exits 2 saying why. A Bye
+from the server (shutdown, kick, ban) does not reconnect. With CHATBOX_TOTP_SECRET set,
+chat --otp may be left out.
 
 Server keys are trusted on first use: the first key seen for HOST:PORT is recorded in
 $CHATBOX_HOME/known_servers (default ~/.config/chatbox/known_servers), one line per server,
@@ -25,24 +42,27 @@ background use the colour mode.
 Exit codes:
   0  success
   1  usage error or local I/O problem (terminal, stdin, known_servers file)
-  2  server unreachable, handshake failed, or connection lost
+  2  server unreachable, handshake failed, or connection lost (and not logged in again)
   3  server key mismatch (possible impersonation)
   4  registration or login refused (name taken, wrong password or code, invalid name)
-  5  server busy or full: try again later";
+  5  server busy or full (every address): try again later";
 
 /// ChatBox terminal client: encrypted chat (Noise NX handshake, per-record keys) with password + TOTP login.
 #[derive(Debug, Parser)]
 #[command(name = "chatbox-client", version, after_help = AFTER_HELP)]
 struct Cli {
-    /// Server address.
+    /// Server address; several (comma-separated or repeated) are tried in turn. Given both
+    /// before and after the subcommand, the later one counts.
     #[arg(
         long,
         global = true,
-        value_name = "HOST:PORT",
+        value_name = "HOST:PORT[,HOST:PORT...]",
         default_value = "127.0.0.1:6001",
-        env = "CHATBOX_SERVER"
+        env = "CHATBOX_SERVER",
+        value_delimiter = ',',
+        action = ArgAction::Append
     )]
-    server: String,
+    server: Vec<String>,
 
     /// Accept only this server key (as the server prints it at start); known_servers is then
     /// neither read nor written.
@@ -76,13 +96,16 @@ enum Command {
     /// Password from CHATBOX_PASSWORD, else asked without echo. With --plain each stdin line is
     /// sent (/commands as in /help; other lines said in the current room, #lobby after login)
     /// and each event is printed as one line: login, motd, say, action, private, notice,
-    /// presence, names, topic, history, room, whois, info, error, pong, bye. At end of input
-    /// the client waits until the server has processed everything, then exits 0.
+    /// presence, names, topic, history, room, whois, info, error, pong, bye; and when the
+    /// connection is lost, `reconnecting to ADDR` (each address tried) and `reconnected to
+    /// ADDR`, followed by the new login's events. At end of input the client waits until the
+    /// server has processed everything (across reconnects), then exits 0.
     Chat {
         /// User name.
         #[arg(long)]
         user: String,
-        /// One-time code (TOTP or scratch code); asked for if missing (required with --plain).
+        /// One-time code (TOTP or scratch code); asked for if missing. With --plain it is
+        /// needed unless CHATBOX_TOTP_SECRET is set.
         #[arg(long)]
         otp: Option<String>,
         /// Scriptable mode: stdin lines in, one line per event out, no screen.
@@ -106,7 +129,9 @@ fn trust(cli: &Cli) -> Result<Trust, ClientError> {
 }
 
 fn run(cli: &Cli) -> Result<(), ClientError> {
+    let servers = ServerList::parse(&cli.server)?;
     let trust = trust(cli)?;
+    let secret = OtpSource::from_env()?;
     let no_color = cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let style = if no_color {
         QrStyle::Plain
@@ -114,27 +139,35 @@ fn run(cli: &Cli) -> Result<(), ClientError> {
         QrStyle::Color
     };
     match &cli.command {
-        None => menu::run(&cli.server, &trust, style),
+        None => menu::run(&servers, &trust, style, secret),
         Some(Command::Register { user }) => {
             let password = read_password("Password (not shown): ")?;
-            plain::register(&cli.server, &trust, user, &password, style)
+            plain::register(&servers, &trust, user, &password, style)
         }
         Some(Command::Chat {
             user,
             otp,
             plain: true,
         }) => {
-            let otp = otp
-                .as_deref()
-                .ok_or_else(|| ClientError::Usage("chat --plain needs --otp CODE".into()))?;
+            if otp.is_none() && secret.is_none() {
+                return Err(ClientError::Usage(format!(
+                    "chat --plain needs --otp CODE (or {SECRET_ENV} to compute codes)"
+                )));
+            }
             let password = read_password("Password (not shown): ")?;
-            plain::chat(&cli.server, &trust, user, &password, otp)
+            let target = Target {
+                servers,
+                trust,
+                user: user.clone(),
+                password,
+            };
+            plain::chat(target, otp.as_deref(), secret)
         }
         Some(Command::Chat {
             user,
             otp,
             plain: false,
-        }) => menu::login_and_chat(&cli.server, &trust, Some(user), otp.as_deref()),
+        }) => menu::login_and_chat(&servers, &trust, Some(user), otp.as_deref(), secret),
     }
 }
 

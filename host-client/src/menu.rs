@@ -4,11 +4,14 @@ use std::io::{self, BufRead as _, Write as _};
 
 use chatbox_core::proto::ErrorCode;
 
-use crate::account::{login, register_confirm, register_start};
+use crate::account::{register_confirm, register_start};
 use crate::conn::Conn;
 use crate::error::ClientError;
+use crate::failover::{Target, first_login};
 use crate::known_servers::{Outcome, Trust};
+use crate::otp_source::OtpSource;
 use crate::qr_view::{self, QrStyle};
+use crate::servers::{ServerList, connect_any};
 use crate::tui::{self, Reconnect};
 
 /// Tries allowed for the confirmation code.
@@ -77,10 +80,15 @@ pub fn note_trust(conn: &Conn) {
 }
 
 /// The menu loop.
-pub fn run(server: &str, trust: &Trust, style: QrStyle) -> Result<(), ClientError> {
+pub fn run(
+    servers: &ServerList,
+    trust: &Trust,
+    style: QrStyle,
+    secret: Option<OtpSource>,
+) -> Result<(), ClientError> {
     loop {
         println!();
-        println!("ChatBox — {server}");
+        println!("ChatBox — {servers}");
         println!("  1) Register");
         println!("  2) Login");
         println!("  3) Quit");
@@ -88,8 +96,8 @@ pub fn run(server: &str, trust: &Trust, style: QrStyle) -> Result<(), ClientErro
             return Ok(());
         };
         match choice.as_str() {
-            "1" => register(server, trust, style)?,
-            "2" => return login_and_chat(server, trust, None, None),
+            "1" => register(servers, trust, style)?,
+            "2" => return login_and_chat(servers, trust, None, None, secret),
             "3" | "q" | "quit" => return Ok(()),
             _ => println!("Please type 1, 2 or 3."),
         }
@@ -145,13 +153,13 @@ pub fn show_scratch_codes(codes: &[String]) {
     );
 }
 
-fn register(server: &str, trust: &Trust, style: QrStyle) -> Result<(), ClientError> {
+fn register(servers: &ServerList, trust: &Trust, style: QrStyle) -> Result<(), ClientError> {
     let Some(user) = ask_user()? else {
         return Ok(());
     };
     let password = ask_new_password()?;
     smol::block_on(async {
-        let mut conn = Conn::connect(server, trust).await?;
+        let (mut conn, _) = connect_any(servers, trust).await?;
         note_trust(&conn);
         let uri = match register_start(&mut conn, &user, &password).await {
             Ok(uri) => uri,
@@ -184,12 +192,14 @@ fn register(server: &str, trust: &Trust, style: QrStyle) -> Result<(), ClientErr
     })
 }
 
-/// Asks for what is missing, logs in, and opens the chat screen.
+/// Asks for what is missing, logs in, and opens the chat screen. With `secret`
+/// (`CHATBOX_TOTP_SECRET`) no code is asked for: it is computed, now and after a reconnect.
 pub fn login_and_chat(
-    server: &str,
+    servers: &ServerList,
     trust: &Trust,
     user: Option<&str>,
     otp: Option<&str>,
+    mut secret: Option<OtpSource>,
 ) -> Result<(), ClientError> {
     let user = match user {
         Some(u) => u.to_owned(),
@@ -199,19 +209,21 @@ pub fn login_and_chat(
         },
     };
     let password = read_password("Password: ")?;
-    let otp = match otp {
-        Some(o) => o.to_owned(),
-        None => prompt_line("One-time code (or a scratch code): ")?
-            .ok_or_else(|| ClientError::Usage("input ended before the code".into()))?,
+    let otp = match (otp, &secret) {
+        (Some(o), _) => Some(o.to_owned()),
+        (None, Some(_)) => None,
+        (None, None) => Some(
+            prompt_line("One-time code (or a scratch code): ")?
+                .ok_or_else(|| ClientError::Usage("input ended before the code".into()))?,
+        ),
     };
-    let logged_in = smol::block_on(login(server, trust, &user, &password, &otp))?;
+    let target = Target {
+        servers: servers.clone(),
+        trust: trust.clone(),
+        user,
+        password,
+    };
+    let (logged_in, at) = smol::block_on(first_login(&target, otp.as_deref(), secret.as_mut()))?;
     note_trust(&logged_in.conn);
-    tui::run(
-        logged_in,
-        &Reconnect {
-            server,
-            trust,
-            password: &password,
-        },
-    )
+    tui::run(logged_in, Reconnect { target, secret, at })
 }

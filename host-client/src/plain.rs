@@ -7,49 +7,53 @@
 //!   [`crate::commands`], other lines said in the current room, `#lobby` after login); each
 //!   event is printed as one line (see [`format_event`]). At end of input a `Ping` is sent and its
 //!   `Pong` awaited (the server handles a connection's messages in order, so everything sent
-//!   before has been processed), then `Bye`, and the exit status is 0.
+//!   before has been processed), then `Bye`, and the exit status is 0. The session itself, with
+//!   acknowledgements and reconnecting (`reconnecting to ADDR`, `reconnected to ADDR`), is in
+//!   [`crate::plain_chat`].
 
 use core::time::Duration;
 use std::collections::HashMap;
 use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
 
 use chatbox_core::proto::ClientMsg;
-use smol::future::FutureExt as _;
 
-use crate::account::{LoggedIn, login, register_confirm, register_start};
-use crate::commands::{Parsed, Rooms, parse};
-use crate::conn::{Conn, random_u64};
+use crate::account::{register_confirm, register_start};
 use crate::error::ClientError;
 use crate::event::{ServerEvent, error_name, kind_word, presence_word};
 use crate::known_servers::Trust;
 use crate::qr_view::{self, QrStyle};
+use crate::servers::{ServerList, connect_any};
 
 /// Interval between keepalive pings.
 pub const KEEPALIVE: Duration = Duration::from_secs(30);
 
-/// How long, after the end of input, the server has to answer the final `Ping`.
+/// How long the server has to answer a `Ping` (the final one after the end of input included)
+/// before the connection counts as lost.
 pub const FINAL_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub use crate::plain_chat::chat;
 
 /// The room the server puts everyone in at login.
 pub const DEFAULT_ROOM: &str = "#lobby";
 
-fn out_line(line: &str) -> Result<(), ClientError> {
+/// Prints one line on stdout and flushes it.
+pub fn out_line(line: &str) -> Result<(), ClientError> {
     let mut out = io::stdout().lock();
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
         .map_err(|e| ClientError::Io(format!("cannot write to stdout: {e}")))
 }
 
-/// `register --user U` in scriptable form.
+/// `register --user U` in scriptable form (at the first address that answers).
 pub fn register(
-    server: &str,
+    servers: &ServerList,
     trust: &Trust,
     user: &str,
     password: &str,
     qr_style: QrStyle,
 ) -> Result<(), ClientError> {
     smol::block_on(async {
-        let mut conn = Conn::connect(server, trust).await?;
+        let (mut conn, _) = connect_any(servers, trust).await?;
         let uri = register_start(&mut conn, user, password).await?;
         out_line(&uri)?;
         if io::stderr().is_terminal()
@@ -174,157 +178,6 @@ pub fn format_event(event: &ServerEvent, names: &mut NamesBatches) -> Vec<String
         ServerEvent::Unknown { tag } => format!("info unknown message 0x{tag:02x}"),
     };
     vec![line.trim_end().to_owned()]
-}
-
-/// What woke the chat loop.
-enum Wake {
-    Net(Result<ServerEvent, ClientError>),
-    Line(Option<String>),
-    Tick,
-}
-
-/// Reads stdin lines on a thread; `None` at end of input (or on a read error).
-fn stdin_lines() -> smol::channel::Receiver<Option<String>> {
-    let (tx, rx) = smol::channel::unbounded();
-    std::thread::spawn(move || {
-        let stdin = io::stdin();
-        for line in stdin.lock().lines() {
-            match line {
-                Ok(l) => {
-                    if tx.send_blocking(Some(l)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    eprintln!("chatbox-client: cannot read stdin: {e}");
-                    break;
-                }
-            }
-        }
-        let _ = tx.send_blocking(None);
-    });
-    rx
-}
-
-/// `chat --plain`: logs in, then relays stdin lines and prints events until stdin ends.
-pub fn chat(
-    server: &str,
-    trust: &Trust,
-    user: &str,
-    password: &str,
-    otp: &str,
-) -> Result<(), ClientError> {
-    smol::block_on(async {
-        let LoggedIn {
-            mut conn,
-            user,
-            motd,
-            early,
-        } = login(server, trust, user, password, otp).await?;
-        let mut names = NamesBatches::default();
-        let mut rooms = Rooms::new(Some(DEFAULT_ROOM));
-        let login_ok = ServerEvent::LoginOk { user, motd };
-        for line in format_event(&login_ok, &mut names) {
-            out_line(&line)?;
-        }
-        let ServerEvent::LoginOk { user, .. } = login_ok else {
-            return Err(ClientError::Io("unreachable".into()));
-        };
-        for event in &early {
-            rooms.on_event(event, &user);
-            for line in format_event(event, &mut names) {
-                out_line(&line)?;
-            }
-        }
-        let lines = stdin_lines();
-        let mut input_open = true;
-        let mut final_token: Option<u64> = None;
-        let mut next_ping = std::time::Instant::now() + KEEPALIVE;
-        // Once input has ended, how long the server has to answer the final ping.
-        let mut give_up: Option<std::time::Instant> = None;
-        loop {
-            let wake = async { Wake::Net(conn.recv().await) }
-                .or(async {
-                    if input_open {
-                        Wake::Line(lines.recv().await.ok().flatten())
-                    } else {
-                        core::future::pending().await
-                    }
-                })
-                .or(async {
-                    smol::Timer::at(give_up.map_or(next_ping, |g| g.min(next_ping))).await;
-                    Wake::Tick
-                })
-                .await;
-            match wake {
-                Wake::Net(Ok(event)) => {
-                    rooms.on_event(&event, &user);
-                    for line in format_event(&event, &mut names) {
-                        out_line(&line)?;
-                    }
-                    match event {
-                        ServerEvent::Pong { token } if Some(token) == final_token => {
-                            let _ = conn.send(&ClientMsg::Bye).await;
-                            return Ok(());
-                        }
-                        ServerEvent::Bye { reason } => {
-                            return Err(ClientError::ConnectionLost(format!(
-                                "the server closed the session: {reason}"
-                            )));
-                        }
-                        _ => {}
-                    }
-                }
-                Wake::Net(Err(e)) => return Err(e),
-                Wake::Line(Some(line)) => {
-                    let room = rooms.current().map(str::to_owned);
-                    match parse(&line, room.as_deref()) {
-                        Ok(Parsed::Send(msg)) => match conn.send(&msg).await {
-                            Ok(()) => rooms.on_sent(&msg),
-                            // Too long to encode: nothing was sent, the session goes on.
-                            Err(ClientError::Usage(e)) => eprintln!("chatbox-client: {e}"),
-                            Err(e) => return Err(e),
-                        },
-                        Ok(Parsed::Nothing) => {}
-                        Ok(Parsed::Quit) => {
-                            input_open = false;
-                            if final_token.is_none() {
-                                final_token = Some(finish(&mut conn).await?);
-                                give_up = Some(std::time::Instant::now() + FINAL_ACK_TIMEOUT);
-                            }
-                        }
-                        Err(e) => eprintln!("chatbox-client: {line}: {e}"),
-                    }
-                }
-                Wake::Line(None) => {
-                    input_open = false;
-                    if final_token.is_none() {
-                        final_token = Some(finish(&mut conn).await?);
-                        give_up = Some(std::time::Instant::now() + FINAL_ACK_TIMEOUT);
-                    }
-                }
-                Wake::Tick if give_up.is_some_and(|g| std::time::Instant::now() >= g) => {
-                    return Err(ClientError::ConnectionLost(
-                        "the server did not acknowledge the last messages in time".into(),
-                    ));
-                }
-                Wake::Tick => {
-                    next_ping = std::time::Instant::now() + KEEPALIVE;
-                    conn.send(&ClientMsg::Ping {
-                        token: random_u64()?,
-                    })
-                    .await?;
-                }
-            }
-        }
-    })
-}
-
-/// Sends the final `Ping` and returns its token.
-async fn finish(conn: &mut Conn) -> Result<u64, ClientError> {
-    let token = random_u64()?;
-    conn.send(&ClientMsg::Ping { token }).await?;
-    Ok(token)
 }
 
 #[cfg(test)]

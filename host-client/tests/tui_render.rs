@@ -235,6 +235,48 @@ fn long_lines_wrap_and_lost_connection_is_shown() {
 }
 
 #[test]
+fn reconnecting_by_itself_keeps_the_chat_prompt_then_offers_a_retry() {
+    let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    let mut app = App::new("alice", "127.0.0.1:6001", FP, utc_hh_mm);
+    app.auto_login = true;
+    app.reconnecting(T0, "connection lost: connection reset by peer");
+    let rows = screen(&app, 120, 10);
+    assert!(
+        rows[0].contains("Connection lost: connection reset by peer")
+            && rows[0].contains("reconnecting"),
+        "{}",
+        rows[0]
+    );
+    assert!(rows[8].contains("RECONNECTING"), "{}", rows[8]);
+    assert!(rows[9].starts_with("[#lobby] "), "{}", rows[9]);
+    // Lines typed meanwhile are chat lines (the loop queues them), remembered in the history.
+    for c in "later".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    assert_eq!(
+        app.on_key(key(KeyCode::Enter)),
+        Action::Submit("later".into())
+    );
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.editor.text(), "later");
+    // Gave up: Enter tries again (no code to type), Esc quits.
+    app.connection_lost(T0, "could not log in again within 30 s");
+    let rows = screen(&app, 120, 10);
+    assert!(rows[0].contains("Enter to try again"), "{}", rows[0]);
+    assert!(rows[8].contains("DISCONNECTED"), "{}", rows[8]);
+    assert!(rows[9].starts_with("Enter to retry> "), "{}", rows[9]);
+    assert_eq!(app.on_key(key(KeyCode::Esc)), Action::Quit);
+    // Back: the status bar names the node now used.
+    app.reconnected("127.0.0.1:6002", FP);
+    let rows = screen(&app, 120, 10);
+    assert!(
+        rows[8].contains("127.0.0.1:6002") && !rows[8].contains("DISCONNECTED"),
+        "{}",
+        rows[8]
+    );
+}
+
+#[test]
 fn user_colours_are_stable_and_spread() {
     assert_eq!(view::user_color("alice"), view::user_color("alice"));
     let distinct: std::collections::HashSet<_> = ["alice", "bob", "carol", "dave", "erin", "frank"]

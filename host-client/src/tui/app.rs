@@ -62,7 +62,11 @@ pub struct Entry {
 pub enum Link {
     /// Logged in.
     Online,
-    /// The connection ended; the input line takes a new one-time code.
+    /// The connection broke and the client is logging in again by itself; lines typed now
+    /// are queued and sent once it is back.
+    Reconnecting(String),
+    /// The connection ended; the input line takes a new one-time code (or, with
+    /// `CHATBOX_TOTP_SECRET`, Enter tries again).
     Lost(String),
 }
 
@@ -114,6 +118,8 @@ pub struct App {
     pub away: bool,
     /// Connection state.
     pub link: Link,
+    /// Codes are computed (`CHATBOX_TOTP_SECRET`): logging in again needs no typed code.
+    pub auto_login: bool,
     /// The input line.
     pub editor: Editor,
     members: HashMap<String, BTreeSet<String>>,
@@ -141,6 +147,7 @@ impl App {
             rooms: Rooms::new(Some(crate::plain::DEFAULT_ROOM)),
             away: false,
             link: Link::Online,
+            auto_login: false,
             editor: Editor::default(),
             members: HashMap::new(),
             names_pending: HashMap::new(),
@@ -369,25 +376,43 @@ impl App {
         self.system(now_ms, Level::Presence, &line);
     }
 
-    /// The connection ended.
+    /// The connection ended and will not come back by itself.
     pub fn connection_lost(&mut self, now_ms: u64, reason: &str) {
         let reason = reason.strip_prefix("connection lost: ").unwrap_or(reason);
         self.link = Link::Lost(sanitize(reason));
         self.editor.clear();
         self.members.clear();
+        let next = if self.auto_login {
+            "Press Enter to try again, or Esc to quit"
+        } else {
+            "Type a new one-time code and press Enter to reconnect, or Esc to quit"
+        };
+        self.system(
+            now_ms,
+            Level::Error,
+            &format!("connection lost: {reason}. {next}"),
+        );
+    }
+
+    /// The connection broke; the client is logging in again by itself.
+    pub fn reconnecting(&mut self, now_ms: u64, reason: &str) {
+        let reason = reason.strip_prefix("connection lost: ").unwrap_or(reason);
+        self.link = Link::Reconnecting(sanitize(reason));
+        self.members.clear();
         self.system(
             now_ms,
             Level::Error,
             &format!(
-                "connection lost: {reason}. Type a new one-time code and press Enter to \
-                 reconnect, or Esc to quit"
+                "connection lost: {reason}. Reconnecting; lines typed now are sent once \
+                 reconnected (Esc to quit)"
             ),
         );
     }
 
-    /// Logged in again after a loss.
-    pub fn reconnected(&mut self, fingerprint: &str) {
+    /// Logged in again after a loss, at `server`.
+    pub fn reconnected(&mut self, server: &str, fingerprint: &str) {
         self.link = Link::Online;
+        server.clone_into(&mut self.server);
         self.fingerprint = fingerprint.to_owned();
         self.rooms = Rooms::new(Some(crate::plain::DEFAULT_ROOM));
         self.epochs = (0, 0);
@@ -401,6 +426,8 @@ impl App {
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let online = self.link == Link::Online;
+        // Chat lines are typed (and remembered) unless the input line takes a code.
+        let chatting = !matches!(self.link, Link::Lost(_));
         match key.code {
             KeyCode::Char('c' | 'd') if ctrl => return Action::Quit,
             KeyCode::Esc if !online => return Action::Quit,
@@ -410,15 +437,15 @@ impl App {
             KeyCode::Char('e') if ctrl => self.editor.end(),
             KeyCode::Char(_) if ctrl => {}
             KeyCode::Char(c) => self.editor.insert(c),
-            KeyCode::Enter => return Action::Submit(self.editor.submit(online)),
+            KeyCode::Enter => return Action::Submit(self.editor.submit(chatting)),
             KeyCode::Backspace => self.editor.backspace(),
             KeyCode::Delete => self.editor.delete(),
             KeyCode::Left => self.editor.left(),
             KeyCode::Right => self.editor.right(),
             KeyCode::Home => self.editor.home(),
             KeyCode::End => self.editor.end(),
-            KeyCode::Up if online => self.editor.up(),
-            KeyCode::Down if online => self.editor.down(),
+            KeyCode::Up if chatting => self.editor.up(),
+            KeyCode::Down if chatting => self.editor.down(),
             KeyCode::PageUp => {
                 self.scroll = self
                     .scroll
@@ -429,7 +456,7 @@ impl App {
                     .scroll
                     .saturating_sub(self.page.saturating_sub(1).max(1))
             }
-            KeyCode::Tab if online => self.next_room(),
+            KeyCode::Tab if chatting => self.next_room(),
             _ => {}
         }
         Action::None

@@ -2,8 +2,14 @@
 //!
 //! [`app`] holds the state, [`view`] draws it, [`editor`] is the input line; this module is the
 //! loop: it owns the terminal (raw mode, alternate screen, restored on every way out including
-//! panics), reads keys on a thread, and races the connection, the keyboard and the keepalive
-//! timer.
+//! panics), reads keys on a thread, and races the connection, the keyboard, a background login
+//! and the timers (keepalive, ping answer, paced sending).
+//!
+//! Lines sent are kept in an [`Outbox`] until a `Pong` acknowledges them. When the connection
+//! breaks (not after a `Bye`), with `CHATBOX_TOTP_SECRET` set the screen logs in again by itself
+//! in the background (the next address first, rounds for up to 30 s), rejoins the rooms and
+//! sends the unacknowledged and queued lines again; lines typed meanwhile are queued (at most
+//! [`OFFLINE_QUEUE_LIMIT`]). Without the secret the input line takes a new one-time code.
 
 pub mod app;
 pub mod editor;
@@ -15,7 +21,7 @@ use std::io::{self, Stdout};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use chatbox_core::proto::ClientMsg;
+use chatbox_core::proto::{ClientMsg, PresenceKind};
 use crossterm::event::{self as term_event, Event as TermEvent};
 use crossterm::execute;
 use crossterm::terminal::{
@@ -26,13 +32,15 @@ use ratatui::backend::CrosstermBackend;
 use smol::future::FutureExt as _;
 
 use self::app::{Action, App, Level, Link, local_hh_mm};
-use crate::account::{LoggedIn, login};
-use crate::commands::{Parsed, parse};
+use crate::account::LoggedIn;
+use crate::commands::{Parsed, Rooms, parse};
 use crate::conn::{Conn, random_u64};
 use crate::error::ClientError;
 use crate::event::ServerEvent;
-use crate::known_servers::Trust;
-use crate::plain::{DEFAULT_ROOM, KEEPALIVE};
+use crate::failover::{Code, Progress, RECONNECT_WINDOW, Rounds, Target, login_any, rejoin};
+use crate::otp_source::OtpSource;
+use crate::outbox::{Line, OFFLINE_QUEUE_LIMIT, Outbox, Pacer, PingKind};
+use crate::plain::{FINAL_ACK_TIMEOUT, KEEPALIVE};
 
 /// Unix time now, in milliseconds.
 #[must_use]
@@ -114,21 +122,32 @@ enum Wake {
     Net(Result<ServerEvent, ClientError>),
     Key(Option<TermEvent>),
     Tick,
+    /// The background login finished.
+    LoggedIn(Box<LoginResult>),
+    /// The background login is trying an address or waiting for a code.
+    Progress(Progress),
 }
+
+/// A background login's outcome, with the code source handed back.
+type LoginResult = (
+    Result<(LoggedIn, usize), ClientError>,
+    Option<OtpSource>,
+    bool,
+);
 
 /// What is needed to log in again after the connection is lost.
 #[derive(Debug)]
-pub struct Reconnect<'a> {
-    /// `host:port`.
-    pub server: &'a str,
-    /// How to check the server key.
-    pub trust: &'a Trust,
-    /// The password (the one-time code is asked again).
-    pub password: &'a str,
+pub struct Reconnect {
+    /// Addresses, key check, user and password.
+    pub target: Target,
+    /// Computes codes (`CHATBOX_TOTP_SECRET`); without it the user types a new code.
+    pub secret: Option<OtpSource>,
+    /// Index of the address of the current connection.
+    pub at: usize,
 }
 
 /// Runs the chat screen on a logged-in connection until the user quits.
-pub fn run(logged_in: LoggedIn, again: &Reconnect<'_>) -> Result<(), ClientError> {
+pub fn run(logged_in: LoggedIn, again: Reconnect) -> Result<(), ClientError> {
     let mut guard = TerminalGuard::new()
         .map_err(|e| ClientError::Io(format!("cannot set up the terminal: {e}")))?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -161,11 +180,203 @@ fn draw(
         .map_err(|e| ClientError::Io(format!("terminal: {e}")))
 }
 
+/// The connection side of the chat screen.
+struct Remote {
+    again: Reconnect,
+    conn: Option<Conn>,
+    outbox: Outbox,
+    /// Rooms as the acknowledged lines left them (joined again after a reconnect).
+    acked_rooms: Rooms,
+    pacer: Pacer,
+    next_ping: Instant,
+    /// The server said `Bye`: the end of the connection is no reason to reconnect by itself.
+    bye: bool,
+    /// A login running in the background.
+    login: Option<smol::Task<LoginResult>>,
+    progress_tx: smol::channel::Sender<Progress>,
+    progress_rx: smol::channel::Receiver<Progress>,
+}
+
+impl Remote {
+    /// Starts logging in again in the background: with `code` if given, else computed.
+    fn start_login(&mut self, code: Option<String>) {
+        let target = self.again.target.clone();
+        let n = target.servers.len().max(1);
+        let start = (self.again.at + 1) % n;
+        let tx = self.progress_tx.clone();
+        let secret = if code.is_none() {
+            self.again.secret.take()
+        } else {
+            None
+        };
+        self.login = Some(smol::spawn(async move {
+            let mut progress = move |p: Progress| {
+                let _ = tx.try_send(p);
+            };
+            match (code, secret) {
+                (Some(code), _) => {
+                    let r = login_any(
+                        &target,
+                        Code::Given(&code),
+                        start,
+                        Rounds::Once,
+                        &mut progress,
+                    )
+                    .await;
+                    (r, None, false)
+                }
+                (None, Some(mut s)) => {
+                    let r = login_any(
+                        &target,
+                        Code::Computed(&mut s),
+                        start,
+                        Rounds::Within(RECONNECT_WINDOW),
+                        &mut progress,
+                    )
+                    .await;
+                    (r, Some(s), true)
+                }
+                (None, None) => (
+                    Err(ClientError::Usage("a one-time code is needed".into())),
+                    None,
+                    false,
+                ),
+            }
+        }));
+    }
+
+    /// The connection broke with `e`.
+    fn lost(&mut self, app: &mut App, e: &ClientError) {
+        self.conn = None;
+        self.outbox.connection_lost();
+        let reason = e.to_string();
+        if !self.bye && self.again.secret.is_some() && self.login.is_none() {
+            app.reconnecting(now_ms(), &reason);
+            self.start_login(None);
+        } else {
+            app.connection_lost(now_ms(), &reason);
+        }
+    }
+
+    /// Sends a `Ping` that acknowledges everything sent before it.
+    async fn ping(&mut self, kind: PingKind) -> Result<(), ClientError> {
+        let token = random_u64()?;
+        self.outbox.ping_sent(token, kind, Instant::now());
+        match self.conn.as_mut() {
+            Some(c) => c.send(&ClientMsg::Ping { token }).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Sends one line (typed now or queued), kept until acknowledged.
+    async fn send_line(&mut self, app: &mut App, line: Line) -> Result<(), ClientError> {
+        let msg = match parse(&line.text, line.room.as_deref()) {
+            Ok(Parsed::Send(msg)) => msg,
+            Ok(Parsed::Nothing | Parsed::Quit) => return Ok(()),
+            Err(e) => {
+                app.system(now_ms(), Level::Error, &e.to_string());
+                return Ok(());
+            }
+        };
+        let Some(c) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let sent = c.send(&msg).await;
+        if let Err(ClientError::Usage(e)) = &sent {
+            // Too long to encode: nothing was sent, the session goes on.
+            app.system(now_ms(), Level::Error, e);
+            return Ok(());
+        }
+        app.rooms.on_sent(&msg);
+        self.outbox.sent(line);
+        sent?;
+        if self.outbox.wants_ack_ping() {
+            self.ping(PingKind::Ack).await?;
+        }
+        Ok(())
+    }
+
+    /// A server event: acknowledgements first, then the screen.
+    async fn on_event(&mut self, app: &mut App, event: &ServerEvent) -> Result<(), ClientError> {
+        if let ServerEvent::Presence {
+            kind: PresenceKind::Kicked | PresenceKind::Banned,
+            ..
+        } = event
+        {
+            self.acked_rooms.on_event(event, &app.user);
+        }
+        if let ServerEvent::Bye { .. } = event {
+            self.bye = true;
+        }
+        app.on_event(event, now_ms());
+        if let ServerEvent::Pong { token } = event
+            && let Some(acked) = self.outbox.on_pong(*token)
+        {
+            for line in &acked.lines {
+                if let Ok(Parsed::Send(msg)) = parse(&line.text, line.room.as_deref()) {
+                    self.acked_rooms.on_sent(&msg);
+                }
+            }
+            if self.outbox.wants_ack_ping() {
+                self.ping(PingKind::Ack).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Logged in again: the screen shows it, rooms are joined again, and the queue
+    /// (unacknowledged lines first) goes out paced.
+    async fn resume(
+        &mut self,
+        app: &mut App,
+        logged_in: LoggedIn,
+        at: usize,
+    ) -> Result<(), ClientError> {
+        let LoggedIn {
+            mut conn,
+            user,
+            motd,
+            early,
+        } = logged_in;
+        self.again.at = at;
+        self.bye = false;
+        let typed_current = app.rooms.current().map(str::to_owned);
+        app.reconnected(self.again.target.servers.get(at), conn.fingerprint());
+        app.system(
+            now_ms(),
+            Level::Info,
+            &format!("reconnected to {}", self.again.target.servers.get(at)),
+        );
+        app.on_event(&ServerEvent::LoginOk { user, motd }, now_ms());
+        for e in &early {
+            app.on_event(e, now_ms());
+        }
+        let before = self.acked_rooms.clone();
+        let rejoined = rejoin(&mut conn, &mut app.rooms, &before).await;
+        self.conn = Some(conn);
+        self.acked_rooms = app.rooms.clone();
+        if let Some(room) = typed_current {
+            app.rooms.switch_to(&room);
+        }
+        let now = Instant::now();
+        self.pacer = Pacer::replay(now);
+        self.next_ping = now + KEEPALIVE;
+        if self.outbox.queued() > 0 {
+            app.system(
+                now_ms(),
+                Level::Info,
+                &format!("sending {} queued line(s)", self.outbox.queued()),
+            );
+        }
+        rejoined
+    }
+}
+
 async fn chat_loop(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     keys: &smol::channel::Receiver<TermEvent>,
     logged_in: LoggedIn,
-    again: &Reconnect<'_>,
+    again: Reconnect,
 ) -> Result<(), ClientError> {
     let LoggedIn {
         conn,
@@ -174,103 +385,149 @@ async fn chat_loop(
         early,
     } = logged_in;
     let mut app = App::new(&user, conn.server(), conn.fingerprint(), local_hh_mm);
-    let mut conn: Option<Conn> = Some(conn);
+    app.auto_login = again.secret.is_some();
     app.on_event(&ServerEvent::LoginOk { user, motd }, now_ms());
     for e in &early {
         app.on_event(e, now_ms());
     }
-    let mut next_ping = Instant::now() + KEEPALIVE;
+    let (progress_tx, progress_rx) = smol::channel::unbounded();
+    let mut link = Remote {
+        again,
+        conn: Some(conn),
+        outbox: Outbox::default(),
+        acked_rooms: app.rooms.clone(),
+        pacer: Pacer::replay(Instant::now()),
+        next_ping: Instant::now() + KEEPALIVE,
+        bye: false,
+        login: None,
+        progress_tx,
+        progress_rx,
+    };
     loop {
-        if let Some(c) = &conn {
+        // Queued lines go out, paced, once online.
+        let mut paced_until = None;
+        while link.conn.is_some() && app.link == Link::Online && link.outbox.queued() > 0 {
+            let now = Instant::now();
+            match link.pacer.take(now) {
+                Ok(()) => {
+                    if let Some(line) = link.outbox.take_queued()
+                        && let Err(e) = link.send_line(&mut app, line).await
+                    {
+                        link.lost(&mut app, &e);
+                    }
+                }
+                Err(wait) => {
+                    paced_until = Some(now + wait);
+                    break;
+                }
+            }
+        }
+        if let Some(c) = &link.conn {
             app.epochs = c.epochs();
         }
         draw(terminal, &mut app)?;
-        let key_wake = async { Wake::Key(keys.recv().await.ok()) };
-        let tick = async {
-            smol::Timer::at(next_ping).await;
-            Wake::Tick
-        };
-        let wake = match conn.as_mut() {
-            Some(c) => {
-                async { Wake::Net(c.recv().await) }
-                    .or(key_wake)
-                    .or(tick)
-                    .await
+        let pong_due = link.outbox.oldest_ping().map(|t| t + FINAL_ACK_TIMEOUT);
+        let wake_at = [Some(link.next_ping), pong_due, paced_until]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(link.next_ping);
+        let Remote {
+            conn,
+            login,
+            progress_rx,
+            ..
+        } = &mut link;
+        let wake = async {
+            match conn.as_mut() {
+                Some(c) => Wake::Net(c.recv().await),
+                None => core::future::pending().await,
             }
-            None => key_wake.or(tick).await,
-        };
+        }
+        .or(async { Wake::Key(keys.recv().await.ok()) })
+        .or(async {
+            match login.as_mut() {
+                Some(task) => Wake::LoggedIn(Box::new(task.await)),
+                None => core::future::pending().await,
+            }
+        })
+        .or(async {
+            match progress_rx.recv().await {
+                Ok(p) => Wake::Progress(p),
+                Err(_) => core::future::pending().await,
+            }
+        })
+        .or(async {
+            smol::Timer::at(wake_at).await;
+            Wake::Tick
+        })
+        .await;
         match wake {
-            Wake::Net(Ok(event)) => app.on_event(&event, now_ms()),
-            Wake::Net(Err(e)) => {
-                conn = None;
-                app.connection_lost(now_ms(), &e.to_string());
+            Wake::Net(Ok(event)) => {
+                if let Err(e) = link.on_event(&mut app, &event).await {
+                    link.lost(&mut app, &e);
+                }
+            }
+            Wake::Net(Err(e)) => link.lost(&mut app, &e),
+            Wake::Progress(Progress::Trying(addr)) => {
+                app.system(now_ms(), Level::Info, &format!("reconnecting to {addr}…"));
+            }
+            Wake::Progress(Progress::WaitingForCode(d)) => app.system(
+                now_ms(),
+                Level::Info,
+                &format!(
+                    "waiting {:.0} s for the next one-time code step",
+                    d.as_secs_f64()
+                ),
+            ),
+            Wake::LoggedIn(done) => {
+                let (result, secret, computed) = *done;
+                link.login = None;
+                if secret.is_some() {
+                    link.again.secret = secret;
+                }
+                match result {
+                    Ok((logged_in, at)) => {
+                        if let Err(e) = link.resume(&mut app, logged_in, at).await {
+                            link.lost(&mut app, &e);
+                        }
+                    }
+                    // A wrong key is never retried; nor a refused computed code.
+                    Err(e @ ClientError::Trust(_)) => return Err(e),
+                    Err(e @ ClientError::Refused { .. }) if computed && !e.is_busy() => {
+                        return Err(e);
+                    }
+                    Err(e) => app.connection_lost(now_ms(), &e.to_string()),
+                }
             }
             Wake::Tick => {
-                next_ping = Instant::now() + KEEPALIVE;
-                if let Some(c) = conn.as_mut()
-                    && let Err(e) = c
-                        .send(&ClientMsg::Ping {
-                            token: random_u64()?,
-                        })
-                        .await
-                {
-                    conn = None;
-                    app.connection_lost(now_ms(), &e.to_string());
+                let now = Instant::now();
+                if link.conn.is_some() && pong_due.is_some_and(|t| now >= t) {
+                    let e = ClientError::ConnectionLost(
+                        "the server did not answer a ping in time".into(),
+                    );
+                    link.lost(&mut app, &e);
+                } else if now >= link.next_ping {
+                    link.next_ping = now + KEEPALIVE;
+                    if link.conn.is_some()
+                        && let Err(e) = link.ping(PingKind::Keepalive).await
+                    {
+                        link.lost(&mut app, &e);
+                    }
                 }
             }
             Wake::Key(None) => return Err(ClientError::Io("terminal input ended".into())),
             Wake::Key(Some(TermEvent::Key(key))) => match app.on_key(key) {
                 Action::None => {}
                 Action::Quit => {
-                    if let Some(c) = conn.as_mut() {
+                    if let Some(c) = link.conn.as_mut() {
                         let _ = c.send(&ClientMsg::Bye).await;
                     }
                     return Ok(());
                 }
                 Action::Submit(line) => {
-                    if app.link == Link::Online {
-                        if submit_line(&mut app, &mut conn, &line).await {
-                            return Ok(());
-                        }
-                    } else if !line.trim().is_empty() {
-                        app.system(now_ms(), Level::Info, "reconnecting…");
-                        draw(terminal, &mut app)?;
-                        let rejoin = app.rooms.joined().to_vec();
-                        let was_in = app.rooms.current().map(str::to_owned);
-                        match login(again.server, again.trust, &app.user, again.password, &line)
-                            .await
-                        {
-                            Ok(l) => {
-                                app.reconnected(l.conn.fingerprint());
-                                app.on_event(
-                                    &ServerEvent::LoginOk {
-                                        user: l.user,
-                                        motd: l.motd,
-                                    },
-                                    now_ms(),
-                                );
-                                for e in &l.early {
-                                    app.on_event(e, now_ms());
-                                }
-                                let mut c = l.conn;
-                                // Back into the rooms we were in (the server puts us in #lobby).
-                                for room in rejoin.iter().filter(|r| *r != DEFAULT_ROOM) {
-                                    let join = ClientMsg::Join { room };
-                                    if c.send(&join).await.is_ok() {
-                                        app.rooms.on_sent(&join);
-                                    }
-                                }
-                                if let Some(room) = &was_in {
-                                    app.rooms.switch_to(room);
-                                }
-                                conn = Some(c);
-                            }
-                            Err(e) => app.system(
-                                now_ms(),
-                                Level::Error,
-                                &format!("{e}. Type a new code to try again, or Esc to quit"),
-                            ),
-                        }
+                    if submit(&mut app, &mut link, line).await {
+                        return Ok(());
                     }
                 }
             },
@@ -279,33 +536,63 @@ async fn chat_loop(
     }
 }
 
-/// Sends a typed line; returns true when the user asked to quit.
-async fn submit_line(app: &mut App, conn: &mut Option<Conn>, line: &str) -> bool {
-    let room = app.rooms.current().map(str::to_owned);
-    let parsed = parse(line, room.as_deref());
-    let Some(c) = conn.as_mut() else {
-        return false;
-    };
-    match parsed {
-        Ok(Parsed::Send(msg)) => {
-            match c.send(&msg).await {
-                Ok(()) => app.rooms.on_sent(&msg),
-                // Too long to encode: nothing was sent, the session goes on.
-                Err(ClientError::Usage(e)) => app.system(now_ms(), Level::Error, &e),
-                Err(e) => {
-                    *conn = None;
-                    app.connection_lost(now_ms(), &e.to_string());
-                }
-            }
-            false
+/// Enter on the input line; returns true when the user asked to quit.
+async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
+    if let Link::Lost(_) = app.link {
+        // The line is a new one-time code (or, with the secret, just "try again").
+        if link.login.is_some() {
+            return false;
         }
+        let code = text.trim().to_owned();
+        if code.is_empty() && link.again.secret.is_none() {
+            return false;
+        }
+        app.link = Link::Reconnecting(String::new());
+        app.system(now_ms(), Level::Info, "reconnecting…");
+        link.start_login((!code.is_empty()).then_some(code));
+        return false;
+    }
+    let room = app.rooms.current().map(str::to_owned);
+    match parse(&text, room.as_deref()) {
         Ok(Parsed::Nothing) => false,
         Ok(Parsed::Quit) => {
-            let _ = c.send(&ClientMsg::Bye).await;
+            if let Some(c) = link.conn.as_mut() {
+                let _ = c.send(&ClientMsg::Bye).await;
+            }
             true
         }
         Err(e) => {
             app.system(now_ms(), Level::Error, &e.to_string());
+            false
+        }
+        Ok(Parsed::Send(msg)) => {
+            // Keep the order: behind what is queued, and queued while offline.
+            let online = link.conn.is_some() && app.link == Link::Online;
+            let queue_first = !online || link.outbox.queued() > 0;
+            // The room change shows at once, as when the line is sent.
+            if queue_first {
+                app.rooms.on_sent(&msg);
+            }
+            let line = Line { text, room };
+            if !queue_first {
+                if let Err(e) = link.send_line(app, line).await {
+                    link.lost(app, &e);
+                }
+            } else if link.outbox.queue(line, OFFLINE_QUEUE_LIMIT).is_err() {
+                app.system(
+                    now_ms(),
+                    Level::Error,
+                    &format!(
+                        "not sent: {OFFLINE_QUEUE_LIMIT} lines are already waiting for the connection"
+                    ),
+                );
+            } else if !online {
+                app.system(
+                    now_ms(),
+                    Level::Info,
+                    &format!("queued ({} waiting)", link.outbox.queued()),
+                );
+            }
             false
         }
     }

@@ -193,9 +193,10 @@ pub fn message_rows(app: &App, width: u16) -> Vec<Line<'static>> {
 /// The prompt before the input line.
 fn prompt(app: &App) -> String {
     match (&app.link, app.rooms.current()) {
+        (Link::Lost(_), _) if app.auto_login => "Enter to retry> ".to_owned(),
         (Link::Lost(_), _) => "code> ".to_owned(),
-        (Link::Online, Some(room)) => format!("[{room}] "),
-        (Link::Online, None) => "[no room] ".to_owned(),
+        (Link::Online | Link::Reconnecting(_), Some(room)) => format!("[{room}] "),
+        (Link::Online | Link::Reconnecting(_), None) => "[no room] ".to_owned(),
     }
 }
 
@@ -247,8 +248,10 @@ pub fn status_text(app: &App) -> String {
     if app.scroll() > 0 {
         s.push_str(&format!(" │ scrolled ↑{}", app.scroll()));
     }
-    if let Link::Lost(_) = app.link {
-        s.push_str(" │ DISCONNECTED");
+    match app.link {
+        Link::Lost(_) => s.push_str(" │ DISCONNECTED"),
+        Link::Reconnecting(_) => s.push_str(" │ RECONNECTING"),
+        Link::Online => {}
     }
     s.push_str(&format!(
         " │ key epoch ↑{} ↓{} │ {} │ {}",
@@ -280,6 +283,22 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                     .add_modifier(Modifier::BOLD),
             )
         }
+        Link::Reconnecting(reason) => (
+            format!(
+                " Connection lost: {reason} — reconnecting; lines typed now are sent after, Esc to quit"
+            ),
+            Style::default()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        ),
+        Link::Lost(reason) if app.auto_login => (
+            format!(" Connection lost: {reason} — Enter to try again, Esc to quit"),
+            Style::default()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        ),
         Link::Lost(reason) => (
             format!(
                 " Connection lost: {reason} — enter a new one-time code to reconnect, Esc to quit"
