@@ -1,7 +1,7 @@
 //! `chatbox-load`: a load generator for ChatBox (real protocol) and IRC servers.
 //!
-//! Provisions N accounts (ChatBox: Register → ConfirmTotp with the previous TOTP step → Login
-//! with the current one, on the same connection; IRC: NICK/USER), parts `#lobby`, puts them in
+//! Provisions N accounts over the real protocol (ChatBox: Register → ConfirmTotp with the
+//! previous TOTP step → Login with the current one; IRC: NICK/USER), parts `#lobby`, puts them in
 //! rooms, then sends at a per-client rate with send times spread evenly over each period
 //! (client `i` of `N` sends at phase `i/N`). Every payload carries its send time stamp (µs since
 //! the generator started; the generator is one process, so one clock); a receiver computes the
@@ -10,6 +10,14 @@
 //!
 //! Scenarios: `a` (fixed rate), `b` (rates stepped up until p99 passes the limit), `c` (idle
 //! logged-in connections, RSS per connection).
+//!
+//! Several nodes (ChatBox only): `--server A,B` spreads the clients round robin (client `i` on
+//! address `i mod n`). Accounts are registered over the protocol through the first address and
+//! each client then logs in on its own node (`--register-via first`, the default: the nodes
+//! must share one database), or registered and logged in on one connection to the client's own
+//! node (`--register-via own`). With one address both are the same single connection. The
+//! result rows say how many clients were ready on each node (`per_node=ADDR=N,…`); `--pid`
+//! takes every node's process id and sums RSS and CPU.
 
 mod irc;
 mod stats;
@@ -43,6 +51,15 @@ enum Proto {
     Irc,
 }
 
+/// Where ChatBox accounts are registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RegisterVia {
+    /// Through the first address; each client then logs in on its own node.
+    First,
+    /// On the client's own node, on the connection it then uses.
+    Own,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     /// Fixed per-client rate for `--duration` seconds.
@@ -63,12 +80,23 @@ struct Cli {
     /// Scenario.
     #[arg(long, value_enum, default_value = "a")]
     scenario: Scenario,
-    /// Server address (127.x only).
-    #[arg(long, default_value = "127.0.0.1:6001")]
-    addr: SocketAddr,
-    /// Server process id, for RSS and CPU readings.
-    #[arg(long)]
-    pid: Option<u32>,
+    /// Server address(es), 127.x only. Several (comma-separated or repeated) spread the
+    /// ChatBox clients round robin; IRC takes one. `--addr` is the old name.
+    #[arg(
+        long = "server",
+        alias = "addr",
+        value_name = "HOST:PORT[,HOST:PORT...]",
+        value_delimiter = ',',
+        action = clap::ArgAction::Append,
+        default_value = "127.0.0.1:6001"
+    )]
+    servers: Vec<SocketAddr>,
+    /// Where ChatBox accounts are registered (with several addresses).
+    #[arg(long, value_enum, default_value = "first")]
+    register_via: RegisterVia,
+    /// Server process id(s), for RSS and CPU readings (several: summed).
+    #[arg(long, value_delimiter = ',')]
+    pid: Vec<u32>,
     /// Label of the server in the result rows.
     #[arg(long, default_value = "server")]
     label: String,
@@ -120,7 +148,8 @@ struct Cli {
 #[derive(Debug)]
 struct Ctx {
     proto: Proto,
-    addr: SocketAddr,
+    servers: Vec<SocketAddr>,
+    register_via: RegisterVia,
     clients: usize,
     rooms: usize,
     payload: usize,
@@ -133,6 +162,10 @@ struct Ctx {
     stop: AtomicBool,
     measuring: AtomicBool,
     ready: AtomicUsize,
+    /// Clients ready per address.
+    ready_on: Vec<AtomicUsize>,
+    /// Refused logins tried again during set-up.
+    login_retries: AtomicUsize,
     failed: AtomicUsize,
     lost: AtomicUsize,
     sent: AtomicU64,
@@ -167,6 +200,28 @@ impl Ctx {
 
     fn name_of(&self, i: usize) -> String {
         format!("{}{i:05}", self.prefix)
+    }
+
+    /// Index of client `i`'s address (round robin).
+    fn node_of(&self, i: usize) -> usize {
+        i % self.servers.len().max(1)
+    }
+
+    fn addr(&self, node: usize) -> Result<SocketAddr> {
+        self.servers
+            .get(node)
+            .copied()
+            .ok_or_else(|| anyhow!("no address {node}"))
+    }
+
+    /// `ADDR=N,…`: clients ready on each address.
+    fn per_node(&self) -> String {
+        self.servers
+            .iter()
+            .zip(&self.ready_on)
+            .map(|(a, n)| format!("{a}={}", n.load(Ordering::SeqCst)))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     fn record(&self, lat: &mut Vec<u64>) {
@@ -393,54 +448,29 @@ impl CbConn {
     /// `permit` bounds the connect/register/login phase; it is released before joining.
     async fn setup(ctx: &Ctx, i: usize, permit: SemaphoreGuard<'_>) -> Result<CbConn> {
         let user = ctx.name_of(i);
-        let mut c = CbConn::connect(ctx.addr, user.clone(), ctx.room_of(i)).await?;
-        let pw = ctx.password.as_str();
-        let uri = loop {
-            c.send(&ClientMsg::Register {
-                user: &user,
-                password: pw,
-            })
-            .await?;
-            match c.wait_for(reply_of).await? {
-                Want::Started(uri) => break uri,
-                Want::Busy => {
-                    Timer::after(Duration::from_millis(20)).await;
-                }
-                _ => bail!("unexpected reply to Register"),
-            }
+        let node = ctx.node_of(i);
+        let register_node = match ctx.register_via {
+            RegisterVia::First => 0,
+            RegisterVia::Own => node,
         };
-        let secret = secret_of(&uri)?;
-        // The previous step confirms the registration; the current one logs in (the server
-        // accepts −1..+1 and refuses a step spent before).
-        let mut tries = 0;
-        loop {
-            let code = totp_code(&secret, -1)?;
-            c.send(&ClientMsg::ConfirmTotp { code: &code }).await?;
-            match c.wait_for(reply_of).await {
-                Ok(Want::Registered) => break,
-                Ok(_) => bail!("unexpected reply to ConfirmTotp"),
-                // The 30 s step turned over between computing and checking: the code is now
-                // two steps old. Another try with the new step (the server allows five).
-                Err(e) if tries < 2 && e.to_string().contains("server error 7:") => tries += 1,
-                Err(e) => return Err(e),
-            }
-        }
-        loop {
-            let code = totp_code(&secret, 0)?;
-            c.send(&ClientMsg::Login {
-                user: &user,
-                password: pw,
-                otp: &code,
-            })
-            .await?;
-            match c.wait_for(reply_of).await? {
-                Want::LoggedIn => break,
-                Want::Busy => {
-                    Timer::after(Duration::from_millis(20)).await;
-                }
-                _ => bail!("unexpected reply to Login"),
-            }
-        }
+        let addr = ctx.addr(node)?;
+        let (first, secret) = if register_node == node {
+            let mut c = CbConn::connect(addr, user.clone(), ctx.room_of(i)).await?;
+            let secret = c.register(&ctx.password).await?;
+            (Some(c), secret)
+        } else {
+            let at = ctx.addr(register_node)?;
+            let mut r = CbConn::connect(at, user.clone(), String::new()).await?;
+            let secret = r
+                .register(&ctx.password)
+                .await
+                .with_context(|| format!("registering at {at}"))?;
+            let _ = r.send(&ClientMsg::Bye).await;
+            (None, secret)
+        };
+        let mut c = CbConn::login_retrying(ctx, first, addr, &user, &ctx.room_of(i), &secret)
+            .await
+            .with_context(|| format!("logging in at {addr}"))?;
         c.wait_for(|m| history_done(m, "#lobby")).await?;
         drop(permit);
         c.send(&ClientMsg::Part {
@@ -455,6 +485,106 @@ impl CbConn {
         }
         Ok(c)
     }
+
+    /// Register → ConfirmTotp (previous step); returns the TOTP secret.
+    async fn register(&mut self, pw: &str) -> Result<Vec<u8>> {
+        let user = self.user.clone();
+        let uri = loop {
+            self.send(&ClientMsg::Register {
+                user: &user,
+                password: pw,
+            })
+            .await?;
+            match self.wait_for(reply_of).await? {
+                Want::Started(uri) => break uri,
+                Want::Busy => {
+                    Timer::after(Duration::from_millis(20)).await;
+                }
+                _ => bail!("unexpected reply to Register"),
+            }
+        };
+        let secret = secret_of(&uri)?;
+        // The previous step confirms the registration; the current one logs in (the server
+        // accepts −1..+1 and refuses a step spent before).
+        let mut tries = 0;
+        loop {
+            let code = totp_code(&secret, -1)?;
+            self.send(&ClientMsg::ConfirmTotp { code: &code }).await?;
+            match self.wait_for(reply_of).await {
+                Ok(Want::Registered) => return Ok(secret),
+                Ok(_) => bail!("unexpected reply to ConfirmTotp"),
+                // The 30 s step turned over between computing and checking: the code is now
+                // two steps old. Another try with the new step (the server allows five).
+                Err(e) if tries < 2 && is_server_error(&e, ErrorCode::InvalidCode) => tries += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Logs in (on `first` if given, else on a new connection to `addr`). A refused login is
+    /// tried again on a new connection a few times: the server counts a login against its
+    /// address's failure budget from the moment it begins, so many concurrent logins from the
+    /// generator's one address can be refused although nothing is wrong.
+    async fn login_retrying(
+        ctx: &Ctx,
+        first: Option<CbConn>,
+        addr: SocketAddr,
+        user: &str,
+        room: &str,
+        secret: &[u8],
+    ) -> Result<CbConn> {
+        let mut next = first;
+        let mut tries = 0u32;
+        loop {
+            let mut c = match next.take() {
+                Some(c) => c,
+                None => CbConn::connect(addr, user.to_owned(), room.to_owned()).await?,
+            };
+            match c.login(&ctx.password, secret).await {
+                Ok(()) => return Ok(c),
+                Err(e)
+                    if tries < LOGIN_TRIES
+                        && is_server_error(&e, ErrorCode::InvalidCredentials) =>
+                {
+                    tries += 1;
+                    ctx.login_retries.fetch_add(1, Ordering::Relaxed);
+                    let jitter = u64::from(random32()?[0]);
+                    Timer::after(Duration::from_millis(100 * u64::from(tries) + jitter)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Login with the current step's code.
+    async fn login(&mut self, pw: &str, secret: &[u8]) -> Result<()> {
+        let user = self.user.clone();
+        loop {
+            let code = totp_code(secret, 0)?;
+            self.send(&ClientMsg::Login {
+                user: &user,
+                password: pw,
+                otp: &code,
+            })
+            .await?;
+            match self.wait_for(reply_of).await? {
+                Want::LoggedIn => return Ok(()),
+                Want::Busy => {
+                    Timer::after(Duration::from_millis(20)).await;
+                }
+                _ => bail!("unexpected reply to Login"),
+            }
+        }
+    }
+}
+
+/// Refused logins tried again during set-up (see [`CbConn::login_retrying`]).
+const LOGIN_TRIES: u32 = 8;
+
+/// Whether `e` is the server's `Error` with `code` (as [`reply_of`] words it).
+fn is_server_error(e: &anyhow::Error, code: ErrorCode) -> bool {
+    e.to_string()
+        .starts_with(&format!("server error {}:", code as u16))
 }
 
 fn reply_of(m: &ServerMsg<'_>) -> Result<Option<Want>> {
@@ -590,9 +720,10 @@ impl IrcConn {
     /// backlog); it is released before the JOIN (which some servers answer only after a
     /// penalty delay).
     async fn setup(ctx: &Ctx, i: usize, permit: SemaphoreGuard<'_>) -> Result<IrcConn> {
-        let stream = Async::<TcpStream>::connect(ctx.addr)
+        let addr = ctx.addr(0)?;
+        let stream = Async::<TcpStream>::connect(addr)
             .await
-            .with_context(|| format!("connecting to {}", ctx.addr))?;
+            .with_context(|| format!("connecting to {addr}"))?;
         stream.get_ref().set_nodelay(true)?;
         let mut c = IrcConn {
             stream,
@@ -776,6 +907,9 @@ async fn client(ctx: Arc<Ctx>, i: usize) {
         }
     };
     ctx.ready.fetch_add(1, Ordering::SeqCst);
+    if let Some(n) = ctx.ready_on.get(ctx.node_of(i)) {
+        n.fetch_add(1, Ordering::SeqCst);
+    }
     let r = match conn {
         Either::Cb(c) => drive(&ctx, i, *c).await,
         Either::Irc(c) => drive(&ctx, i, c).await,
@@ -802,8 +936,21 @@ fn note_error(ctx: &Ctx, e: &str) {
     }
 }
 
-fn proc_now(pid: Option<u32>, ticks: f64) -> Option<ProcSample> {
-    pid.and_then(|p| stats::read_proc(p, ticks).ok())
+/// RSS and CPU of every process in `pids`, summed (`None` if there are none or one fails).
+fn proc_now(pids: &[u32], ticks: f64) -> Option<ProcSample> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut sum = ProcSample {
+        rss_kib: 0,
+        cpu_secs: 0.0,
+    };
+    for p in pids {
+        let s = stats::read_proc(*p, ticks).ok()?;
+        sum.rss_kib += s.rss_kib;
+        sum.cpu_secs += s.cpu_secs;
+    }
+    Some(sum)
 }
 
 struct Window {
@@ -812,7 +959,7 @@ struct Window {
     started: Instant,
 }
 
-fn begin(ctx: &Ctx, pid: Option<u32>, ticks: f64) -> Window {
+fn begin(ctx: &Ctx, pid: &[u32], ticks: f64) -> Window {
     ctx.sent.store(0, Ordering::SeqCst);
     ctx.delivered.store(0, Ordering::SeqCst);
     if let Ok(mut s) = ctx.samples.lock() {
@@ -832,7 +979,7 @@ fn begin(ctx: &Ctx, pid: Option<u32>, ticks: f64) -> Window {
 fn end(cli: &Cli, ctx: &Ctx, mut w: Window, rate: f64, ticks: f64) -> (f64, f64, bool) {
     ctx.measuring.store(false, Ordering::SeqCst);
     w.secs = w.started.elapsed().as_secs_f64();
-    let p1 = proc_now(cli.pid, ticks);
+    let p1 = proc_now(&cli.pid, ticks);
     let mut samples = ctx
         .samples
         .lock()
@@ -864,7 +1011,7 @@ fn end(cli: &Cli, ctx: &Ctx, mut w: Window, rate: f64, ticks: f64) -> (f64, f64,
         Scenario::C => "C",
     };
     println!(
-        "ROW {sc} label={} clients={ready} lost={lost} rate={rate} secs={:.1} sent_per_s={:.0} deliveries_per_s={dps:.0} expected_per_s={expected:.0} p50={:.2} p99={:.2} p999={:.2} max={:.2} samples={} server_cpu_per_s={cpu} server_rss_mib={rss} refused={}",
+        "ROW {sc} label={} clients={ready} lost={lost} rate={rate} secs={:.1} sent_per_s={:.0} deliveries_per_s={dps:.0} expected_per_s={expected:.0} p50={:.2} p99={:.2} p999={:.2} max={:.2} samples={} server_cpu_per_s={cpu} server_rss_mib={rss} refused={} nodes={} per_node={}",
         cli.label,
         w.secs,
         sent / w.secs,
@@ -874,19 +1021,28 @@ fn end(cli: &Cli, ctx: &Ctx, mut w: Window, rate: f64, ticks: f64) -> (f64, f64,
         sum.max,
         sum.count,
         ctx.refused.load(Ordering::SeqCst),
+        ctx.servers.len(),
+        ctx.per_node(),
     );
     (dps, sum.p99, delivered >= 0.9 * expected * w.secs)
 }
 
 async fn orchestrate(cli: Cli, ex: Arc<Executor<'static>>) -> Result<()> {
-    if !cli.addr.ip().is_loopback() {
-        bail!("load tests only talk to 127.x addresses");
+    if let Some(a) = cli.servers.iter().find(|a| !a.ip().is_loopback()) {
+        bail!("load tests only talk to 127.x addresses (not {a})");
+    }
+    if cli.servers.is_empty() {
+        bail!("--server needs at least one address");
+    }
+    if cli.proto == Proto::Irc && cli.servers.len() > 1 {
+        bail!("--proto irc takes one --server address");
     }
     let ticks = stats::clock_ticks();
     let idle = cli.scenario == Scenario::C;
     let ctx = Arc::new(Ctx {
         proto: cli.proto,
-        addr: cli.addr,
+        servers: cli.servers.clone(),
+        register_via: cli.register_via,
         clients: cli.clients,
         rooms: cli.rooms,
         payload: cli.payload,
@@ -898,6 +1054,8 @@ async fn orchestrate(cli: Cli, ex: Arc<Executor<'static>>) -> Result<()> {
         stop: AtomicBool::new(false),
         measuring: AtomicBool::new(false),
         ready: AtomicUsize::new(0),
+        ready_on: cli.servers.iter().map(|_| AtomicUsize::new(0)).collect(),
+        login_retries: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
         lost: AtomicUsize::new(0),
         sent: AtomicU64::new(0),
@@ -908,7 +1066,7 @@ async fn orchestrate(cli: Cli, ex: Arc<Executor<'static>>) -> Result<()> {
         setup: Semaphore::new(cli.setup_concurrency.max(1)),
         first_error: Mutex::new(None),
     });
-    let base = proc_now(cli.pid, ticks);
+    let base = proc_now(&cli.pid, ticks);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(cli.clients);
     for i in 0..cli.clients {
@@ -932,9 +1090,11 @@ async fn orchestrate(cli: Cli, ex: Arc<Executor<'static>>) -> Result<()> {
     let setup_secs = started.elapsed().as_secs_f64();
     let ready = ctx.ready.load(Ordering::SeqCst);
     eprintln!(
-        "chatbox-load: {ready} of {} clients ready in {setup_secs:.1} s ({} failed)",
+        "chatbox-load: {ready} of {} clients ready in {setup_secs:.1} s ({} failed, {} refused logins tried again; per node {})",
         cli.clients,
-        ctx.failed.load(Ordering::SeqCst)
+        ctx.failed.load(Ordering::SeqCst),
+        ctx.login_retries.load(Ordering::SeqCst),
+        ctx.per_node()
     );
     if ready == 0 {
         bail!("no client could connect");
@@ -943,7 +1103,7 @@ async fn orchestrate(cli: Cli, ex: Arc<Executor<'static>>) -> Result<()> {
         Scenario::A => {
             ctx.set_rate(cli.rate);
             Timer::after(Duration::from_secs_f64(cli.warmup)).await;
-            let w = begin(&ctx, cli.pid, ticks);
+            let w = begin(&ctx, &cli.pid, ticks);
             Timer::after(Duration::from_secs_f64(cli.duration)).await;
             end(&cli, &ctx, w, cli.rate, ticks);
         }
@@ -953,7 +1113,7 @@ async fn orchestrate(cli: Cli, ex: Arc<Executor<'static>>) -> Result<()> {
             for &rate in &cli.rates {
                 ctx.set_rate(rate);
                 Timer::after(Duration::from_secs_f64(cli.warmup)).await;
-                let w = begin(&ctx, cli.pid, ticks);
+                let w = begin(&ctx, &cli.pid, ticks);
                 Timer::after(Duration::from_secs_f64(cli.step_secs)).await;
                 let (dps, p99, kept_up) = end(&cli, &ctx, w, rate, ticks);
                 if p99 < cli.p99_limit_ms && kept_up && ctx.lost.load(Ordering::SeqCst) == 0 {
@@ -968,15 +1128,17 @@ async fn orchestrate(cli: Cli, ex: Arc<Executor<'static>>) -> Result<()> {
             let (cap, at) = best.unwrap_or((0.0, 0.0));
             // reached_limit=0: every step passed, the capacity is at least this.
             println!(
-                "ROW Bcap label={} capacity_per_s={cap:.0} at_rate={at} p99_limit_ms={} reached_limit={}",
+                "ROW Bcap label={} capacity_per_s={cap:.0} at_rate={at} p99_limit_ms={} reached_limit={} nodes={} per_node={}",
                 cli.label,
                 cli.p99_limit_ms,
-                u8::from(reached_limit)
+                u8::from(reached_limit),
+                ctx.servers.len(),
+                ctx.per_node()
             );
         }
         Scenario::C => {
             Timer::after(Duration::from_secs(2)).await;
-            let now = proc_now(cli.pid, ticks);
+            let now = proc_now(&cli.pid, ticks);
             let (b, n) = match (base, now) {
                 (Some(b), Some(n)) => (b.rss_kib, n.rss_kib),
                 _ => (0, 0),
@@ -984,8 +1146,10 @@ async fn orchestrate(cli: Cli, ex: Arc<Executor<'static>>) -> Result<()> {
             #[allow(clippy::cast_precision_loss)]
             let per = n.saturating_sub(b) as f64 / ready.max(1) as f64;
             println!(
-                "ROW C label={} conns={ready} rss_base_kib={b} rss_kib={n} per_conn_kib={per:.2} setup_s={setup_secs:.1}",
-                cli.label
+                "ROW C label={} conns={ready} rss_base_kib={b} rss_kib={n} per_conn_kib={per:.2} setup_s={setup_secs:.1} nodes={} per_node={}",
+                cli.label,
+                ctx.servers.len(),
+                ctx.per_node()
             );
         }
     }
