@@ -362,7 +362,10 @@ impl Conn {
                 .online_insert(&format!("Client{}", self.id), &self.ip_port)
                 .await
             {
-                Ok(()) => self.in_online = true,
+                Ok(()) => {
+                    self.in_online = true;
+                    self.shared.hub.set_listed(self.id, &self.ip_port);
+                }
                 Err(e) => self.shared.logs.info(format!("database error: {e}")),
             }
         }

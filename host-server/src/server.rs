@@ -161,6 +161,10 @@ impl ServerHandle {
         }
         drop(executor);
         shared.pool.close();
+        // Releases this node's rows and lease at once, so other nodes need not wait for it.
+        if let Err(e) = smol::block_on(shared.store.leave()) {
+            shared.logs.info(format!("database error: {e}"));
+        }
         shared.store.close();
         shared.logs.info("server stopped");
         shared.logs.close();
@@ -241,10 +245,17 @@ async fn lease_loop(shared: Arc<Shared>) {
             return;
         }
         let now = crate::time::now_ms();
-        if let Err(e) = shared.store.heartbeat(now.saturating_add(lease_ms)).await {
-            shared
+        match shared.store.heartbeat(now.saturating_add(lease_ms)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                restore_online(&shared).await;
+                last_sync = Instant::now();
+                let snap = shared.hub.local_snapshot();
+                shared.bus.publish(&shared, EventKind::Snapshot(snap));
+            }
+            Err(e) => shared
                 .logs
-                .info(format!("cluster: lease renewal failed: {e}"));
+                .info(format!("cluster: lease renewal failed: {e}")),
         }
         match shared.store.reap_nodes(now).await {
             Ok(nodes) => {
@@ -261,6 +272,33 @@ async fn lease_loop(shared: Arc<Shared>) {
             last_sync = Instant::now();
             let snap = shared.hub.local_snapshot();
             shared.bus.publish(&shared, EventKind::Snapshot(snap));
+        }
+    }
+}
+
+/// After other nodes reaped this one while it was alive (a renewal came too late): writes the
+/// `ONLINE` rows of its connections again and marks their users online.
+async fn restore_online(shared: &Shared) {
+    let conns = shared.hub.listed();
+    shared.logs.info(format!(
+        "cluster: this node's lease had expired and was reaped; restoring {} ONLINE rows",
+        conns.len()
+    ));
+    for (id, ip_port, user) in conns {
+        let client_id = user.clone().unwrap_or_else(|| format!("Client{id}"));
+        if let Err(e) = shared
+            .store
+            .online_restore(&client_id, &ip_port, user.as_deref())
+            .await
+        {
+            shared.logs.info(format!("database error: {e}"));
+            continue;
+        }
+        // Closed meanwhile: its own clean-up may have run before the row came back.
+        if !shared.hub.contains(id)
+            && let Err(e) = shared.store.online_remove(&ip_port).await
+        {
+            shared.logs.info(format!("database error: {e}"));
         }
     }
 }

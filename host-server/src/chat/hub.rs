@@ -152,6 +152,8 @@ struct Entry {
     user: Option<String>,
     mailbox: Arc<Mailbox>,
     rooms: BTreeSet<String>,
+    /// Its `ip_port` once it has a row in `ONLINE`.
+    listed: Option<String>,
 }
 
 /// A logged-in connection of another node, as the bus reported it.
@@ -260,8 +262,33 @@ impl Hub {
                 user: None,
                 mailbox,
                 rooms: BTreeSet::new(),
+                listed: None,
             },
         );
+    }
+
+    /// Notes that a connection has its row in `ONLINE` under `ip_port`.
+    pub fn set_listed(&self, id: ConnId, ip_port: &str) {
+        if let Some(e) = self.lock().conns.get_mut(&id) {
+            e.listed = Some(ip_port.to_owned());
+        }
+    }
+
+    /// Whether a connection is still here.
+    #[must_use]
+    pub fn contains(&self, id: ConnId) -> bool {
+        self.lock().conns.contains_key(&id)
+    }
+
+    /// This node's connections that have a row in `ONLINE`: id, `ip_port` and user (`None`
+    /// while anonymous), sorted by id; to write the rows again after a reap.
+    #[must_use]
+    pub fn listed(&self) -> Vec<(ConnId, String, Option<String>)> {
+        let s = self.lock();
+        s.conns
+            .iter()
+            .filter_map(|(id, e)| Some((*id, e.listed.clone()?, e.user.clone())))
+            .collect()
     }
 
     /// Removes a connection.

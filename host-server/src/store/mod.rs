@@ -498,6 +498,39 @@ impl Store {
             pg: |p| p.online_put(&self.node, client_id, ip_port, "anonyme"))
     }
 
+    /// A connection of this node written into `ONLINE` again with its state, its user marked
+    /// online if it is logged in: after other nodes reaped this node while it was alive (its
+    /// lease renewal came too late), so the shared tables say again who is here.
+    pub async fn online_restore(
+        &self,
+        client_id: &str,
+        ip_port: &str,
+        user: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let statut = if user.is_some() { "online" } else { "anonyme" };
+        let (id, ip, n, u) = (
+            client_id.to_owned(),
+            ip_port.to_owned(),
+            self.node.clone(),
+            user.map(str::to_owned),
+        );
+        run!(self, format!("INSERT ONLINE client_id={client_id} ip_port={ip_port} statut={statut} (restored)"),
+        lite: move |c| {
+            lite::online_put(c, &n, &id, &ip, statut)?;
+            match &u {
+                Some(u) => lite::set_online(c, u),
+                None => Ok(()),
+            }
+        },
+        pg: |p| async {
+            p.online_put(&self.node, client_id, ip_port, statut).await?;
+            match user {
+                Some(u) => p.set_online(u).await,
+                None => Ok(()),
+            }
+        })
+    }
+
     /// A connection of this node gone from `ONLINE`.
     pub async fn online_remove(&self, ip_port: &str) -> Result<(), StoreError> {
         let (ip, n) = (ip_port.to_owned(), self.node.clone());

@@ -77,6 +77,8 @@ pub const SET_OFFLINE: &str =
      (SELECT 1 FROM ONLINE WHERE Client_Id = $1 AND statut = 'online' AND node <> $2)";
 
 /// A connection of node `$1` in `ONLINE`.
+/// A user marked online again (its node's rows had been reaped while it was alive).
+pub const SET_ONLINE: &str = "UPDATE REGISTERED SET online = 'ok' WHERE \"User\" = $1";
 pub const ONLINE_PUT: &str = "INSERT INTO ONLINE (node, Client_Id, ip_port, statut) VALUES ($1, $2, $3, $4)
      ON CONFLICT (node, ip_port) DO UPDATE SET Client_Id = excluded.Client_Id, statut = excluded.statut";
 /// A connection of node `$1` gone.

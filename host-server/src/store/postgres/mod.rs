@@ -224,6 +224,10 @@ impl Pg {
         self.exec(q!(sql::SET_OFFLINE, user, node)).await.map(drop)
     }
 
+    pub(crate) async fn set_online(&self, user: &str) -> Result<(), sqlx::Error> {
+        self.exec(q!(sql::SET_ONLINE, user)).await.map(drop)
+    }
+
     pub(crate) async fn online_put(
         &self,
         node: &str,

@@ -180,6 +180,11 @@ pub fn set_offline(c: &Connection, user: &str, node: &str) -> rusqlite::Result<(
 }
 
 /// A connection of `node` in `ONLINE`.
+/// Marks `user` online.
+pub fn set_online(c: &Connection, user: &str) -> rusqlite::Result<()> {
+    exec(c, sql::SET_ONLINE, params![user]).map(drop)
+}
+
 pub fn online_put(
     c: &Connection,
     node: &str,

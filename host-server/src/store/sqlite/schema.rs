@@ -90,7 +90,28 @@ pub const MIGRATIONS: &[&str] = &[
 ];
 
 /// Opens the database file with WAL and a busy timeout, and applies pending migrations.
+///
+/// Several processes opening a new file at once can get `SQLITE_BUSY` without the busy handler
+/// being consulted (switching the journal to WAL, WAL recovery): such an open is tried again
+/// for up to the busy timeout.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match open_once(path) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn open_once(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
