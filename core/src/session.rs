@@ -163,6 +163,7 @@ pub enum Role {
 }
 
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 enum State {
     ClientSendHello(Initiator),
     ClientAwaitReply(Initiator),
@@ -179,6 +180,9 @@ enum State {
 
 /// One end of a ChatBox connection.
 #[derive(Debug)]
+// Not `Clone` in the product (a copied ratchet would reuse record keys); in fuzz builds only,
+// so the fuzz targets can start every execution from one established state.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct Session {
     role: Role,
     state: State,

@@ -55,7 +55,7 @@ fn drive(
 /// The server side: `data` is what a client sent. A handshake frame is accepted only if it is
 /// exactly `e (32) || 0x01`; then message 2 must come out (or a weak-key error), never twice.
 pub fn responder(data: &[u8]) {
-    let mut server = support::server(SERVER_PAYLOAD);
+    let mut server = support::fresh_server();
     let mut wire = data.to_vec();
     let mut hellos = 0;
     drive(&mut server, &mut wire, |s, body| {
@@ -99,7 +99,7 @@ pub fn initiator(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let (mut client, _) = support::client_hello();
+    let mut client = support::fresh_client();
     if mode & 1 == 0 {
         let mut wire = rest.to_vec();
         let mut replies = 0;

@@ -13,7 +13,7 @@ pub fn open(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    let (mut client, mut server) = support::established_pair();
+    let (mut client, mut server) = support::fresh_pair();
     let receiver = if which & 1 == 0 {
         &mut server
     } else {
@@ -222,7 +222,7 @@ fn damage(pipe: &mut Pipe, u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
 }
 
 fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
-    let (mut client, mut server) = support::established_pair();
+    let (mut client, mut server) = support::fresh_pair();
     let mut c2s = Pipe::default();
     let mut s2c = Pipe::default();
     for _ in 0..64 {

@@ -53,6 +53,7 @@ fn key32(bytes: &[u8]) -> Result<[u8; KEY_LEN], HandshakeError> {
 
 /// The client side: `-> e`, then `<- e, ee, s, es`.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct Initiator {
     ss: SymmetricState,
     e: Keypair,
@@ -109,6 +110,7 @@ impl Initiator {
 
 /// The server side: reads `-> e`, writes `<- e, ee, s, es`.
 #[derive(Debug)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct Responder {
     ss: SymmetricState,
     s: StaticKeypair,

@@ -9,6 +9,7 @@ use crate::crypto::hkdf::hkdf2;
 
 /// A key (maybe empty) and its nonce counter. Never encrypts twice with the same `(k, n)`.
 #[derive(Default, Zeroize, ZeroizeOnDrop)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct CipherState {
     k: Option<[u8; HASH_LEN]>,
     n: u64,
@@ -98,6 +99,7 @@ fn copy(input: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
 
 /// Chaining key, handshake hash and the current `CipherState`.
 #[derive(Zeroize, ZeroizeOnDrop)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct SymmetricState {
     ck: [u8; HASH_LEN],
     h: [u8; HASH_LEN],

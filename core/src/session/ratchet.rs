@@ -13,6 +13,7 @@ use crate::crypto::hkdf::hkdf3;
 
 /// One direction's chain key and record counter.
 #[derive(Zeroize, ZeroizeOnDrop)]
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct Ratchet {
     ck: [u8; HASH_LEN],
     n: u64,
