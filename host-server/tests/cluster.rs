@@ -2,7 +2,9 @@
 //! 127.0.0.1: users on different nodes chat; presence, private messages, TOTP reuse and the
 //! login throttle work across nodes; one node is killed (SIGKILL) mid-conversation, the others
 //! reap its `ONLINE` rows when its lease expires, its user logs in again on another node, and
-//! everyone ends up with the full history of every acknowledged message.
+//! everyone ends up with the full history of every acknowledged message. A second test stalls
+//! a node (SIGSTOP) past its lease: it is reaped, then on resuming writes its rows again and
+//! re-announces its users; and its clean stop (SIGTERM) releases its rows and lease at once.
 //!
 //! Needs `CHATBOX_TEST_POSTGRES` (a superuser URL; the test creates and drops its own database)
 //! and `CHATBOX_TEST_REDIS`; `ci/cluster.sh` starts both from Debian's packages. Without them
@@ -398,4 +400,83 @@ fn three_nodes_one_chat_survives_a_node_kill() {
     n1.terminate();
     n3.terminate();
     let _ = &carol;
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[test]
+fn a_node_stalled_past_its_lease_comes_back_and_a_clean_stop_leaves_at_once() {
+    let Some(cl) = Cluster::new() else { return };
+    let mut n1 = cl.node("n1", &[]);
+    let mut n2 = cl.node("n2", &[]);
+    let dora = register(n1.addr, "dora");
+    let eve = register(n2.addr, "eve");
+    avoid_step_edge();
+    let mut d = login(n1.addr, &dora, 0);
+    let mut e = login(n2.addr, &eve, 0);
+    let both = BTreeSet::from(["dora".into(), "eve".into()]);
+    wait_until("both in #lobby", Duration::from_secs(10), || {
+        names(&mut d, "#lobby") == both
+    });
+
+    // n2 stalls (SIGSTOP) past its lease: n1 reaps it and eve is gone for everyone.
+    signal(n2.pid(), "-STOP");
+    wait_until("n2 reaped while stopped", Duration::from_secs(20), || {
+        cl.sql("SELECT count(*) FROM online WHERE node = 'n2'") == "0"
+    });
+    assert_eq!(
+        cl.sql("SELECT online FROM registered WHERE \"User\" = 'eve'"),
+        "ko"
+    );
+    wait_until("eve gone from n1's #lobby", Duration::from_secs(10), || {
+        names(&mut d, "#lobby") == BTreeSet::from(["dora".into()])
+    });
+
+    // n2 resumes: its next renewal finds the lease reaped, it writes its rows again, marks eve
+    // online and re-announces her; her session never broke.
+    signal(n2.pid(), "-CONT");
+    wait_until("n2's rows restored", Duration::from_secs(20), || {
+        cl.sql("SELECT node || '/' || client_id || '/' || statut FROM online WHERE node = 'n2'")
+            == "n2/eve/online"
+    });
+    assert_eq!(
+        cl.sql("SELECT online FROM registered WHERE \"User\" = 'eve'"),
+        "ok"
+    );
+    wait_until("eve back in n1's #lobby", Duration::from_secs(10), || {
+        names(&mut d, "#lobby") == both
+    });
+    assert!(
+        cl.log("n2", "info.log")
+            .contains("lease had expired and was reaped; restoring 1 ONLINE rows"),
+        "{}",
+        cl.log("n2", "info.log")
+    );
+    let id = say(&mut e, &mut Vec::new(), "#lobby", "still here");
+    d.recv_until(
+        "eve's message after the stall",
+        |m| matches!(m, ServerMsg::Message(x) if x.id == id),
+    );
+
+    // A clean stop (SIGTERM) releases n2's rows and lease at once, not a lease later.
+    drop(e);
+    n2.terminate();
+    assert_eq!(
+        cl.sql("SELECT count(*) FROM online WHERE node = 'n2'"),
+        "0",
+        "ONLINE rows released by the stop"
+    );
+    assert_eq!(cl.sql("SELECT count(*) FROM nodes WHERE node = 'n2'"), "0");
+    assert_eq!(
+        cl.sql("SELECT online FROM registered WHERE \"User\" = 'eve'"),
+        "ko"
+    );
+    drop(d);
+    n1.terminate();
 }
