@@ -22,8 +22,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+import clientproc
+from clientproc import free_port, totp
 
 SERVER, CLIENT = sys.argv[1], sys.argv[2]
 PG, REDIS = os.environ["CHATBOX_TEST_POSTGRES"], os.environ["CHATBOX_TEST_REDIS"]
@@ -70,12 +72,6 @@ def sql(q):
     return r.stdout.strip()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_node(name):
     port = free_port()
     out = open(f"{T}/{name}.out", "a")
@@ -107,64 +103,17 @@ def fingerprint(name):
     return None
 
 
-def totp(secret, offset=0):
-    """TOTP code (now + offset seconds) computed by oathtool, not by ChatBox."""
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + offset))
-    return subprocess.run(["oathtool", "--totp", "-b", "--now", when, secret],
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
-class Proc:
-    """A client process; stdout lines collected in a thread."""
+class Proc(clientproc.Proc):
+    """The client with --server servers, CHATBOX_PASSWORD and maybe CHATBOX_TOTP_SECRET."""
 
     def __init__(self, servers, args, password, secret=None):
         env = dict(ENV, CHATBOX_PASSWORD=password)
         if secret:
             env["CHATBOX_TOTP_SECRET"] = secret
-        self.p = subprocess.Popen([CLIENT, "--server", ",".join(servers)] + args,
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=env)
-        PROCS.append(self.p)
-        self.lines, self.err = [], []
-        self.cv = threading.Condition()
-        threading.Thread(target=self._read, args=(self.p.stdout, self.lines), daemon=True).start()
-        threading.Thread(target=self._read, args=(self.p.stderr, self.err), daemon=True).start()
-
-    def _read(self, stream, into):
-        for line in stream:
-            with self.cv:
-                into.append(line.rstrip("\n"))
-                self.cv.notify_all()
-
-    def wait_line(self, pattern, timeout=20, after=0):
-        rx = re.compile(pattern)
-        deadline = time.time() + timeout
-        with self.cv:
-            while True:
-                for line in self.lines[after:]:
-                    if rx.search(line):
-                        return line
-                left = deadline - time.time()
-                if left <= 0:
-                    return None
-                self.cv.wait(min(left, 0.2))
-
-    def count(self, pattern):
-        rx = re.compile(pattern)
-        with self.cv:
-            return sum(1 for line in self.lines if rx.search(line))
-
-    def send(self, line):
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
+        super().__init__([CLIENT, "--server", ",".join(servers)] + args, env, PROCS)
 
     def close(self, timeout=60):
-        self.p.stdin.close()
-        try:
-            return self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return None
+        return super().close(timeout)
 
 
 def register(server, user, password):

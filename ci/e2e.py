@@ -19,8 +19,10 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+import clientproc
+from clientproc import free_port, totp
 
 SERVER, CLIENT = sys.argv[1], sys.argv[2]
 T = tempfile.mkdtemp(prefix="chatbox-e2e-")
@@ -52,12 +54,6 @@ def finish():
     sys.exit(1 if CHECKS["failed"] else 0)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 PORT = free_port()
 ADDR = f"127.0.0.1:{PORT}"
 ENV = dict(os.environ, CHATBOX_HOME=HOME, NO_COLOR="1")
@@ -82,57 +78,12 @@ def start_server():
     check(False, "server started and listens")
 
 
-def totp(secret, offset=0):
-    """Current TOTP code (+ offset seconds) computed by oathtool, not by ChatBox."""
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + offset))
-    return subprocess.run(["oathtool", "--totp", "-b", "--now", when, secret],
-                          capture_output=True, text=True, check=True).stdout.strip()
-
-
-class Proc:
-    """A client process with line-by-line stdout collected in a thread."""
+class Proc(clientproc.Proc):
+    """The client against ADDR with CHATBOX_PASSWORD=password."""
 
     def __init__(self, args, password):
-        env = dict(ENV, CHATBOX_PASSWORD=password)
-        self.p = subprocess.Popen([CLIENT, "--server", ADDR] + args, stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env=env)
-        PROCS.append(self.p)
-        self.lines, self.err = [], []
-        self.cv = threading.Condition()
-        threading.Thread(target=self._read, args=(self.p.stdout, self.lines), daemon=True).start()
-        threading.Thread(target=self._read, args=(self.p.stderr, self.err), daemon=True).start()
-
-    def _read(self, stream, into):
-        for line in stream:
-            with self.cv:
-                into.append(line.rstrip("\n"))
-                self.cv.notify_all()
-
-    def wait_line(self, pattern, timeout=20):
-        rx = re.compile(pattern)
-        deadline = time.time() + timeout
-        with self.cv:
-            while True:
-                for line in self.lines:
-                    if rx.search(line):
-                        return line
-                left = deadline - time.time()
-                if left <= 0 or (self.p.poll() is not None and not self.p.stdout.readable()):
-                    return None
-                self.cv.wait(min(left, 0.2))
-
-    def send(self, line):
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-
-    def close(self, timeout=20):
-        self.p.stdin.close()
-        try:
-            return self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return None
+        super().__init__([CLIENT, "--server", ADDR] + args, dict(ENV, CHATBOX_PASSWORD=password),
+                         PROCS)
 
 
 def register(user, password):
