@@ -281,7 +281,7 @@ impl Hub {
     }
 
     /// This node's connections that have a row in `ONLINE`: id, `ip_port` and user (`None`
-    /// while anonymous), sorted by id; to write the rows again after a reap.
+    /// while anonymous), in no particular order; to write the rows again after a reap.
     #[must_use]
     pub fn listed(&self) -> Vec<(ConnId, String, Option<String>)> {
         let s = self.lock();
