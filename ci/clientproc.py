@@ -1,10 +1,13 @@
 """Helpers shared by the end-to-end scripts (ci/e2e.py, ci/cluster_client.py): free loopback
-ports, TOTP codes from oathtool (an implementation independent of ChatBox's) and client
-processes whose output lines are collected in threads."""
+ports, TOTP codes from oathtool (an implementation independent of ChatBox's), client processes
+whose output lines are collected in threads, and the ok/FAIL check list with its clean-up."""
 
+import os
 import re
+import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -73,3 +76,37 @@ class Proc:
         for t in self.readers:
             t.join(5)
         return rc
+
+
+class Checks:
+    """The checks of a script run: `checks(cond, what)` prints `ok`/`FAIL`; the
+    first failure ends the run. `finish()` kills what is left in `procs`, runs `cleanup`, prints
+    `NAME: P passed, F failed`, keeps the temp dir `tmp` on failure or with KEEP set (after
+    `on_keep()`, e.g. to print server output) and removes it otherwise, and exits 1 on failure."""
+
+    def __init__(self, name, tmp, procs, cleanup=lambda: None, on_keep=lambda: None):
+        self.name, self.tmp, self.procs = name, tmp, procs
+        self.cleanup, self.on_keep = cleanup, on_keep
+        self.passed = self.failed = 0
+
+    def __call__(self, cond, what):
+        if cond:
+            self.passed += 1
+            print(f"  ok   {what}", flush=True)
+        else:
+            self.failed += 1
+            print(f"  FAIL {what}", flush=True)
+            self.finish()
+
+    def finish(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+        self.cleanup()
+        print(f"{self.name}: {self.passed} passed, {self.failed} failed")
+        if self.failed or os.environ.get("KEEP"):
+            self.on_keep()
+            print(f"(artifacts left in {self.tmp})")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        sys.exit(1 if self.failed else 0)

@@ -16,7 +16,6 @@ registration come from `oathtool`. Everything talks to 127.0.0.1 and every wait 
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -35,35 +34,23 @@ DB_NAME = f"cb_client_{random.randrange(16**8):08x}"
 DB_URL = f"{PG.rsplit('/', 1)[0]}/{DB_NAME}"
 BUS = f"{REDIS.rstrip('/')}/{random.randrange(1, 16)}"
 ENV = dict(os.environ, CHATBOX_HOME=HOME, NO_COLOR="1")
-CHECKS = {"passed": 0, "failed": 0}
 PROCS = []
 
 
-def check(cond, what):
-    if cond:
-        CHECKS["passed"] += 1
-        print(f"  ok   {what}", flush=True)
-    else:
-        CHECKS["failed"] += 1
-        print(f"  FAIL {what}", flush=True)
-        finish()
-
-
-def finish():
-    for p in PROCS:
-        if p.poll() is None:
-            p.kill()
+def drop_database():
     subprocess.run(["psql", PG, "-qAtc", f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"],
                    capture_output=True)
-    print(f"cluster_client: {CHECKS['passed']} passed, {CHECKS['failed']} failed")
-    if CHECKS["failed"] or os.environ.get("KEEP"):
-        for f in sorted(os.listdir(T)):
-            if f.endswith(".out"):
-                print(f"--- {f}\n{open(os.path.join(T, f)).read()[-3000:]}")
-        print(f"(artifacts left in {T})")
-    else:
-        shutil.rmtree(T, ignore_errors=True)
-    sys.exit(1 if CHECKS["failed"] else 0)
+
+
+def show_server_output():
+    for f in sorted(os.listdir(T)):
+        if f.endswith(".out"):
+            print(f"--- {f}\n{open(os.path.join(T, f)).read()[-3000:]}")
+
+
+check = clientproc.Checks("cluster_client", T, PROCS, cleanup=drop_database,
+                          on_keep=show_server_output)
+finish = check.finish
 
 
 def sql(q):

@@ -12,7 +12,6 @@ with zbarimg. Everything talks to 127.0.0.1 only and every wait is bounded.
 
 import os
 import re
-import shutil
 import signal
 import socket
 import sqlite3
@@ -27,31 +26,10 @@ from clientproc import free_port, totp
 SERVER, CLIENT = sys.argv[1], sys.argv[2]
 T = tempfile.mkdtemp(prefix="chatbox-e2e-")
 DATA, LOGS, HOME = f"{T}/data", f"{T}/log", f"{T}/home"
-CHECKS = {"passed": 0, "failed": 0}
 PROCS = []
-
-
-def check(cond, what):
-    if cond:
-        CHECKS["passed"] += 1
-        print(f"  ok   {what}", flush=True)
-    else:
-        CHECKS["failed"] += 1
-        print(f"  FAIL {what}", flush=True)
-        finish()
-
-
-def finish():
-    for p in PROCS:
-        if p.poll() is None:
-            p.kill()
-    subprocess.run(["tmux", "kill-server"], capture_output=True)
-    print(f"e2e: {CHECKS['passed']} passed, {CHECKS['failed']} failed")
-    if CHECKS["failed"] or os.environ.get("KEEP"):
-        print(f"(artifacts left in {T})")
-    else:
-        shutil.rmtree(T, ignore_errors=True)
-    sys.exit(1 if CHECKS["failed"] else 0)
+check = clientproc.Checks(
+    "e2e", T, PROCS, cleanup=lambda: subprocess.run(["tmux", "kill-server"], capture_output=True))
+finish = check.finish
 
 
 PORT = free_port()
