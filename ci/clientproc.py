@@ -110,3 +110,22 @@ class Checks:
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
         sys.exit(1 if self.failed else 0)
+
+
+def start_listening(cmd, port, out_path, cwd, env, procs, within=30):
+    """Starts a server process (`cmd`, output appended to `out_path`) and waits until it accepts
+    connections on 127.0.0.1:`port`. The process (added to `procs`), or None if it exited or did
+    not listen within `within` seconds."""
+    with open(out_path, "a") as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env)
+    procs.append(p)
+    deadline = time.time() + within
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return p
+        except OSError:
+            if p.poll() is not None:
+                return None
+            time.sleep(0.1)
+    return None

@@ -17,7 +17,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,21 +60,12 @@ def sql(q):
 
 def start_node(name):
     port = free_port()
-    out = open(f"{T}/{name}.out", "a")
-    p = subprocess.Popen(
+    p = clientproc.start_listening(
         [SERVER, "--listen", f"127.0.0.1:{port}", "--data-dir", DATA, "--log-dir", f"{T}/log-{name}",
          "--database", DB_URL, "--bus", BUS, "--node-id", name, "--lease-secs", "3"],
-        stdout=out, stderr=subprocess.STDOUT, cwd=T, env=ENV)
-    PROCS.append(p)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return p, f"127.0.0.1:{port}"
-        except OSError:
-            if p.poll() is not None:
-                break
-            time.sleep(0.1)
+        port, f"{T}/{name}.out", T, ENV, PROCS)
+    if p:
+        return p, f"127.0.0.1:{port}"
     check(False, f"node {name} started and listens")
 
 

@@ -13,7 +13,6 @@ with zbarimg. Everything talks to 127.0.0.1 only and every wait is bounded.
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,20 +37,10 @@ ENV = dict(os.environ, CHATBOX_HOME=HOME, NO_COLOR="1")
 
 
 def start_server():
-    out = open(f"{T}/server.out", "a")
-    p = subprocess.Popen(
-        [SERVER, "--listen", ADDR, "--data-dir", DATA, "--log-dir", LOGS],
-        stdout=out, stderr=subprocess.STDOUT, cwd=T, env=ENV)
-    PROCS.append(p)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", PORT), timeout=1).close()
-            return p
-        except OSError:
-            if p.poll() is not None:
-                break
-            time.sleep(0.1)
+    p = clientproc.start_listening([SERVER, "--listen", ADDR, "--data-dir", DATA, "--log-dir", LOGS],
+                                   PORT, f"{T}/server.out", T, ENV, PROCS)
+    if p:
+        return p
     print(open(f"{T}/server.out").read())
     check(False, "server started and listens")
 
