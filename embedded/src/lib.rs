@@ -8,6 +8,10 @@
 //!   [`panic_with_message`] (for tests).
 #![no_std]
 
+pub mod clock;
+pub mod device;
+pub mod stack;
+pub mod uart;
 pub mod vectors;
 
 use cortex_m as _; // critical-section implementation (single core)
