@@ -151,7 +151,7 @@ fn is_fingerprint(s: &str) -> bool {
 }
 
 /// What the device says back to a line in its room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, defmt::Format)]
 pub enum Reply<'t> {
     /// Say this text in the room.
     Say(&'t str),
@@ -160,7 +160,7 @@ pub enum Reply<'t> {
 }
 
 /// Counters for `!stats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, defmt::Format)]
 pub struct Stats {
     /// Records sent so far (the send key epoch).
     pub sent: u64,

@@ -247,24 +247,25 @@ fn chat(link: &mut Link, config: &Config<'_>, rx: &mut [u8]) -> Result<(), Exit>
     let mut token = 0u64;
     let mut scratch = [0u8; STATS_LEN];
     loop {
+        // Timers first, every time round: a steady stream of records must not delay the Ping.
+        let now = link.clock.now_ms();
         let pong_due = outstanding.map_or(u64::MAX, |(_, sent)| sent + interval + PONG_GRACE_MS);
+        if now >= pong_due {
+            defmt::error!(
+                "no Pong within {=u64} ms: connection lost",
+                interval + PONG_GRACE_MS
+            );
+            return Err(Exit::Lost);
+        }
+        if now >= next_ping {
+            if outstanding.is_none() {
+                token += 1;
+                link.send(&ClientMsg::Ping { token })?;
+                outstanding = Some((token, now));
+            }
+            next_ping = now + interval;
+        }
         let Some(len) = link.read_frame(rx, next_ping.min(pong_due))? else {
-            let now = link.clock.now_ms();
-            if now >= pong_due {
-                defmt::error!(
-                    "no Pong within {=u64} ms: connection lost",
-                    now - pong_due + interval + PONG_GRACE_MS
-                );
-                return Err(Exit::Lost);
-            }
-            if now >= next_ping {
-                if outstanding.is_none() {
-                    token += 1;
-                    link.send(&ClientMsg::Ping { token })?;
-                    outstanding = Some((token, now));
-                }
-                next_ping = now + interval;
-            }
             continue;
         };
         let msg = decode(link.record(&mut rx[..len])?)?;
@@ -311,11 +312,7 @@ fn chat(link: &mut Link, config: &Config<'_>, rx: &mut [u8]) -> Result<(), Exit>
                 if let Some((expected, sent)) = outstanding
                     && t == expected
                 {
-                    defmt::println!(
-                        "pong {=u64} after {=u64} ms",
-                        t,
-                        link.clock.now_ms() - sent
-                    );
+                    defmt::println!("pong {=u64} after {=u64} ms", t, link.clock.now_ms() - sent);
                     outstanding = None;
                 }
             }
