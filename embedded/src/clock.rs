@@ -27,10 +27,11 @@ impl Clock {
         (ticks_per_ms > 0).then_some(Self { ticks_per_ms })
     }
 
-    /// Milliseconds since the emulator started (0 if the host stops answering).
+    /// Milliseconds since the emulator started; `u64::MAX` if the host stops answering, so that
+    /// every deadline has passed and a broken clock ends the run instead of hanging it.
     #[must_use]
     pub fn now_ms(&self) -> u64 {
-        sys_elapsed().map_or(0, |t| t / self.ticks_per_ms)
+        sys_elapsed().map_or(u64::MAX, |t| t / self.ticks_per_ms)
     }
 }
 

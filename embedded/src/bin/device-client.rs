@@ -39,6 +39,7 @@ use chatbox_embedded::device::{Config, Exit, Reply, STATS_LEN, Stats, reply};
 use chatbox_embedded::uart::Uart;
 use chatbox_embedded::{EXIT_HARD_FAULT, exit, stack};
 use cortex_m_rt::{entry, exception};
+use zeroize::Zeroize;
 
 /// Room for the semihosting command line.
 const ARGS_LEN: usize = 1024;
@@ -127,7 +128,7 @@ fn run() -> Exit {
         tx,
         rx_len: 0,
     };
-    ephemeral.fill(0);
+    ephemeral.zeroize();
     match device(&mut link, &config, rx) {
         Ok(()) => Exit::Bye,
         Err(e) => e,
@@ -141,7 +142,7 @@ fn device(link: &mut Link, config: &Config<'_>, rx: &mut [u8]) -> Result<(), Exi
     let handshake_done = link.clock.now_ms();
     defmt::println!(
         "handshake done in {=u64} ms; server key {=str} is the pinned one",
-        handshake_done - start,
+        handshake_done.saturating_sub(start),
         config.key
     );
 
@@ -154,12 +155,7 @@ fn device(link: &mut Link, config: &Config<'_>, rx: &mut [u8]) -> Result<(), Exi
         password: config.password,
         otp: code.as_str(),
     })?;
-    let user = login(link, rx, handshake_done + LOGIN_MS)?;
-    defmt::println!(
-        "logged in as {=str} in {=u64} ms",
-        user,
-        link.clock.now_ms() - handshake_done
-    );
+    login(link, rx, handshake_done)?;
 
     link.send(&ClientMsg::Join { room: config.room })?;
     let mut hello = heapless::String::<64>::new();
@@ -180,7 +176,7 @@ fn handshake(link: &mut Link, config: &Config<'_>, rx: &mut [u8]) -> Result<(), 
         Exit::Lost
     })?;
     link.write_frame(n)?;
-    let deadline = link.clock.now_ms() + HANDSHAKE_MS;
+    let deadline = link.clock.now_ms().saturating_add(HANDSHAKE_MS);
     let Some(len) = link.read_frame(rx, deadline)? else {
         defmt::error!("no handshake answer within {=u64} ms", HANDSHAKE_MS);
         return Err(Exit::Lost);
@@ -212,36 +208,44 @@ fn handshake(link: &mut Link, config: &Config<'_>, rx: &mut [u8]) -> Result<(), 
     }
 }
 
-/// Waits for the answer to Login: the canonical user name, or why not.
-fn login<'r>(link: &mut Link, rx: &'r mut [u8], deadline: u64) -> Result<&'r str, Exit> {
-    let Some(len) = link.read_frame(rx, deadline)? else {
-        defmt::error!("no answer to Login in time");
-        return Err(Exit::Lost);
-    };
-    match decode(link.record(&mut rx[..len])?)? {
-        ServerMsg::LoginOk { user, .. } => Ok(user),
-        ServerMsg::Error { code, text } => {
-            defmt::error!(
-                "login refused: {=str} ({=str})",
-                ErrorCode::from_u16(code).map_or("unknown", ErrorCode::name),
-                text
-            );
-            Err(Exit::Refused)
+/// Waits for the answer to Login (other records before it are skipped) and logs who the
+/// server says we are, `since` the login began.
+fn login(link: &mut Link, rx: &mut [u8], since: u64) -> Result<(), Exit> {
+    loop {
+        let Some(len) = link.read_frame(rx, since.saturating_add(LOGIN_MS))? else {
+            defmt::error!("no answer to Login within {=u64} ms", LOGIN_MS);
+            return Err(Exit::Lost);
+        };
+        match decode(link.record(&mut rx[..len])?)? {
+            ServerMsg::LoginOk { user, .. } => {
+                defmt::println!(
+                    "logged in as {=str} in {=u64} ms",
+                    user,
+                    link.clock.now_ms().saturating_sub(since)
+                );
+                return Ok(());
+            }
+            ServerMsg::Error { code, text } => {
+                defmt::error!(
+                    "login refused: {=str} ({=str})",
+                    ErrorCode::from_u16(code).map_or("unknown", ErrorCode::name),
+                    text
+                );
+                return Err(Exit::Refused);
+            }
+            ServerMsg::Bye { reason } => {
+                defmt::error!("login refused: server said Bye ({=str})", reason);
+                return Err(Exit::Refused);
+            }
+            _ => {}
         }
-        ServerMsg::Bye { reason } => {
-            defmt::error!("login refused: server said Bye ({=str})", reason);
-            Err(Exit::Refused)
-        }
-        _ => Err(protocol(
-            "an answer to Login that is neither LoginOk nor Error",
-        )),
     }
 }
 
 /// The chat: answers commands, keeps the session alive, ends on `!bye` (Ok) or an error.
 fn chat(link: &mut Link, config: &Config<'_>, rx: &mut [u8]) -> Result<(), Exit> {
     let interval = u64::from(config.ping_secs) * 1000;
-    let mut next_ping = link.clock.now_ms() + interval;
+    let mut next_ping = link.clock.now_ms().saturating_add(interval);
     // The outstanding Ping: token, when it was sent.
     let mut outstanding: Option<(u64, u64)> = None;
     let mut token = 0u64;
@@ -249,7 +253,9 @@ fn chat(link: &mut Link, config: &Config<'_>, rx: &mut [u8]) -> Result<(), Exit>
     loop {
         // Timers first, every time round: a steady stream of records must not delay the Ping.
         let now = link.clock.now_ms();
-        let pong_due = outstanding.map_or(u64::MAX, |(_, sent)| sent + interval + PONG_GRACE_MS);
+        let pong_due = outstanding.map_or(u64::MAX, |(_, sent)| {
+            sent.saturating_add(interval + PONG_GRACE_MS)
+        });
         if now >= pong_due {
             defmt::error!(
                 "no Pong within {=u64} ms: connection lost",
@@ -263,7 +269,7 @@ fn chat(link: &mut Link, config: &Config<'_>, rx: &mut [u8]) -> Result<(), Exit>
                 link.send(&ClientMsg::Ping { token })?;
                 outstanding = Some((token, now));
             }
-            next_ping = now + interval;
+            next_ping = now.saturating_add(interval);
         }
         let Some(len) = link.read_frame(rx, next_ping.min(pong_due))? else {
             continue;
@@ -312,7 +318,11 @@ fn chat(link: &mut Link, config: &Config<'_>, rx: &mut [u8]) -> Result<(), Exit>
                 if let Some((expected, sent)) = outstanding
                     && t == expected
                 {
-                    defmt::println!("pong {=u64} after {=u64} ms", t, link.clock.now_ms() - sent);
+                    defmt::println!(
+                        "pong {=u64} after {=u64} ms",
+                        t,
+                        link.clock.now_ms().saturating_sub(sent)
+                    );
                     outstanding = None;
                 }
             }
@@ -381,7 +391,7 @@ impl Link {
 
     /// Writes `tx[..n]` to the UART, waiting for each byte to be taken.
     fn write_frame(&mut self, n: usize) -> Result<(), Exit> {
-        let deadline = self.clock.now_ms() + WRITE_MS;
+        let deadline = self.clock.now_ms().saturating_add(WRITE_MS);
         for &byte in self.tx.get(..n).unwrap_or_default() {
             while !self.uart.try_write(byte) {
                 if self.clock.now_ms() >= deadline {
