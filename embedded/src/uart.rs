@@ -9,10 +9,12 @@
 //! Waiting never spins: [`Uart::wait`] sleeps with `WFI` until a byte arrives, the TX buffer
 //! drains, or the SysTick (10 ms, set up by [`Uart::take`]) fires. Interrupts stay masked by
 //! `PRIMASK` the whole time, so no handler ever runs: a masked pending interrupt still ends
-//! `WFI` (ARMv7-M ARM B1.5.19), and `wait` clears what woke it.
+//! `WFI` (ARMv7-M Architecture Reference Manual, "Wait For Interrupt"; QEMU models it so), and
+//! `wait` clears what woke it.
 //!
-//! This module and [`crate::stack`] hold the firmware's only `unsafe` code: volatile accesses to
-//! the UART's registers and unmasking its two interrupts in the NVIC.
+//! This module and [`crate::stack`] hold the device firmware's only `unsafe` code (besides the
+//! `unsafe fn` signatures cortex-m-rt requires of exception handlers): volatile accesses to the
+//! UART's registers, the interrupt numbers, and unmasking the two interrupts in the NVIC.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,10 +22,10 @@ use cortex_m::interrupt::InterruptNumber;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{NVIC, SCB, SYST};
 
-/// Base address of UART0 on mps2-an385/an386 (AN386 user guide, "APB peripherals").
+/// Base address of UART0 on mps2-an385/an386 (the AN385/AN386 memory map; QEMU `hw/arm/mps2.c`).
 const UART0_BASE: usize = 0x4000_4000;
 
-// Register offsets (DDI 0479 table 4-3).
+// Register offsets (DDI 0479, the UART's programmer's model).
 const DATA: usize = 0x00;
 const STATE: usize = 0x04;
 const CTRL: usize = 0x08;
@@ -50,7 +52,7 @@ const BAUD_DIVISOR: u32 = 16;
 /// SysTick reload for 10 ms at the AN386's 25 MHz processor clock: the longest `wait` sleeps.
 const SYSTICK_RELOAD: u32 = 25_000_000 / 100 - 1;
 
-/// UART0's interrupt lines in the NVIC (QEMU `hw/arm/mps2.c`, AN386 user guide table 4-1).
+/// UART0's interrupt lines in the NVIC (the AN385/AN386 interrupt map; QEMU `hw/arm/mps2.c`).
 #[derive(Clone, Copy)]
 enum Irq {
     Uart0Rx = 0,
