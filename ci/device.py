@@ -216,8 +216,9 @@ def main():
     check(tester.wait_line(r"^login tester") is not None, "tester logged in (plain client)")
     tester.send(f"/join {ROOM}")
     check(tester.wait_line(rf"^names {ROOM} ") is not None, f"tester joined {ROOM}")
+    # No room= word: the device's default room is #devices. "firmware" has no `=`: ignored.
     board = Board("device", a.port, ["firmware"] + device_words(
-        "device", DEVICE_PW, device_secret, a.key, room=ROOM, ping=2))
+        "device", DEVICE_PW, device_secret, a.key, ping=2))
     hello = tester.wait_line(rf"^say {ROOM} device hello from device$", 60)
     if hello is None:
         board.show()
