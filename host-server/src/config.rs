@@ -65,6 +65,8 @@ pub struct Config {
     pub hash_workers: usize,
     /// Password hashing jobs waiting at most (0 = twice the workers).
     pub hash_queue: usize,
+    /// Where to serve `/metrics` and `/healthz`; `None`: no metrics (the default).
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Config {
@@ -100,6 +102,7 @@ impl Config {
             outbound_queue: 512,
             hash_workers: 0,
             hash_queue: 0,
+            metrics: None,
         }
     }
 

@@ -29,6 +29,7 @@ use crate::chat::bus::EventKind;
 use crate::chat::hub::{ConnId, Mailbox, Outbound};
 use crate::chat::{Me, Replies, commands};
 use crate::keys::random;
+use crate::metrics::LoginResult;
 use crate::server::{ConnGuard, Shared};
 
 const SERVER_HELLO: &[u8] = concat!("ChatBox server ", env!("CARGO_PKG_VERSION")).as_bytes();
@@ -165,6 +166,8 @@ async fn finish(shared: Arc<Shared>, mut conn: Conn, reason: Reason, guard: Conn
     shared.logs.info(format!(
         "connection {id} closed from {ip_port} ({who}): {reason}"
     ));
+    let mut guard = guard;
+    guard.authenticated = conn.me.is_some();
     drop(conn);
     drop(guard);
 }
@@ -463,6 +466,7 @@ impl Conn {
                 };
                 match register::confirm(&shared, pending, code, &self.ip_port).await {
                     Ok(codes) => {
+                        shared.metrics.registration();
                         self.pending = None;
                         let list: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
                         self.send(&ServerMsg::Registered {
@@ -491,6 +495,8 @@ impl Conn {
                     .await
                 {
                     Ok(li) => {
+                        shared.metrics.login(LoginResult::Ok);
+                        shared.metrics.conn_authenticated();
                         let me = Me {
                             id: self.id,
                             user: li.user,
@@ -510,7 +516,14 @@ impl Conn {
                         self.me = Some(me);
                         self.send_replies(out).await
                     }
-                    Err(r) => self.refuse(r).await,
+                    Err(r) => {
+                        shared.metrics.login(if r.code == ErrorCode::Busy {
+                            LoginResult::Busy
+                        } else {
+                            LoginResult::Failed
+                        });
+                        self.refuse(r).await
+                    }
                 }
             }
             _ => {
@@ -599,6 +612,7 @@ impl Conn {
         }
         self.wbuf.drain(..done);
         let timeout = self.shared.config.write_timeout;
+        let metrics = &self.shared.metrics;
         let Conn {
             stream, wbuf, rx, ..
         } = self;
@@ -614,6 +628,7 @@ impl Conn {
         };
         let timer = async {
             Timer::after(timeout).await;
+            metrics.slow_reader();
             Err("write timeout (slow reader)".to_owned())
         };
         let r = write.or(killed).or(timer).await;

@@ -18,13 +18,16 @@
 //! ```
 
 pub mod admin;
+pub mod backup;
 pub mod auth;
 pub mod chat;
 pub mod config;
 mod conn;
 pub mod keys;
 pub mod logs;
+pub mod metrics;
 mod server;
+pub mod settings;
 pub mod store;
 pub mod time;
 

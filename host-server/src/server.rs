@@ -22,6 +22,7 @@ use crate::chat::records;
 use crate::config::Config;
 use crate::keys::ServerKeys;
 use crate::logs::Logs;
+use crate::metrics::{self, Metrics};
 use crate::store::{Database, Store};
 
 /// State every connection task shares.
@@ -49,6 +50,8 @@ pub struct Shared {
     pub mutes: Mutex<HashMap<String, u64>>,
     /// Current MOTD.
     pub motd: Mutex<String>,
+    /// Prometheus metrics (a no-op without `--metrics`).
+    pub metrics: Metrics,
     next_conn: AtomicU64,
     active: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -62,10 +65,13 @@ pub struct ConnGuard {
     ip: IpAddr,
     /// Over a limit: answer `ServerFull` after the handshake, then close.
     pub refuse: bool,
+    /// Whether the connection had logged in (which `chatbox_connections` state it leaves).
+    pub authenticated: bool,
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        self.shared.metrics.conn_closed(self.authenticated);
         self.shared.active.fetch_sub(1, Ordering::SeqCst);
         if let Ok(mut m) = self.shared.per_ip.lock()
             && let Some(n) = m.get_mut(&self.ip)
@@ -90,12 +96,14 @@ impl Shared {
                 *n
             })
             .unwrap_or(usize::MAX);
+        self.metrics.conn_opened();
         ConnGuard {
             shared: self.clone(),
             ip,
             refuse: total > self.config.max_connections
                 || from_ip > self.config.max_per_ip
                 || self.shutting_down.load(Ordering::SeqCst),
+            authenticated: false,
         }
     }
 
@@ -109,6 +117,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     fingerprint: String,
     public_key: [u8; 32],
     shared: Arc<Shared>,
@@ -122,6 +131,12 @@ impl ServerHandle {
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `/metrics` and `/healthz` are served (`--metrics`), if anywhere.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `SHA256:<base64>` of the static public key.
@@ -331,7 +346,18 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         logs.close();
         e
     };
-    let (store, startup) = match Store::open(&config.database(), &config.node_id, logs.clone()) {
+    let metrics = if config.metrics.is_some() {
+        Metrics::new(config.bus.is_some())
+    } else {
+        Metrics::off()
+    };
+    let opened = Store::open_with_metrics(
+        &config.database(),
+        &config.node_id,
+        logs.clone(),
+        metrics.clone(),
+    );
+    let (store, startup) = match opened {
         Ok(x) => x,
         Err(e) => return Err(fail(&logs, io::Error::other(e.to_string()))),
     };
@@ -348,6 +374,17 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             store.close();
             return Err(fail(&logs, e));
         }
+    };
+    let metrics_listener = match config.metrics.map(metrics::bind).transpose() {
+        Ok(l) => l,
+        Err(e) => {
+            store.close();
+            return Err(fail(&logs, e));
+        }
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.get_ref().local_addr()?),
+        None => None,
     };
     let local_addr = listener.local_addr()?;
     let listener = Async::new(listener)?;
@@ -368,6 +405,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         node: config.node_id.clone(),
         mutes: Mutex::new(startup.mutes.into_iter().collect()),
         motd: Mutex::new(motd),
+        metrics,
         config,
         keys,
         logs,
@@ -378,7 +416,13 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         per_ip: Mutex::new(HashMap::new()),
         shutting_down: AtomicBool::new(false),
     });
+    shared.hub.set_metrics(shared.metrics.clone());
     shared.logs.info(format!("listening on {local_addr}"));
+    if let Some(a) = metrics_addr {
+        shared
+            .logs
+            .info(format!("metrics on http://{a}/metrics and /healthz"));
+    }
     shared
         .logs
         .info(format!("server key fingerprint {fingerprint}"));
@@ -391,6 +435,11 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             Arc::downgrade(&executor),
         ))
         .detach();
+    if let Some(l) = metrics_listener {
+        executor
+            .spawn(metrics::serve(shared.clone(), l, Arc::downgrade(&executor)))
+            .detach();
+    }
     let bus_ready = bus_tasks.map(|tasks| {
         let (ready, ready_rx) = channel::bounded::<()>(1);
         executor
@@ -434,6 +483,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     }
     Ok(ServerHandle {
         local_addr,
+        metrics_addr,
         fingerprint,
         public_key,
         shared,

@@ -701,7 +701,9 @@ impl RedisBus {
             Ok(mut s) => s.seal(&ev.encode()),
             Err(_) => return,
         };
-        if self.queue.try_send(sealed).is_err() {
+        if self.queue.try_send(sealed).is_ok() {
+            shared.metrics.bus(crate::metrics::Direction::Out);
+        } else {
             let n = self
                 .dropped
                 .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
@@ -773,6 +775,7 @@ impl RedisTasks {
                             match opener.open(&shared.keys, msg.get_payload_bytes()) {
                                 Ok(plain) => match Event::decode(&plain) {
                                     Some(ev) => {
+                                        shared.metrics.bus(crate::metrics::Direction::In);
                                         let mine = ev.origin == shared.node;
                                         if !(mine && is_state(&ev.kind)) {
                                             apply(&shared, ev);

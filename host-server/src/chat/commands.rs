@@ -207,6 +207,7 @@ async fn post(
         Ok(id) => id,
         Err(e) => return store_failed(shared, out, &e),
     };
+    shared.metrics.message();
     let rec = records::shared(&ServerMsg::Message(ChatMessage {
         id,
         time_ms,

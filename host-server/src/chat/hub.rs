@@ -174,6 +174,7 @@ struct State {
     topics: HashMap<String, TopicRow>,
     away: HashMap<String, String>,
     slow_disconnects: u64,
+    metrics: crate::metrics::Metrics,
     /// Other nodes' logged-in connections: node → connection → what it is.
     remote: HashMap<String, HashMap<ConnId, RemoteConn>>,
 }
@@ -202,6 +203,9 @@ impl State {
         // bound.
         if e.mailbox.push(msg) == Pushed::Overflowed {
             self.slow_disconnects += 1;
+            self.metrics.slow_reader();
+        } else {
+            self.metrics.delivery();
         }
     }
 
@@ -244,6 +248,11 @@ impl Hub {
             s.topics = topics.into_iter().map(|t| (t.room.clone(), t)).collect();
         }
         hub
+    }
+
+    /// Counts deliveries and slow-reader cuts in `metrics` from now on.
+    pub fn set_metrics(&self, metrics: crate::metrics::Metrics) {
+        self.lock().metrics = metrics;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -145,8 +145,10 @@ impl fmt::Debug for Database {
     }
 }
 
-/// `scheme://user:password@host/…?password=…` with both passwords shown as `***`.
-fn redact(url: &str) -> String {
+/// `scheme://user:password@host/…?password=…` with both passwords shown as `***` (anything
+/// without `://` as it is).
+#[must_use]
+pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -231,7 +233,17 @@ impl Store {
     /// unconfirmed registrations go, and accounts left with no logged-in connection on any
     /// node go offline.
     pub fn open(db: &Database, node_id: &str, logs: Logs) -> Result<(Store, Startup), StoreError> {
-        let store = Store::open_inner(db, node_id, Some(logs), true)?;
+        Store::open_with_metrics(db, node_id, logs, crate::metrics::Metrics::off())
+    }
+
+    /// [`Store::open`], timing each SQLite writer transaction in `metrics`.
+    pub fn open_with_metrics(
+        db: &Database,
+        node_id: &str,
+        logs: Logs,
+        metrics: crate::metrics::Metrics,
+    ) -> Result<(Store, Startup), StoreError> {
+        let store = Store::open_inner(db, node_id, Some(logs), true, metrics)?;
         let startup = smol::block_on(async {
             let now = crate::time::now_ms();
             if let Backend::Sqlite(_) = store.backend {
@@ -255,7 +267,7 @@ impl Store {
     /// Opens the database for the `user …` administration commands: created and migrated like
     /// [`Store::open`], but nothing reset (a server may be running on it) and nothing logged.
     pub fn open_admin(db: &Database) -> Result<Store, StoreError> {
-        Store::open_inner(db, "admin", None, false)
+        Store::open_inner(db, "admin", None, false, crate::metrics::Metrics::off())
     }
 
     fn open_inner(
@@ -263,6 +275,7 @@ impl Store {
         node_id: &str,
         logs: Option<Logs>,
         start: bool,
+        metrics: crate::metrics::Metrics,
     ) -> Result<Store, StoreError> {
         if !valid_node_id(node_id) {
             return Err(StoreError::Config(format!(
@@ -281,7 +294,7 @@ impl Store {
                         StoreError::Config(format!("creating {}: {e}", dir.display()))
                     })?;
                 }
-                let b = Sqlite::open(path, start, logs.clone())?;
+                let b = Sqlite::open(path, start, logs.clone(), metrics)?;
                 sql_log(format!("OPEN {} (WAL, migrations applied)", path.display()));
                 if start {
                     sql_log("DROP+CREATE ONLINE; UPDATE REGISTERED online=ko; DELETE REGISTERED pending".to_owned());
@@ -646,6 +659,14 @@ impl Store {
         run!(self, "SELECT TOPICS".to_owned(),
             lite: lite::topics,
             pg: |p| p.topics())
+    }
+
+    /// Whether the database answers a trivial query (the health check; not logged).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.call(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await,
+            Backend::Postgres(p) => p.ping().await.map_err(StoreError::from),
+        }
     }
 
     /// The MOTD an operator set, if any.

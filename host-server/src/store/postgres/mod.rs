@@ -47,6 +47,11 @@ pub(crate) struct Pg {
 }
 
 impl Pg {
+    /// `SELECT 1` (the health check).
+    pub(crate) async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
     /// Connects and applies the migrations.
     pub(crate) async fn open(url: &str, node: &str) -> Result<Pg, sqlx::Error> {
         let options = PgConnectOptions::from_str(url)?.application_name(&format!("chatbox {node}"));

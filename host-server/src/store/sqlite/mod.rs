@@ -18,6 +18,7 @@ use smol::channel::{self, Receiver, Sender};
 
 use super::StoreError;
 use crate::logs::Logs;
+use crate::metrics::Metrics;
 
 pub use schema::MIGRATIONS;
 
@@ -34,7 +35,7 @@ pub(crate) struct Sqlite {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-fn run_writer(conn: &Connection, rx: &Receiver<Job>, logs: Option<&Logs>) {
+fn run_writer(conn: &Connection, rx: &Receiver<Job>, logs: Option<&Logs>, metrics: &Metrics) {
     while let Ok(first) = rx.recv_blocking() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -43,6 +44,7 @@ fn run_writer(conn: &Connection, rx: &Receiver<Job>, logs: Option<&Logs>) {
                 Err(_) => break,
             }
         }
+        let t0 = std::time::Instant::now();
         let began = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
         let mut replies = Vec::with_capacity(batch.len());
         for job in batch {
@@ -70,6 +72,7 @@ fn run_writer(conn: &Connection, rx: &Receiver<Job>, logs: Option<&Logs>) {
                     false
                 }
             };
+        metrics.commit(t0.elapsed());
         for reply in replies {
             reply(committed);
         }
@@ -79,7 +82,12 @@ fn run_writer(conn: &Connection, rx: &Receiver<Job>, logs: Option<&Logs>) {
 impl Sqlite {
     /// Opens (creating and migrating) the file; with `reset`, the server's start-up reset
     /// ([`schema::reset_at_start`]); then starts the writer thread.
-    pub(crate) fn open(path: &Path, reset: bool, logs: Option<Logs>) -> Result<Sqlite, StoreError> {
+    pub(crate) fn open(
+        path: &Path,
+        reset: bool,
+        logs: Option<Logs>,
+        metrics: Metrics,
+    ) -> Result<Sqlite, StoreError> {
         let conn = schema::open(path)?;
         if reset {
             schema::reset_at_start(&conn)?;
@@ -87,7 +95,7 @@ impl Sqlite {
         let (tx, rx) = channel::bounded::<Job>(8192);
         let thread = std::thread::Builder::new()
             .name("chatbox-db".into())
-            .spawn(move || run_writer(&conn, &rx, logs.as_ref()))
+            .spawn(move || run_writer(&conn, &rx, logs.as_ref(), &metrics))
             .map_err(|_| StoreError::Closed)?;
         Ok(Sqlite {
             tx,
