@@ -53,7 +53,10 @@ pub fn backup(db: &Database, out: &Path) -> Result<Summary, String> {
         .open(out)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => {
-                format!("{} already exists: a backup never overwrites a file", out.display())
+                format!(
+                    "{} already exists: a backup never overwrites a file",
+                    out.display()
+                )
             }
             _ => format!("creating {}: {e}", out.display()),
         })?;
@@ -78,8 +81,16 @@ fn copy_and_check(src: &Connection, out: &Path) -> rusqlite::Result<Summary> {
     )?;
     {
         let backup = rusqlite::backup::Backup::new(src, &mut dst)?;
-        // -1: every page in one step, under one read transaction: a snapshot of one commit.
-        backup.run_to_completion(-1, Duration::ZERO, None)?;
+        // -1: every page in one step, under one read transaction: a snapshot of one commit
+        // (stepping in parts would restart whenever the server commits meanwhile).
+        loop {
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => break,
+                rusqlite::backup::StepResult::More => {}
+                // The source is locked for a moment (a checkpoint): try again shortly.
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
     }
     dst.pragma_update(None, "journal_mode", "DELETE")?;
     let check: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;

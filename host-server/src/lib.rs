@@ -18,8 +18,8 @@
 //! ```
 
 pub mod admin;
-pub mod backup;
 pub mod auth;
+pub mod backup;
 pub mod chat;
 pub mod config;
 mod conn;

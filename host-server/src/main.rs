@@ -1,16 +1,19 @@
-//! `chatbox-server`: serve (default), `user …` administration, `verify-log`.
+//! `chatbox-server`: serve (default), `user …` administration, `verify-log`, `backup`,
+//! `config check`.
 
 use core::net::SocketAddr;
 use core::time::Duration;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use chatbox_server::admin::{self, Action};
 use chatbox_server::logs::{Verdict, verify_chat_log};
+use chatbox_server::settings::{self, FileValues};
 use chatbox_server::store::{Database, valid_node_id};
 use chatbox_server::{Config, keys::ServerKeys};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,6 +47,22 @@ enum Cmd {
         #[arg(long, default_value = "ChatBox", global = true)]
         issuer: String,
     },
+    /// Configuration file: check it and print every setting with where it came from.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCmd,
+    },
+    /// Consistent copy of the SQLite database (safe while the server runs), mode 0600, checked.
+    Backup {
+        /// The new file to write (never overwritten if it exists).
+        out: PathBuf,
+        /// Data directory (chatbox.db).
+        #[arg(long, env = "CHATBOX_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// Database: sqlite://PATH or a file path [default: DATA_DIR/chatbox.db] (PostgreSQL: use pg_dump).
+        #[arg(long, env = "CHATBOX_DATABASE", hide_env_values = true)]
+        database: Option<String>,
+    },
     /// Check the HMAC chain of a chat log; exit 0 only if every line verifies.
     VerifyLog {
         /// The chat log to check.
@@ -52,6 +71,13 @@ enum Cmd {
         #[arg(long, env = "CHATBOX_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Validate the configuration (file, environment, these flags) and print the effective
+    /// settings with their sources; passwords in URLs masked.
+    Check(ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,6 +100,13 @@ enum UserCmd {
 
 #[derive(Args, Debug, Clone)]
 struct ServeArgs {
+    /// TOML configuration file; its keys are these flags' long names (`max-per-ip = 16`). The
+    /// command line and the environment override it.
+    #[arg(long, env = "CHATBOX_CONFIG")]
+    config: Option<PathBuf>,
+    /// Serve Prometheus /metrics and /healthz on this address (a bare port: 127.0.0.1:PORT) [default: off].
+    #[arg(long, env = "CHATBOX_METRICS", value_parser = parse_metrics_addr)]
+    metrics: Option<SocketAddr>,
     /// Address to listen on.
     #[arg(long, env = "CHATBOX_LISTEN", default_value = "127.0.0.1:6001")]
     listen: SocketAddr,
@@ -139,6 +172,14 @@ struct ServeArgs {
     handshake_timeout: u64,
 }
 
+fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| "expected HOST:PORT (e.g. 127.0.0.1:9100) or a port".to_owned())
+}
+
 fn parse_node_id(s: &str) -> Result<String, String> {
     if valid_node_id(s) {
         Ok(s.to_owned())
@@ -184,6 +225,7 @@ impl ServeArgs {
         c.login_timeout = Duration::from_secs(self.login_timeout);
         c.idle_timeout = Duration::from_secs(self.idle_timeout);
         c.handshake_timeout = Duration::from_secs(self.handshake_timeout);
+        c.metrics = self.metrics;
         Ok(c)
     }
 }
@@ -212,6 +254,9 @@ fn serve(args: &ServeArgs) -> Result<()> {
         args.log_dir.display()
     );
     println!("database: {}  node: {}", config_db, node_id);
+    if let Some(a) = server.metrics_addr() {
+        println!("metrics: http://{a}/metrics  health: http://{a}/healthz");
+    }
     let mut signals = signals;
     let sig = signals.forever().next();
     println!("signal {sig:?}: shutting down");
@@ -220,8 +265,101 @@ fn serve(args: &ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// The matches of the `serve` flags: top level, `serve`, or `config check`.
+fn serve_matches(m: &ArgMatches) -> Option<&ArgMatches> {
+    match m.subcommand() {
+        None => Some(m),
+        Some(("serve", s)) => Some(s),
+        Some(("config", c)) => c.subcommand_matches("check"),
+        Some(_) => None,
+    }
+}
+
+/// Parses the command line, then the `--config` file (command line > environment > file >
+/// default): the file's values are appended as flags for whatever the command line and the
+/// environment did not set, and the command line is parsed again.
+fn parse() -> Result<(Cli, Option<FileValues>), String> {
+    let mut argv: Vec<OsString> = std::env::args_os().collect();
+    let first = Cli::command().get_matches_from(&argv);
+    let Some(serve_m) = serve_matches(&first) else {
+        return Cli::from_arg_matches(&first)
+            .map(|c| (c, None))
+            .map_err(|e| e.to_string());
+    };
+    let Some(path) = serve_m.get_one::<PathBuf>("config") else {
+        return Cli::from_arg_matches(&first)
+            .map(|c| (c, None))
+            .map_err(|e| e.to_string());
+    };
+    let serve_cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+    let file = settings::read_file(path, &serve_cmd, serve_m).map_err(|e| e.to_string())?;
+    argv.extend(file.extra_args.iter().cloned());
+    let m = Cli::command()
+        .try_get_matches_from(&argv)
+        .map_err(|e| format!("config file {}: {e}", file.path.display()))?;
+    Cli::from_arg_matches(&m)
+        .map(|c| (c, Some(file)))
+        .map_err(|e| e.to_string())
+}
+
+/// `config check`: the effective settings, then whether they make a valid configuration.
+fn config_check(args: &ServeArgs, file: Option<&FileValues>) -> Result<()> {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let mut argv = argv;
+    if let Some(f) = file {
+        argv.extend(f.extra_args.iter().cloned());
+    }
+    let m = Cli::command().try_get_matches_from(&argv)?;
+    let serve_m = serve_matches(&m).context("no serve settings")?;
+    let serve_cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+    match file {
+        Some(f) => println!("# configuration file {}", f.path.display()),
+        None => println!("# no configuration file (--config / CHATBOX_CONFIG)"),
+    }
+    for e in settings::effective(&serve_cmd, serve_m, file) {
+        let value = e.value.as_deref().unwrap_or("(unset)");
+        println!("{:<20} = {:<36} # {}", e.key, value, e.source);
+    }
+    if let Some(f) = file {
+        let mut over: Vec<_> = f.overridden.iter().collect();
+        over.sort_by_key(|(_, line)| **line);
+        for (key, line) in over {
+            println!(
+                "# {} line {line}: {key} overridden by the command line or environment",
+                f.path.display()
+            );
+        }
+    }
+    let config = args.config()?;
+    if let Database::Sqlite(p) = config.database() {
+        println!("# database file {}", p.display());
+    }
+    println!("configuration OK");
+    Ok(())
+}
+
+fn backup(out: &std::path::Path, data_dir: &std::path::Path, db: Option<&str>) -> Result<()> {
+    let db = database(db, data_dir)?;
+    let s = chatbox_server::backup::backup(&db, out).map_err(anyhow::Error::msg)?;
+    println!(
+        "backup {} of {}: integrity ok; {} accounts, {} messages, last message id {}",
+        out.display(),
+        db.redacted(),
+        s.accounts,
+        s.messages,
+        s.last_message_id
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, file) = match parse() {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("chatbox-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match &cli.cmd {
         None => serve(&cli.serve),
         Some(Cmd::Serve(a)) => serve(a),
@@ -247,6 +385,14 @@ fn main() -> ExitCode {
         Some(Cmd::VerifyLog { file, data_dir }) => {
             return verify_log(file, data_dir);
         }
+        Some(Cmd::Config {
+            action: ConfigCmd::Check(a),
+        }) => config_check(a, file.as_ref()),
+        Some(Cmd::Backup {
+            out,
+            data_dir,
+            database: db,
+        }) => backup(out, data_dir, db.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -106,11 +106,7 @@ impl Metrics {
             "Open connections by state",
             connections.clone(),
         );
-        registry.register(
-            "chatbox_logins",
-            "Login attempts by result",
-            logins.clone(),
-        );
+        registry.register("chatbox_logins", "Login attempts by result", logins.clone());
         registry.register(
             "chatbox_registrations",
             "Registrations completed",
@@ -265,7 +261,10 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<Async<std::net::TcpListe
     let l = std::net::TcpListener::bind(addr).map_err(|e| {
         std::io::Error::new(
             e.kind(),
-            format!("--metrics: cannot listen on {addr} (port {}): {e}", addr.port()),
+            format!(
+                "--metrics: cannot listen on {addr} (port {}): {e}",
+                addr.port()
+            ),
         )
     })?;
     Async::new(l)

@@ -44,7 +44,7 @@ pub struct FileValues {
     pub extra_args: Vec<OsString>,
     /// Argument id → line in the file, for every key that was applied.
     pub applied: HashMap<String, usize>,
-    /// Argument id → line in the file, for keys overridden by the command line or environment.
+    /// Key → line in the file, for keys overridden by the command line or environment.
     pub overridden: HashMap<String, usize>,
 }
 
@@ -70,7 +70,11 @@ fn as_strings(v: &Value) -> Option<Vec<String>> {
         Value::Boolean(b) => Some(vec![b.to_string()]),
         Value::Array(items) => items
             .iter()
-            .map(|i| as_strings(i).filter(|v| v.len() == 1).and_then(|mut v| v.pop()))
+            .map(|i| {
+                as_strings(i)
+                    .filter(|v| v.len() == 1)
+                    .and_then(|mut v| v.pop())
+            })
             .collect(),
         Value::Datetime(_) | Value::Table(_) => None,
     }
@@ -83,7 +87,11 @@ fn is_switch(arg: &Arg) -> bool {
 /// Whether the command line or the environment set this argument.
 fn set_outside_file(matches: &ArgMatches, id: &str) -> bool {
     matches!(
-        matches.try_get_raw(id).ok().flatten().and(matches.value_source(id)),
+        matches
+            .try_get_raw(id)
+            .ok()
+            .flatten()
+            .and(matches.value_source(id)),
         Some(ValueSource::CommandLine | ValueSource::EnvVariable)
     )
 }
@@ -121,9 +129,8 @@ pub fn read_file(
                 "{at}: unknown key (the keys are the long flag names of `chatbox-server serve --help`)"
             )));
         };
-        let args = file_args(arg, name, value.get_ref()).map_err(|why| {
-            SettingsError(format!("{at}: {why}"))
-        })?;
+        let args = file_args(arg, name, value.get_ref())
+            .map_err(|why| SettingsError(format!("{at}: {why}")))?;
         // The value is checked by the flag's own parser, alone (no environment).
         let probe = Command::new("chatbox-server")
             .no_binary_name(true)
@@ -140,7 +147,7 @@ pub fn read_file(
         }
         let id = arg.get_id().as_str().to_owned();
         if set_outside_file(matches, &id) {
-            out.overridden.insert(id, line);
+            out.overridden.insert(name.clone(), line);
         } else {
             out.extra_args.extend(args);
             out.applied.insert(id, line);
@@ -212,7 +219,11 @@ pub struct Effective {
 /// Every setting of `serve` in the final matches (after the file's arguments were appended),
 /// in the order of `serve --help`.
 #[must_use]
-pub fn effective(serve: &Command, matches: &ArgMatches, file: Option<&FileValues>) -> Vec<Effective> {
+pub fn effective(
+    serve: &Command,
+    matches: &ArgMatches,
+    file: Option<&FileValues>,
+) -> Vec<Effective> {
     let mut out = Vec::new();
     for arg in serve.get_arguments() {
         let id = arg.get_id().as_str();
@@ -296,27 +307,55 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(m.get_one::<u16>("max_per_ip"), Some(&16));
-        assert_eq!(m.get_one::<String>("database").map(String::as_str), Some("x.db"));
+        assert_eq!(
+            m.get_one::<String>("database").map(String::as_str),
+            Some("x.db")
+        );
         assert!(m.get_flag("quiet"));
         assert_eq!(f.overridden.get("database"), Some(&3));
         let eff = effective(&serve(), &m, Some(&f));
-        let mp = eff.iter().find(|e| e.key == "max-per-ip").unwrap_or_else(|| panic!());
+        let mp = eff
+            .iter()
+            .find(|e| e.key == "max-per-ip")
+            .unwrap_or_else(|| panic!());
         assert_eq!(mp.source, Source::File(f.path.clone(), 2));
-        let db = eff.iter().find(|e| e.key == "database").unwrap_or_else(|| panic!());
+        let db = eff
+            .iter()
+            .find(|e| e.key == "database")
+            .unwrap_or_else(|| panic!());
         assert_eq!(db.source, Source::CommandLine);
     }
 
     #[test]
     fn bad_files_name_key_and_line() {
-        let e = file("\n\nmax-per-iq = 3\n", &["serve"]).err().unwrap_or_else(|| panic!());
-        assert!(e.0.contains("line 3") && e.0.contains("`max-per-iq`") && e.0.contains("unknown key"), "{e}");
-        let e = file("max-per-ip = 5000\n", &["serve"]).err().unwrap_or_else(|| panic!());
-        assert!(e.0.contains("line 1") && e.0.contains("`max-per-ip`") && e.0.contains("5000"), "{e}");
-        let e = file("quiet = \"yes\"\n", &["serve"]).err().unwrap_or_else(|| panic!());
-        assert!(e.0.contains("`quiet`") && e.0.contains("true or false"), "{e}");
-        let e = file("a = [\n", &["serve"]).err().unwrap_or_else(|| panic!());
+        let e = file("\n\nmax-per-iq = 3\n", &["serve"])
+            .err()
+            .unwrap_or_else(|| panic!());
+        assert!(
+            e.0.contains("line 3") && e.0.contains("`max-per-iq`") && e.0.contains("unknown key"),
+            "{e}"
+        );
+        let e = file("max-per-ip = 5000\n", &["serve"])
+            .err()
+            .unwrap_or_else(|| panic!());
+        assert!(
+            e.0.contains("line 1") && e.0.contains("`max-per-ip`") && e.0.contains("5000"),
+            "{e}"
+        );
+        let e = file("quiet = \"yes\"\n", &["serve"])
+            .err()
+            .unwrap_or_else(|| panic!());
+        assert!(
+            e.0.contains("`quiet`") && e.0.contains("true or false"),
+            "{e}"
+        );
+        let e = file("a = [\n", &["serve"])
+            .err()
+            .unwrap_or_else(|| panic!());
         assert!(e.0.contains("not valid TOML"), "{e}");
-        let e = file("config = \"x\"\n", &["serve"]).err().unwrap_or_else(|| panic!());
+        let e = file("config = \"x\"\n", &["serve"])
+            .err()
+            .unwrap_or_else(|| panic!());
         assert!(e.0.contains("unknown key"), "{e}");
     }
 }

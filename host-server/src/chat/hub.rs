@@ -201,11 +201,13 @@ impl State {
         let Some(e) = self.conns.get(&id) else { return };
         // Slow reader: a full mailbox closes itself; cut it off rather than buffer without
         // bound.
-        if e.mailbox.push(msg) == Pushed::Overflowed {
-            self.slow_disconnects += 1;
-            self.metrics.slow_reader();
-        } else {
-            self.metrics.delivery();
+        match e.mailbox.push(msg) {
+            Pushed::Overflowed => {
+                self.slow_disconnects += 1;
+                self.metrics.slow_reader();
+            }
+            Pushed::Queued => self.metrics.delivery(),
+            Pushed::AlreadyClosed => {}
         }
     }
 

@@ -49,7 +49,10 @@ pub(crate) struct Pg {
 impl Pg {
     /// `SELECT 1` (the health check).
     pub(crate) async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// Connects and applies the migrations.
