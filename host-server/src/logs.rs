@@ -105,8 +105,14 @@ struct Writer {
     log_key: [u8; 32],
 }
 
+/// Private from the first byte (0600 whatever the umask), as the data files are.
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt as _;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Makes one log line safe: no line breaks or other control characters.

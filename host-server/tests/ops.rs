@@ -553,3 +553,49 @@ fn metrics_move_with_the_chat_and_healthz_follows_the_store() {
     );
     assert!(!out.contains("listening on"), "{out}");
 }
+
+/// The database, its WAL files and the four logs are 0600 even under a permissive umask (the
+/// package's unit also sets UMask=0077; a server started by hand gets no such help).
+#[test]
+fn data_and_log_files_are_private_under_umask_022() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("log"));
+    // Started through a shell so that its umask is 022 whatever ours is.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" --listen 127.0.0.1:0 --data-dir \"$1\" --log-dir \"$2\" --pbkdf2-iterations 10000")
+        .arg(server_bin())
+        .arg(&data)
+        .arg(&log)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let names = [
+        "chatbox.db",
+        "chatbox.db-wal",
+        "chatbox.db-shm",
+        "server.key",
+    ];
+    while !(names.iter().all(|n| data.join(n).exists()) && log.join("info.log").exists()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "server did not create its files"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut seen = Vec::new();
+    for d in [&data, &log] {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            seen.push((e.file_name().to_string_lossy().into_owned(), mode));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.len() >= 8, "{seen:?}");
+    for (name, mode) in &seen {
+        assert_eq!(*mode, 0o600, "{name} is {mode:o}: {seen:?}");
+    }
+}
