@@ -9,12 +9,14 @@ RUST_TARGETS=(thumbv7em-none-eabihf s390x-unknown-linux-gnu)
 # binutils-arm-none-eabi: arm-none-eabi-size for the firmware budget (ci/nostd.sh);
 # oathtool, zbar-tools, tmux, sqlite3, imagemagick: end-to-end checks (TOTP codes, QR decoding,
 # driving the TUI, inspecting the database, screenshots);
-# postgresql, postgresql-client, redis-server: the scale-out checks (ci/cluster.sh, ci/services.sh).
+# postgresql, postgresql-client, redis-server: the scale-out checks (ci/cluster.sh, ci/services.sh);
+# systemd (systemd-analyze verify/security on the unit; nothing is started), procps (pkill),
+# logrotate: the Debian package check (ci/deb.sh).
 APT_PACKAGES=(qemu-user qemu-system-arm gcc-s390x-linux-gnu libc6-dev-s390x-cross
     binutils-arm-none-eabi oathtool zbar-tools tmux sqlite3 imagemagick
-    postgresql postgresql-client redis-server)
-# cargo tools: name, crate, version.
-CARGO_TOOLS=("defmt-print defmt-print 1.2.0")
+    postgresql postgresql-client redis-server systemd procps logrotate)
+# cargo tools: name, crate, version. cargo-deb: the Debian packages (ci/deb.sh).
+CARGO_TOOLS=("defmt-print defmt-print 1.2.0" "cargo-deb cargo-deb 3.8.0")
 
 installed_targets=$(rustup target list --installed)
 for t in "${RUST_TARGETS[@]}"; do

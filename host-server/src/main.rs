@@ -4,6 +4,7 @@
 use core::net::SocketAddr;
 use core::time::Duration;
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -304,37 +305,39 @@ fn parse() -> Result<(Cli, Option<FileValues>), String> {
 
 /// `config check`: the effective settings, then whether they make a valid configuration.
 fn config_check(args: &ServeArgs, file: Option<&FileValues>) -> Result<()> {
-    let argv: Vec<OsString> = std::env::args_os().collect();
-    let mut argv = argv;
+    let mut argv: Vec<OsString> = std::env::args_os().collect();
     if let Some(f) = file {
         argv.extend(f.extra_args.iter().cloned());
     }
     let m = Cli::command().try_get_matches_from(&argv)?;
     let serve_m = serve_matches(&m).context("no serve settings")?;
     let serve_cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+    // Written, not printed: a closed pipe (`| head`) is an error, not a panic.
+    let mut o = std::io::stdout().lock();
     match file {
-        Some(f) => println!("# configuration file {}", f.path.display()),
-        None => println!("# no configuration file (--config / CHATBOX_CONFIG)"),
-    }
+        Some(f) => writeln!(o, "# configuration file {}", f.path.display()),
+        None => writeln!(o, "# no configuration file (--config / CHATBOX_CONFIG)"),
+    }?;
     for e in settings::effective(&serve_cmd, serve_m, file) {
         let value = e.value.as_deref().unwrap_or("(unset)");
-        println!("{:<20} = {:<36} # {}", e.key, value, e.source);
+        writeln!(o, "{:<20} = {:<36} # {}", e.key, value, e.source)?;
     }
     if let Some(f) = file {
         let mut over: Vec<_> = f.overridden.iter().collect();
         over.sort_by_key(|(_, line)| **line);
         for (key, line) in over {
-            println!(
+            writeln!(
+                o,
                 "# {} line {line}: {key} overridden by the command line or environment",
                 f.path.display()
-            );
+            )?;
         }
     }
     let config = args.config()?;
     if let Database::Sqlite(p) = config.database() {
-        println!("# database file {}", p.display());
+        writeln!(o, "# database file {}", p.display())?;
     }
-    println!("configuration OK");
+    writeln!(o, "configuration OK")?;
     Ok(())
 }
 
