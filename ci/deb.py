@@ -46,7 +46,9 @@ def register(user, password):
     secret = re.search(r"secret=([A-Z2-7]+)", uri).group(1)
     c.send(totp(secret))
     check(c.close() == 0, f"register {user}: confirmed (stderr: {' | '.join(c.err[-2:])})")
-    return secret
+    scratch = [l.strip() for l in c.lines if re.fullmatch(r"\d{8}", l.strip())]
+    check(len(scratch) == 10, f"register {user}: 10 scratch codes")
+    return secret, scratch
 
 
 def get(path):
@@ -80,7 +82,7 @@ def main():
     text = open(f"{T}/server.out").read()
     check("data: /var/lib/chatbox  logs: /var/log/chatbox" in text, "data and log dirs from the file")
 
-    a_secret, b_secret = register("alice", "alice-Pa55word!"), register("bob", "bob's long passphrase")
+    (a_secret, a_scratch), (b_secret, _) = register("alice", "alice-Pa55word!"), register("bob", "bob's long passphrase")
     alice = Client(["chat", "--user", "alice", "--otp", totp(a_secret, 30), "--plain"], "alice-Pa55word!")
     check(alice.wait_line(r"^login alice") is not None, "alice logged in")
     bob = Client(["chat", "--user", "bob", "--otp", totp(b_secret, 30), "--plain"], "bob's long passphrase")
@@ -118,6 +120,29 @@ def main():
     verify = subprocess.run(["setpriv", "--reuid=chatbox", "--regid=chatbox", "--init-groups", "--", SERVER, "verify-log", "--data-dir",
                              "/var/lib/chatbox", "/var/log/chatbox/chat.log"], capture_output=True, text=True)
     check(verify.returncode == 0, f"verify-log: {verify.stdout.strip()}")
+    # Rotation as logrotate does it (postrotate's SIGHUP: pkill here, no systemd), when this
+    # server reopens its logs on SIGHUP (verify-log then takes several files).
+    usage = subprocess.run([SERVER, "verify-log", "--help"], capture_output=True, text=True).stdout
+    if re.search(r"^Usage: .*\.\.\.", usage, re.M):
+        r = subprocess.run(["logrotate", "-f", "-s", f"{T}/logrotate.state", "/etc/logrotate.d/chatbox-server"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"logrotate -f ({r.stderr.strip()})")
+        check(os.path.exists("/var/log/chatbox/chat.log.1"), "chat.log rotated to chat.log.1")
+        # A scratch code: the next TOTP step may not have come yet.
+        alice = Client(["chat", "--user", "alice", "--otp", a_scratch[0], "--plain"], "alice-Pa55word!")
+        check(alice.wait_line(r"^login alice") is not None, "alice logs in after the rotation")
+        alice.send("after the rotation")
+        check(alice.wait_line(r"^say #lobby alice after the rotation$") is not None, "chat goes on after SIGHUP")
+        check(alice.close() == 0, "alice exits 0")
+        check(server.poll() is None, "server still running after SIGHUP")
+        both = subprocess.run([SERVER, "verify-log", "--data-dir", "/var/lib/chatbox",
+                               "/var/log/chatbox/chat.log.1", "/var/log/chatbox/chat.log"],
+                              capture_output=True, text=True)
+        check(both.returncode == 0, f"verify-log chat.log.1 chat.log as one chain: {both.stdout.strip()}")
+        m, u, g = mode_owner("/var/log/chatbox/chat.log")
+        check((m, u, g) == (0o600, "chatbox", "chatbox"), f"new chat.log is chatbox 0600 ({oct(m)} {u}:{g})")
+    else:
+        print("  (this server does not reopen its logs on SIGHUP yet: rotation step skipped)")
     server.terminate()
     check(server.wait(20) == 0, "server stops cleanly on SIGTERM")
     clientproc.Checks.finish(check)

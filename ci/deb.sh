@@ -14,9 +14,10 @@ if dpkg-query -W -f='${Status}' chatbox-server 2>/dev/null | grep -q 'ok install
     exit 1
 fi
 
-echo "deb: cargo deb (release)"
-server_deb=$(cargo deb -p chatbox-server 2>/dev/null | tail -n 1)
-client_deb=$(cargo deb -p chatbox-client 2>/dev/null | tail -n 1)
+echo "deb: cargo deb (the release build e2e made; built here if missing)"
+cargo build --release -q -p chatbox-server -p chatbox-client
+server_deb=$(cargo deb -p chatbox-server --no-build | tail -n 1)
+client_deb=$(cargo deb -p chatbox-client --no-build | tail -n 1)
 for f in "$server_deb" "$client_deb"; do
     [ -f "$f" ] || { echo "deb: cargo deb did not produce a package ($f)"; exit 1; }
     echo "  $f"
@@ -41,6 +42,12 @@ echo "deb: systemd-analyze verify"
 systemd-analyze verify /lib/systemd/system/chatbox-server.service
 echo "deb: systemd-analyze security (offline)"
 systemd-analyze security --offline=yes /lib/systemd/system/chatbox-server.service 2>&1 | tail -n 3 || true
+
+echo "deb: logrotate -d (syntax and what it would do)"
+logrotate -d /etc/logrotate.d/chatbox-server 2>&1 | grep -iE 'error|rotating pattern' | sed 's/^/  /'
+if logrotate -d /etc/logrotate.d/chatbox-server 2>&1 | grep -qi '^error'; then
+    echo "deb: logrotate refuses /etc/logrotate.d/chatbox-server"; exit 1
+fi
 
 timeout 300 python3 ci/deb.py
 
