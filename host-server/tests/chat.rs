@@ -609,6 +609,7 @@ fn slow_reader_is_disconnected_not_waited_for() {
         c.outbound_queue = 4;
         c.rate_burst = 1_000_000.0;
         c.rate_per_sec = 1_000_000.0;
+        c.metrics = Some(core::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     });
     let a = register(s.addr(), "alice");
     let b = register(s.addr(), "bob");
@@ -631,4 +632,15 @@ fn slow_reader_is_disconnected_not_waited_for() {
     }
     // Alice is still served.
     ca.ping(1);
+    // And the cut shows in the metrics.
+    let m = s.handle.as_ref().unwrap().metrics_addr().unwrap();
+    let mut http = std::net::TcpStream::connect(m).unwrap();
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut http, &mut body).unwrap();
+    assert!(
+        body.contains("\nchatbox_slow_reader_disconnects_total 1\n"),
+        "{body}"
+    );
 }
