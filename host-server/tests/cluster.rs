@@ -229,7 +229,11 @@ fn three_nodes_one_chat_survives_a_node_kill() {
     let Some(cl) = Cluster::new() else { return };
     let mut n1 = cl.node("n1", &[]);
     let mut n2 = cl.node("n2", &[]);
-    let mut n3 = cl.node("n3", &[]);
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut n3 = cl.node("n3", &["--metrics", &metrics_port.to_string()]);
     assert_eq!(n1.fingerprint, n2.fingerprint, "nodes share server.key");
     assert_eq!(n2.fingerprint, n3.fingerprint);
 
@@ -276,6 +280,25 @@ fn three_nodes_one_chat_survives_a_node_kill() {
     receive(&mut b, &mut in_b, "#lobby", 20);
     let ids_c: Vec<u64> = in_c.iter().map(|x| x.0).collect();
     assert_eq!(ids_c.len(), 40);
+    // n3 heard the 40 messages (and more: presence, snapshots) on the bus and published
+    // carol's login at least.
+    let scrape = {
+        use std::io::{Read as _, Write as _};
+        let mut h = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+        h.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        h.read_to_string(&mut body).unwrap();
+        body
+    };
+    let bus = |dir: &str| -> f64 {
+        let series = format!("chatbox_bus_events_total{{direction=\"{dir}\"}} ");
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str())?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {scrape}"))
+    };
+    assert!(bus("in") >= 40.0 && bus("out") >= 1.0, "{scrape}");
     assert_eq!(
         ids_c.iter().copied().collect::<BTreeSet<_>>(),
         acked,
