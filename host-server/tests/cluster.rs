@@ -282,15 +282,25 @@ fn three_nodes_one_chat_survives_a_node_kill() {
     assert_eq!(ids_c.len(), 40);
     // n3 heard the 40 messages (and more: presence, snapshots) on the bus and published
     // carol's login at least.
-    let scrape = {
+    let get = |path: &str| {
         use std::io::{Read as _, Write as _};
         let mut h = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
-        h.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        write!(
+            h,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut body = String::new();
         h.read_to_string(&mut body).unwrap();
         body
     };
+    // PostgreSQL answers: healthy.
+    let health = get("/healthz");
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
+        "{health}"
+    );
+    let scrape = get("/metrics");
     let bus = |dir: &str| -> f64 {
         let series = format!("chatbox_bus_events_total{{direction=\"{dir}\"}} ");
         scrape
