@@ -1,6 +1,12 @@
 //! `chatbox-server user …`: account administration straight on the database, SQLite or
 //! PostgreSQL, through the same [`Store`] API as the server (SQLite's WAL lets it run while the
 //! server is up; opening it for administration resets nothing).
+//!
+//! Every change is also written to `ADMIN_EVENTS`; each running node polls that table (about
+//! once a second, `--admin-poll-ms`) and applies it to its own live sessions: a locked or
+//! deleted account, or one whose TOTP secret was reset, has its sessions closed with a `Bye`;
+//! a role change is announced to the user (operator rights are read from the database each
+//! time an operator command is used, so a demotion holds at once).
 
 use std::path::Path;
 
@@ -154,13 +160,15 @@ async fn act(
             if !c.set_lock(&u, until).await? {
                 bail!("no such user: {u}");
             }
-            writeln!(out, "{u} locked")?;
+            c.admin_event(&u, "lock").await?;
+            writeln!(out, "{u} locked (its sessions are closed)")?;
         }
         Action::Unlock(u) => {
             let u = name(u)?;
             if !c.set_lock(&u, 0).await? {
                 bail!("no such user: {u}");
             }
+            c.admin_event(&u, "unlock").await?;
             writeln!(out, "{u} unlocked")?;
         }
         Action::Delete(u) => {
@@ -168,7 +176,8 @@ async fn act(
             if !c.delete_account(&u).await? {
                 bail!("no such user: {u}");
             }
-            writeln!(out, "{u} deleted")?;
+            c.admin_event(&u, "delete").await?;
+            writeln!(out, "{u} deleted (its sessions are closed)")?;
         }
         Action::ResetOtp(u) => {
             let u = name(u)?;
@@ -190,6 +199,7 @@ async fn act(
             )
             .map_err(|e| anyhow::anyhow!("otpauth URI: {e}"))?;
             c.reset_otp(&u, sealed).await?;
+            c.admin_event(&u, "reset-otp").await?;
             writeln!(
                 out,
                 "{u}: new TOTP secret; the account is pending until its next login with this code."
@@ -205,6 +215,7 @@ async fn act(
             if !c.set_role(&u, role).await? {
                 bail!("no such user: {u}");
             }
+            c.admin_event(&u, &format!("role:{role}")).await?;
             writeln!(out, "{u} is now {role}")?;
         }
     }

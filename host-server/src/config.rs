@@ -37,8 +37,25 @@ pub struct Config {
     pub max_per_ip: usize,
     /// Time allowed for the Noise handshake.
     pub handshake_timeout: Duration,
-    /// Time an anonymous connection may stay without logging in.
+    /// Time an anonymous connection may stay without logging in (the overall cap, whatever it
+    /// does meanwhile).
     pub login_timeout: Duration,
+    /// Time a connection that has not logged in may stay without logging in or starting a
+    /// registration (counted from its handshake, and again after a completed registration).
+    pub anonymous_timeout: Duration,
+    /// Most connections not logged in at once, as a share of `max_connections` in percent
+    /// (1-100). At the cap, a new connection evicts the oldest anonymous connection of the
+    /// address (IPv4 /32, IPv6 /64) holding the most, within the prefix (IPv4 /24, IPv6 /48)
+    /// holding the most.
+    pub anonymous_share: u8,
+    /// Time allowed between `RegisterStarted` and the confirmation code (at most 60 s); then
+    /// the pending name is released and the connection closed.
+    pub register_timeout: Duration,
+    /// Unconfirmed registrations one address (IPv4 /32, IPv6 /64) may hold at once.
+    pub max_pending_per_ip: usize,
+    /// How often the server looks for administrators' changes (role, lock, delete, reset-otp)
+    /// in the database and applies them to its live sessions.
+    pub admin_poll: Duration,
     /// A logged-in connection silent for longer is closed.
     pub idle_timeout: Duration,
     /// A write to a client that takes longer closes the connection.
@@ -89,6 +106,11 @@ impl Config {
             max_per_ip: 32,
             handshake_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(120),
+            anonymous_timeout: Duration::from_secs(20),
+            anonymous_share: 25,
+            register_timeout: Duration::from_secs(60),
+            max_pending_per_ip: 3,
+            admin_poll: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(300),
             write_timeout: Duration::from_secs(10),
             rate_per_sec: 20.0,
@@ -126,6 +148,14 @@ impl Config {
         self.database
             .clone()
             .unwrap_or_else(|| Database::default_in(&self.data_dir))
+    }
+
+    /// Most connections not logged in at once: `anonymous_share` % of `max_connections`, at
+    /// least 1.
+    #[must_use]
+    pub fn max_anonymous(&self) -> usize {
+        let share = usize::from(self.anonymous_share.clamp(1, 100));
+        (self.max_connections.saturating_mul(share) / 100).max(1)
     }
 
     pub(crate) fn workers(&self) -> usize {

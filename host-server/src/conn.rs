@@ -32,6 +32,9 @@ use crate::keys::random;
 use crate::metrics::LoginResult;
 use crate::server::{ConnGuard, Shared};
 
+/// Why an evicted connection ended (info.log).
+const EVICTED: &str = "evicted: too many connections not logged in";
+
 const SERVER_HELLO: &[u8] = concat!("ChatBox server ", env!("CARGO_PKG_VERSION")).as_bytes();
 
 /// Why a connection ended (for info.log).
@@ -84,6 +87,11 @@ struct Conn {
     violations: u32,
     in_online: bool,
     refuse: bool,
+    /// When the anonymous timeout started: the handshake's end, again after a completed
+    /// registration.
+    anon_since: Instant,
+    /// Counts this connection (as anonymous until it logs in) while it lives.
+    guard: ConnGuard,
 }
 
 /// Runs one connection to its end, then cleans up after it.
@@ -93,6 +101,7 @@ pub async fn run(
     peer: SocketAddr,
     id: ConnId,
     guard: ConnGuard,
+    rx: Arc<Mailbox>,
 ) {
     let ip_port = peer.to_string();
     shared
@@ -110,7 +119,6 @@ pub async fn run(
             return;
         }
     };
-    let rx = Mailbox::new(shared.config.outbound_queue);
     shared.hub.add(id, rx.clone());
     let now = Instant::now();
     let mut conn = Conn {
@@ -135,14 +143,16 @@ pub async fn run(
         violations: 0,
         in_online: false,
         refuse: guard.refuse,
+        anon_since: now,
+        guard,
     };
     let reason = conn.drive().await;
     // Boxed: the clean-up's futures are not part of every connection's task while it lives.
-    Box::pin(finish(shared, conn, reason, guard)).await;
+    Box::pin(finish(shared, conn, reason)).await;
 }
 
 /// After the connection ended: pending registration, rooms, ONLINE row, info.log.
-async fn finish(shared: Arc<Shared>, mut conn: Conn, reason: Reason, guard: ConnGuard) {
+async fn finish(shared: Arc<Shared>, mut conn: Conn, reason: Reason) {
     let (id, ip_port) = (conn.id, conn.ip_port.clone());
     if let Some(p) = conn.pending.take() {
         match shared.store.delete_pending(&p.user).await {
@@ -166,10 +176,8 @@ async fn finish(shared: Arc<Shared>, mut conn: Conn, reason: Reason, guard: Conn
     shared.logs.info(format!(
         "connection {id} closed from {ip_port} ({who}): {reason}"
     ));
-    let mut guard = guard;
-    guard.authenticated = conn.me.is_some();
+    conn.guard.authenticated = conn.me.is_some();
     drop(conn);
-    drop(guard);
 }
 
 impl Conn {
@@ -178,7 +186,13 @@ impl Conn {
         if !self.session.is_established() {
             self.started + c.handshake_timeout
         } else if self.me.is_none() {
-            (self.started + c.login_timeout).min(self.last_rx + c.idle_timeout)
+            let own = match &self.pending {
+                Some(p) => p.started + c.register_timeout,
+                None => self.anon_since + c.anonymous_timeout,
+            };
+            (self.started + c.login_timeout)
+                .min(self.last_rx + c.idle_timeout)
+                .min(own)
         } else {
             self.last_rx + c.idle_timeout
         }
@@ -257,6 +271,13 @@ impl Conn {
                                 let _ = self.flush().await;
                                 return "closed by the server".into();
                             }
+                            Some(Outbound::Evict(r)) => {
+                                if self.me.is_none() {
+                                    let _ = self.queue_plain(&r);
+                                    let _ = self.flush().await;
+                                    return EVICTED.into();
+                                }
+                            }
                             None => break,
                         }
                     }
@@ -271,17 +292,38 @@ impl Conn {
                     }
                     return "closed by the server".into();
                 }
+                // Logged in meanwhile: no longer anonymous, the eviction does not apply.
+                Ev::Out(Some(Outbound::Evict(_))) if self.me.is_some() => {}
+                Ev::Out(Some(Outbound::Evict(r))) => {
+                    if self.session.is_established() {
+                        let _ = self.queue_plain(&r);
+                        let _ = self.flush().await;
+                    }
+                    return EVICTED.into();
+                }
                 Ev::Out(None) => {
                     return "disconnected: outbound queue full (slow reader)".into();
                 }
                 Ev::Timeout => {
-                    if self.session.is_established() {
-                        let _ = self.send(&ServerMsg::Bye { reason: "timeout" }).await;
+                    if !self.session.is_established() {
+                        return "handshake timeout".into();
                     }
-                    return if self.session.is_established() {
-                        "timeout".into()
+                    let c = &self.shared.config;
+                    let registering = self.me.is_none()
+                        && self
+                            .pending
+                            .as_ref()
+                            .is_some_and(|p| Instant::now() >= p.started + c.register_timeout);
+                    let reason = if registering {
+                        "registration not confirmed in time"
                     } else {
-                        "handshake timeout".into()
+                        "timeout"
+                    };
+                    let _ = self.send(&ServerMsg::Bye { reason }).await;
+                    return if registering {
+                        "registration not confirmed in time".into()
+                    } else {
+                        "timeout".into()
                     };
                 }
             }
@@ -348,6 +390,7 @@ impl Conn {
             .extend_from_slice(out.get(..n).unwrap_or_default());
         self.flush().await?;
         if self.session.poll_event() == Some(Event::Established) {
+            self.anon_since = Instant::now();
             if self.refuse {
                 let text = if self.shared.shutting_down() {
                     "server shutting down"
@@ -446,7 +489,9 @@ impl Conn {
                         ))
                         .await;
                 }
-                match register::start(&shared, user, password, &self.ip_port).await {
+                match register::start(&shared, user, password, self.peer.ip(), &self.ip_port)
+                    .await
+                {
                     Ok((uri, pending)) => {
                         self.pending = Some(pending);
                         self.send(&ServerMsg::RegisterStarted { uri: &uri }).await?;
@@ -468,6 +513,8 @@ impl Conn {
                     Ok(codes) => {
                         shared.metrics.registration();
                         self.pending = None;
+                        // The same connection may log in next: a fresh anonymous period.
+                        self.anon_since = Instant::now();
                         let list: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
                         self.send(&ServerMsg::Registered {
                             scratch_codes: StrList::Items(&list),
@@ -504,6 +551,20 @@ impl Conn {
                             ip_port: self.ip_port.clone(),
                         };
                         shared.hub.set_user(self.id, &me.user);
+                        self.guard.logged_in();
+                        // An administrator's lock or delete that committed while this login
+                        // was checked: the poller may have looked before this session was in
+                        // the hub, so look once more now that it is.
+                        if let Ok(a) = shared.store.account(&me.user).await
+                            && a.is_none_or(|a| a.locked_until > crate::time::now_ms())
+                        {
+                            let _ = self
+                                .send(&ServerMsg::Bye {
+                                    reason: "account locked or deleted by an administrator",
+                                })
+                                .await;
+                            return Ok(Flow::Close("locked or deleted during login".into()));
+                        }
                         shared.bus.publish(
                             &shared,
                             EventKind::Login {

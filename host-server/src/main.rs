@@ -165,6 +165,21 @@ struct ServeArgs {
     /// Seconds an anonymous connection may stay without logging in.
     #[arg(long, default_value_t = 120)]
     login_timeout: u64,
+    /// Seconds a connection not logged in may stay without logging in or starting a registration.
+    #[arg(long, env = "CHATBOX_ANONYMOUS_TIMEOUT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    anonymous_timeout: u64,
+    /// Most connections not logged in, in percent of --max-connections (at the cap the oldest of the address holding the most is evicted).
+    #[arg(long, env = "CHATBOX_ANONYMOUS_SHARE", default_value_t = 25, value_parser = clap::value_parser!(u8).range(1..=100))]
+    anonymous_share: u8,
+    /// Seconds allowed to confirm a registration with a code (1-60); then the name is released.
+    #[arg(long, env = "CHATBOX_REGISTER_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=60))]
+    register_timeout: u64,
+    /// Unconfirmed registrations one address (IPv4, IPv6 /64) may hold at once.
+    #[arg(long, env = "CHATBOX_MAX_PENDING_PER_IP", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    max_pending_per_ip: u64,
+    /// Milliseconds between two looks at the database for administrators' changes (role, lock, delete, reset-otp) to apply to live sessions.
+    #[arg(long, env = "CHATBOX_ADMIN_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    admin_poll_ms: u64,
     /// Seconds of silence before a connection is closed.
     #[arg(long, default_value_t = 300)]
     idle_timeout: u64,
@@ -225,6 +240,11 @@ impl ServeArgs {
         c.lock_duration = Duration::from_secs(self.lock_secs);
         c.login_timeout = Duration::from_secs(self.login_timeout);
         c.idle_timeout = Duration::from_secs(self.idle_timeout);
+        c.anonymous_timeout = Duration::from_secs(self.anonymous_timeout);
+        c.anonymous_share = self.anonymous_share;
+        c.register_timeout = Duration::from_secs(self.register_timeout);
+        c.max_pending_per_ip = usize::try_from(self.max_pending_per_ip).unwrap_or(usize::MAX);
+        c.admin_poll = Duration::from_millis(self.admin_poll_ms);
         c.handshake_timeout = Duration::from_secs(self.handshake_timeout);
         c.metrics = self.metrics;
         Ok(c)

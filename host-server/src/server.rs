@@ -1,9 +1,9 @@
 //! Start-up, the accept loop, shared state and graceful shutdown.
 
-use core::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -17,7 +17,7 @@ use smol::{Async, Executor};
 use crate::auth::pool::HashPool;
 use crate::auth::throttle::IpThrottle;
 use crate::chat::bus::{Bus, EventKind, RedisBus, RedisTasks};
-use crate::chat::hub::Hub;
+use crate::chat::hub::{ConnId, Hub, Mailbox, Outbound};
 use crate::chat::records;
 use crate::config::Config;
 use crate::keys::ServerKeys;
@@ -55,7 +55,140 @@ pub struct Shared {
     next_conn: AtomicU64,
     active: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    anonymous: Mutex<Anonymous>,
+    pending_per_ip: Mutex<HashMap<IpAddr, usize>>,
     shutting_down: AtomicBool,
+}
+
+/// The address an attacker must pay for: IPv4 /32, IPv6 /64 (one customer's subnet);
+/// IPv4-mapped IPv6 addresses count as IPv4.
+#[must_use]
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(a) => IpAddr::V4(a),
+        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(a.to_bits() & !((1u128 << 64) - 1))),
+    }
+}
+
+/// The prefix a many-address attacker usually holds whole: IPv4 /24, IPv6 /48.
+#[must_use]
+pub fn prefix_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(a.to_bits() & 0xffff_ff00)),
+        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(a.to_bits() & !((1u128 << 80) - 1))),
+    }
+}
+
+/// Connections that have not logged in (from accept to `LoginOk`), capped at
+/// [`Config::max_anonymous`].
+#[derive(Debug, Default)]
+struct Anonymous {
+    conns: HashMap<ConnId, AnonConn>,
+    /// Not yet evicted, per address key and per prefix.
+    per_key: HashMap<IpAddr, usize>,
+    per_prefix: HashMap<IpAddr, usize>,
+    /// Not yet evicted, in all.
+    live: usize,
+    /// Evictions not yet reported in info.log (reported at most once per 10 s).
+    unreported: u64,
+    reported: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct AnonConn {
+    key: IpAddr,
+    prefix: IpAddr,
+    mailbox: Arc<Mailbox>,
+    evicted: bool,
+}
+
+fn dec(m: &mut HashMap<IpAddr, usize>, k: IpAddr) {
+    if let Some(n) = m.get_mut(&k) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            m.remove(&k);
+        }
+    }
+}
+
+impl Anonymous {
+    fn enter(&mut self, id: ConnId, ip: IpAddr, mailbox: Arc<Mailbox>) {
+        let (key, prefix) = (address_key(ip), prefix_key(ip));
+        *self.per_key.entry(key).or_insert(0) += 1;
+        *self.per_prefix.entry(prefix).or_insert(0) += 1;
+        self.live += 1;
+        self.conns.insert(
+            id,
+            AnonConn {
+                key,
+                prefix,
+                mailbox,
+                evicted: false,
+            },
+        );
+    }
+
+    fn uncount(&mut self, key: IpAddr, prefix: IpAddr) {
+        dec(&mut self.per_key, key);
+        dec(&mut self.per_prefix, prefix);
+        self.live = self.live.saturating_sub(1);
+    }
+
+    fn leave(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.remove(&id)
+            && !c.evicted
+        {
+            self.uncount(c.key, c.prefix);
+        }
+    }
+
+    /// The connection to evict: in the prefix holding the most anonymous connections, the
+    /// address holding the most, its oldest connection (ids grow with time). Ties: the larger
+    /// prefix or address value, deterministic and not chosen by the newcomer alone.
+    fn victim(&self) -> Option<ConnId> {
+        let (&prefix, _) = self
+            .per_prefix
+            .iter()
+            .max_by_key(|&(p, n)| (*n, *p))?;
+        let (&key, _) = self
+            .per_key
+            .iter()
+            .filter(|&(k, _)| prefix_key(*k) == prefix)
+            .max_by_key(|&(k, n)| (*n, *k))?;
+        self.conns
+            .iter()
+            .filter(|(_, c)| !c.evicted && c.key == key)
+            .map(|(id, _)| *id)
+            .min()
+    }
+
+    fn evict(&mut self, id: ConnId, rec: &Arc<[u8]>) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.evicted {
+            return;
+        }
+        c.evicted = true;
+        c.mailbox.offer(&Outbound::Evict(rec.clone()));
+        let (key, prefix) = (c.key, c.prefix);
+        self.uncount(key, prefix);
+    }
+}
+
+/// One unconfirmed registration counted against its address; released when dropped.
+#[derive(Debug)]
+pub struct PendingSlot {
+    shared: Arc<Shared>,
+    key: IpAddr,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.shared.pending_per_ip.lock() {
+            dec(&mut m, self.key);
+        }
+    }
 }
 
 /// Counts a connection while it lives.
@@ -63,6 +196,7 @@ pub struct Shared {
 pub struct ConnGuard {
     shared: Arc<Shared>,
     ip: IpAddr,
+    id: ConnId,
     /// Over a limit: answer `ServerFull` after the handshake, then close.
     pub refuse: bool,
     /// Whether the connection had logged in (which `chatbox_connections` state it leaves).
@@ -73,6 +207,7 @@ impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.shared.metrics.conn_closed(self.authenticated);
         self.shared.active.fetch_sub(1, Ordering::SeqCst);
+        self.logged_in();
         if let Ok(mut m) = self.shared.per_ip.lock()
             && let Some(n) = m.get_mut(&self.ip)
         {
@@ -84,8 +219,21 @@ impl Drop for ConnGuard {
     }
 }
 
+impl ConnGuard {
+    /// The connection logged in: it no longer counts as anonymous.
+    pub fn logged_in(&self) {
+        if let Ok(mut a) = self.shared.anonymous.lock() {
+            a.leave(self.id);
+        }
+    }
+}
+
 impl Shared {
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> ConnGuard {
+    /// Counts a new connection. It starts anonymous: at the anonymous cap another anonymous
+    /// connection is evicted for it (see [`Anonymous::victim`]), so a flood can hold the
+    /// anonymous share only by arriving faster than honest clients log in, and even then
+    /// loses its own oldest connections first.
+    fn admit(self: &Arc<Self>, ip: IpAddr, id: ConnId, mailbox: Arc<Mailbox>) -> ConnGuard {
         let total = self.active.fetch_add(1, Ordering::SeqCst) + 1;
         let from_ip = self
             .per_ip
@@ -97,14 +245,73 @@ impl Shared {
             })
             .unwrap_or(usize::MAX);
         self.metrics.conn_opened();
+        let refuse = total > self.config.max_connections
+            || from_ip > self.config.max_per_ip
+            || self.shutting_down.load(Ordering::SeqCst);
+        // A refused connection only gets `ServerFull` and goes: it takes no anonymous slot
+        // (and so evicts nobody).
+        if !refuse && let Ok(mut a) = self.anonymous.lock() {
+            let cap = self.config.max_anonymous();
+            let victim = if a.live >= cap { a.victim() } else { None };
+            if let Some(v) = victim {
+                let bye = records::shared(&ServerMsg::Bye {
+                    reason: "too many connections waiting to log in; try again",
+                });
+                a.evict(v, &bye);
+            }
+            a.enter(id, ip, mailbox);
+            // Reported at most once per 10 s, with a count: a flood must not flood info.log.
+            let report = victim.is_some() && {
+                a.unreported += 1;
+                a.reported
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+            };
+            let n = core::mem::take(&mut a.unreported);
+            if report {
+                a.reported = Some(Instant::now());
+            } else {
+                a.unreported = n;
+            }
+            drop(a);
+            if report {
+                self.logs.info(format!(
+                    "{n} connection(s) not logged in evicted: {cap} (the anonymous cap) were waiting"
+                ));
+            }
+        }
         ConnGuard {
             shared: self.clone(),
             ip,
-            refuse: total > self.config.max_connections
-                || from_ip > self.config.max_per_ip
-                || self.shutting_down.load(Ordering::SeqCst),
+            id,
+            refuse,
             authenticated: false,
         }
+    }
+
+    /// Reserves one unconfirmed registration for the address of `ip`; `None` if it already
+    /// holds `max_pending_per_ip`.
+    pub fn reserve_pending(self: &Arc<Self>, ip: IpAddr) -> Option<PendingSlot> {
+        let key = address_key(ip);
+        let mut m = self.pending_per_ip.lock().ok()?;
+        let n = m.entry(key).or_insert(0);
+        if *n >= self.config.max_pending_per_ip {
+            if *n == 0 {
+                m.remove(&key);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(PendingSlot {
+            shared: self.clone(),
+            key,
+        })
+    }
+
+    /// Whether the address of `ip` may start another registration now.
+    pub fn pending_room(&self, ip: IpAddr) -> bool {
+        self.pending_per_ip.lock().is_ok_and(|m| {
+            m.get(&address_key(ip)).copied().unwrap_or(0) < self.config.max_pending_per_ip
+        })
     }
 
     /// Whether shutdown has begun.
@@ -213,11 +420,19 @@ async fn accept_loop(
             // Far over the limit: not even a handshake.
             continue;
         }
-        let guard = shared.admit(peer.ip());
         let id = shared.next_conn.fetch_add(1, Ordering::SeqCst) + 1;
+        let mailbox = Mailbox::new(shared.config.outbound_queue);
+        let guard = shared.admit(peer.ip(), id, mailbox.clone());
         let Some(ex) = ex.upgrade() else { return };
-        ex.spawn(crate::conn::run(shared.clone(), stream, peer, id, guard))
-            .detach();
+        ex.spawn(crate::conn::run(
+            shared.clone(),
+            stream,
+            peer,
+            id,
+            guard,
+            mailbox,
+        ))
+        .detach();
     }
 }
 
@@ -291,6 +506,76 @@ async fn lease_loop(shared: Arc<Shared>) {
     }
 }
 
+/// How far back each poll of `ADMIN_EVENTS` looks (ids already applied are remembered), so a
+/// change whose id PostgreSQL commits after a larger one is still seen.
+const ADMIN_WINDOW_MS: u64 = 10 * 60 * 1000;
+
+/// Applies administrators' changes (rows of `ADMIN_EVENTS`, written by `chatbox-server user
+/// …` on the shared database) to this node's live sessions, looking every `admin_poll`.
+/// `seen`: the ids already in the window when the node started (nothing of theirs to apply).
+async fn admin_loop(shared: Arc<Shared>, mut seen: HashSet<i64>) {
+    let mut failing = false;
+    loop {
+        smol::Timer::after(shared.config.admin_poll).await;
+        if shared.shutting_down() {
+            return;
+        }
+        let since = crate::time::now_ms().saturating_sub(ADMIN_WINDOW_MS);
+        match shared.store.admin_events(since).await {
+            Ok(rows) => {
+                if failing {
+                    failing = false;
+                    shared
+                        .logs
+                        .info("admin changes: reading ADMIN_EVENTS works again");
+                }
+                let ids: HashSet<i64> = rows.iter().map(|r| r.0).collect();
+                for (id, user, action) in rows {
+                    if seen.insert(id) {
+                        apply_admin(&shared, &user, &action);
+                    }
+                }
+                seen.retain(|id| ids.contains(id));
+            }
+            Err(e) => {
+                // Once per outage, not once per poll.
+                if !failing {
+                    failing = true;
+                    shared.logs.info(format!(
+                        "admin changes: reading ADMIN_EVENTS failed: {e} (retrying)"
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// One administrator's change, on this node's sessions of `user`.
+fn apply_admin(shared: &Shared, user: &str, action: &str) {
+    let bye = match action {
+        "lock" => Some("account locked by an administrator"),
+        "delete" => Some("account deleted by an administrator"),
+        "reset-otp" => Some("second factor reset by an administrator; log in with the new code"),
+        _ => None,
+    };
+    if let Some(reason) = bye {
+        let n = shared
+            .hub
+            .disconnect_user(user, &records::shared(&ServerMsg::Bye { reason }));
+        shared.logs.info(format!(
+            "admin: {action} {user}: {n} session(s) on this node closed"
+        ));
+    } else if let Some(role) = action.strip_prefix("role:") {
+        let text = format!("an administrator changed your role to {role}");
+        shared
+            .hub
+            .to_user(user, &records::shared(&ServerMsg::Info { text: &text }), None);
+        shared
+            .logs
+            .info(format!("admin: {user} is now {role} (told on this node)"));
+    }
+}
+
 /// After other nodes reaped this one while it was alive (a renewal came too late): writes the
 /// `ONLINE` rows of its connections again and marks their users online.
 async fn restore_online(shared: &Shared) {
@@ -324,6 +609,12 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("--pbkdf2-iterations must be within {MIN_ITERATIONS}..={MAX_ITERATIONS}"),
+        ));
+    }
+    if config.register_timeout.is_zero() || config.register_timeout > Duration::from_secs(60) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--register-timeout must be within 1..=60 seconds",
         ));
     }
     std::fs::create_dir_all(&config.data_dir)?;
@@ -360,6 +651,15 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     let (store, startup) = match opened {
         Ok(x) => x,
         Err(e) => return Err(fail(&logs, io::Error::other(e.to_string()))),
+    };
+    // Administrators' changes already written: applied to nobody (no session predates them).
+    let since = crate::time::now_ms().saturating_sub(ADMIN_WINDOW_MS);
+    let admin_seen: HashSet<i64> = match smol::block_on(store.admin_events(since)) {
+        Ok(rows) => rows.into_iter().map(|r| r.0).collect(),
+        Err(e) => {
+            store.close();
+            return Err(fail(&logs, io::Error::other(e.to_string())));
+        }
     };
     let (bus, bus_tasks, ip_throttle) = match open_bus(&config, &keys) {
         Ok(x) => x,
@@ -414,6 +714,8 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         next_conn: AtomicU64::new(0),
         active: AtomicUsize::new(0),
         per_ip: Mutex::new(HashMap::new()),
+        anonymous: Mutex::new(Anonymous::default()),
+        pending_per_ip: Mutex::new(HashMap::new()),
         shutting_down: AtomicBool::new(false),
     });
     shared.hub.set_metrics(shared.metrics.clone());
@@ -440,6 +742,9 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             .spawn(metrics::serve(shared.clone(), l, Arc::downgrade(&executor)))
             .detach();
     }
+    executor
+        .spawn(admin_loop(shared.clone(), admin_seen))
+        .detach();
     let bus_ready = bus_tasks.map(|tasks| {
         let (ready, ready_rx) = channel::bounded::<()>(1);
         executor

@@ -6,10 +6,14 @@ use chatbox_core::proto::ErrorCode;
 use chatbox_core::username;
 use zeroize::Zeroizing;
 
+use core::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
 use super::Refusal;
 use super::pool::PoolError;
 use crate::keys::random;
-use crate::server::Shared;
+use crate::server::{PendingSlot, Shared};
 use crate::time::{now_ms, now_secs};
 
 /// Scratch codes handed out at registration.
@@ -22,13 +26,18 @@ pub struct Pending {
     pub user: String,
     secret: Zeroizing<Vec<u8>>,
     tries: u32,
+    /// When `RegisterStarted` was sent: the code must come within `register_timeout`.
+    pub started: Instant,
+    /// Counts against the address's unconfirmed registrations until dropped.
+    _slot: PendingSlot,
 }
 
 /// Starts a registration; on success returns the otpauth URI (secret inside: never log it).
 pub async fn start(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     raw_user: &str,
     password: &str,
+    ip: IpAddr,
     ip_port: &str,
 ) -> Result<(Zeroizing<String>, Pending), Refusal> {
     let user = match username::normalize(raw_user) {
@@ -37,6 +46,20 @@ pub async fn start(
     };
     if let Err(e) = check_password_policy(password.as_bytes()) {
         return Err(Refusal::keep(ErrorCode::InvalidPassword, e.to_string()));
+    }
+    let too_many = || {
+        shared.logs.credentials(format!(
+            "register refused: too many unconfirmed registrations from this address user={user} from={ip_port}"
+        ));
+        Refusal::keep(
+            ErrorCode::RateLimited,
+            "too many unconfirmed registrations from this address; confirm one or wait",
+        )
+    };
+    // Cheap check first (no hashing for an address at its limit); the slot itself is taken
+    // only once the name is reserved, so racers for one name still get `already_registered`.
+    if !shared.pending_room(ip) {
+        return Err(too_many());
     }
     let taken = || {
         shared.logs.credentials(format!(
@@ -91,6 +114,16 @@ pub async fn start(
             return Err(Refusal::internal());
         }
     }
+    let release = |r: Refusal| async {
+        if let Err(e) = shared.store.delete_pending(&user).await {
+            shared.logs.info(format!("register: {e}"));
+        }
+        r
+    };
+    let Some(slot) = shared.reserve_pending(ip) else {
+        // Several registrations from this address passed the first check at once.
+        return Err(release(too_many()).await);
+    };
     let mut buf = Zeroizing::new([0u8; 512]);
     let uri = otpauth_uri(
         &mut buf[..],
@@ -101,8 +134,10 @@ pub async fn start(
         6,
         30,
     )
-    .map(|s| Zeroizing::new(s.to_owned()))
-    .map_err(|_| Refusal::internal())?;
+    .map(|s| Zeroizing::new(s.to_owned()));
+    let Ok(uri) = uri else {
+        return Err(release(Refusal::internal()).await);
+    };
     shared.logs.credentials(format!(
         "registration started user={user} from={ip_port} (pending TOTP confirmation)"
     ));
@@ -112,6 +147,8 @@ pub async fn start(
             user,
             secret,
             tries: 0,
+            started: Instant::now(),
+            _slot: slot,
         },
     ))
 }

@@ -236,12 +236,20 @@ async fn post(
         .chat(format!("id={id} {target} <{}> {k}: {text}", me.user));
 }
 
-fn is_op(me: &Me, out: &mut Replies) -> bool {
-    if me.role == "op" {
-        true
-    } else {
-        out.error(ErrorCode::NotPermitted, "operators only");
-        false
+/// Operator rights, read from the database at each use: an administrator's `user role NAME
+/// user` (or `lock`, `delete`) holds from the next command on, on every node. A locked or
+/// unconfirmed account has no rights.
+async fn is_op(shared: &Shared, me: &Me, out: &mut Replies) -> bool {
+    match shared.store.account(&me.user).await {
+        Ok(Some(a)) if a.role == "op" && !a.pending_reg && a.locked_until <= now_ms() => true,
+        Ok(_) => {
+            out.error(ErrorCode::NotPermitted, "operators only");
+            false
+        }
+        Err(e) => {
+            store_failed(shared, out, &e);
+            false
+        }
     }
 }
 
@@ -465,7 +473,7 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             }
         }
         ClientMsg::Kick { room, user, reason } => {
-            if !is_op(me, out) || !reason_ok(reason, out) {
+            if !is_op(shared, me, out).await || !reason_ok(reason, out) {
                 return;
             }
             let Some(user) = user_arg(user, out) else {
@@ -496,7 +504,7 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             seconds,
             reason,
         } => {
-            if !is_op(me, out) || !reason_ok(reason, out) {
+            if !is_op(shared, me, out).await || !reason_ok(reason, out) {
                 return;
             }
             let Some(user) = user_arg(user, out) else {
@@ -534,7 +542,7 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             out.info(&format!("{user} banned {}", describe(until_ms)));
         }
         ClientMsg::Unban { user } => {
-            if !is_op(me, out) {
+            if !is_op(shared, me, out).await {
                 return;
             }
             let Some(user) = user_arg(user, out) else {
@@ -554,7 +562,7 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             seconds,
             reason,
         } => {
-            if !is_op(me, out) || !reason_ok(reason, out) {
+            if !is_op(shared, me, out).await || !reason_ok(reason, out) {
                 return;
             }
             let Some(user) = user_arg(user, out) else {
@@ -584,7 +592,7 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             out.info(&format!("{user} muted {}", describe(until_ms)));
         }
         ClientMsg::Unmute { user } => {
-            if !is_op(me, out) {
+            if !is_op(shared, me, out).await {
                 return;
             }
             let Some(user) = user_arg(user, out) else {
@@ -610,7 +618,7 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
             }
         }
         ClientMsg::SetMotd { text } => {
-            if !is_op(me, out) {
+            if !is_op(shared, me, out).await {
                 return;
             }
             if text.len() > MAX_TEXT_LEN {

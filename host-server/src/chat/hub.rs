@@ -24,6 +24,9 @@ pub enum Outbound {
     Record(Arc<[u8]>),
     /// Send this record, then close the connection.
     Close(Arc<[u8]>),
+    /// Evicted while not logged in (too many anonymous connections): send this record and
+    /// close, unless the connection logged in meanwhile (then ignored).
+    Evict(Arc<[u8]>),
 }
 
 /// A connection's outbound queue and kill switch in one small allocation: at most `cap`
@@ -66,6 +69,11 @@ impl Mailbox {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `msg` (closing the mailbox if it is full, as for any record).
+    pub(crate) fn offer(&self, msg: &Outbound) {
+        let _ = self.push(msg);
     }
 
     fn push(&self, msg: &Outbound) -> Pushed {

@@ -191,6 +191,9 @@ enum Backend {
     Postgres(Pg),
 }
 
+/// How long administrators' changes stay in `ADMIN_EVENTS` (a day).
+const ADMIN_EVENTS_KEPT_MS: u64 = 86_400_000;
+
 /// The storage handle of one node.
 #[derive(Debug)]
 pub struct Store {
@@ -475,6 +478,38 @@ impl Store {
         run!(self, format!("UPDATE REGISTERED user={user} locked_until={until_ms}"),
             lite: move |c| lite::set_lock(c, &u, until_ms),
             pg: |p| p.set_lock(user, until_ms))
+    }
+
+    /// Records an administrator's change to `user` (`action`: `role:op`, `role:user`, `lock`,
+    /// `unlock`, `delete`, `reset-otp`) for the running nodes to apply to live sessions, and
+    /// forgets changes older than a day.
+    pub async fn admin_event(&self, user: &str, action: &str) -> Result<(), StoreError> {
+        let (u, a) = (user.to_owned(), action.to_owned());
+        let now = crate::time::now_ms();
+        let prune = now.saturating_sub(ADMIN_EVENTS_KEPT_MS);
+        run!(self, format!("INSERT ADMIN_EVENTS user={user} action={action}; DELETE ADMIN_EVENTS (older than a day)"),
+            lite: move |c| lite::admin_event(c, now, &u, &a, prune),
+            pg: |p| p.admin_event(now, user, action, prune))
+    }
+
+    /// Administrators' changes written at or after `since_ms`: `(id, user, action)`, by id.
+    /// Polled about once a second, so only a poll that finds something is logged in sql.log.
+    pub async fn admin_events(
+        &self,
+        since_ms: u64,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let r = match &self.backend {
+            Backend::Sqlite(b) => b.call(move |c| lite::admin_events(c, since_ms)).await,
+            Backend::Postgres(p) => p.admin_events(since_ms).await.map_err(StoreError::from),
+        };
+        match &r {
+            Ok(v) if v.is_empty() => r,
+            Ok(v) => {
+                let n = v.len();
+                self.logged(format!("SELECT ADMIN_EVENTS ({n} rows)"), r)
+            }
+            Err(_) => self.logged("SELECT ADMIN_EVENTS".to_owned(), r),
+        }
     }
 
     /// Sets the role; `true` if the account exists.

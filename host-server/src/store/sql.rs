@@ -191,3 +191,13 @@ pub const RELEASE_NODE: [&str; 4] = [
 /// Every account without a logged-in connection on any node marked offline.
 pub const OFFLINE_SWEEP: &str = "UPDATE REGISTERED SET online = 'ko' WHERE online = 'ok'
      AND NOT EXISTS (SELECT 1 FROM ONLINE WHERE Client_Id = REGISTERED.\"User\" AND statut = 'online')";
+
+/// An administrator's change to an account, for every node to apply to its live sessions.
+pub const ADMIN_EVENT_ADD: &str =
+    "INSERT INTO ADMIN_EVENTS (time_ms, \"User\", action) VALUES ($1, $2, $3)";
+/// Administrators' changes written at or after $1 (ms), in order. Nodes remember the ids they
+/// applied: a time window rather than "id above the last seen" because PostgreSQL may commit
+/// a smaller id after a larger one.
+pub const ADMIN_EVENTS_SINCE: &str = "SELECT id, \"User\", action FROM ADMIN_EVENTS WHERE time_ms >= $1 ORDER BY id LIMIT 10000";
+/// Administrators' changes older than $1 (ms) forgotten.
+pub const ADMIN_EVENTS_PRUNE: &str = "DELETE FROM ADMIN_EVENTS WHERE time_ms < $1";

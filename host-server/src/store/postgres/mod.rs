@@ -197,6 +197,35 @@ impl Pg {
         Ok(n > 0)
     }
 
+    pub(crate) async fn admin_event(
+        &self,
+        time_ms: u64,
+        user: &str,
+        action: &str,
+        prune_before_ms: u64,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        q!(sql::ADMIN_EVENTS_PRUNE, i64_of(prune_before_ms))
+            .execute(&mut *tx)
+            .await?;
+        q!(sql::ADMIN_EVENT_ADD, i64_of(time_ms), user, action)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    pub(crate) async fn admin_events(
+        &self,
+        since_ms: u64,
+    ) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
+        let rows = q!(sql::ADMIN_EVENTS_SINCE, i64_of(since_ms))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.int(0)?, r.text(1)?, r.text(2)?)))
+            .collect()
+    }
+
     pub(crate) async fn set_role(&self, user: &str, role: &str) -> Result<bool, sqlx::Error> {
         Ok(self.exec(q!(sql::SET_ROLE, user, role)).await? > 0)
     }

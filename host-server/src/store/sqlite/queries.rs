@@ -151,6 +151,25 @@ pub fn set_lock(c: &Connection, user: &str, until_ms: u64) -> rusqlite::Result<b
     Ok(n > 0)
 }
 
+/// Records an administrator's change and forgets those older than `prune_before_ms`.
+pub fn admin_event(
+    c: &Connection,
+    time_ms: u64,
+    user: &str,
+    action: &str,
+    prune_before_ms: u64,
+) -> rusqlite::Result<()> {
+    exec(c, sql::ADMIN_EVENTS_PRUNE, params![i64_of(prune_before_ms)])?;
+    exec(c, sql::ADMIN_EVENT_ADD, params![i64_of(time_ms), user, action]).map(drop)
+}
+
+/// Administrators' changes written at or after `since_ms`: `(id, user, action)`.
+pub fn admin_events(c: &Connection, since_ms: u64) -> rusqlite::Result<Vec<(i64, String, String)>> {
+    all(c, sql::ADMIN_EVENTS_SINCE, params![i64_of(since_ms)], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+}
+
 /// Sets the role; `true` if the account exists.
 pub fn set_role(c: &Connection, user: &str, role: &str) -> rusqlite::Result<bool> {
     Ok(exec(c, sql::SET_ROLE, params![user, role])? > 0)

@@ -87,6 +87,15 @@ pub const MIGRATIONS: &[&str] = &[
         DROP TABLE IF EXISTS ONLINE;",
         online_table!()
     ),
+    // 3: administrators' changes (role, lock, delete, reset-otp) that the running nodes apply
+    // to their live sessions.
+    "CREATE TABLE IF NOT EXISTS ADMIN_EVENTS (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ms INTEGER NOT NULL,
+        User TEXT NOT NULL,
+        action TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS ADMIN_EVENTS_time ON ADMIN_EVENTS (time_ms);",
 ];
 
 /// Opens the database file with WAL and a busy timeout, and applies pending migrations.
