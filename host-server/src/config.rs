@@ -129,7 +129,8 @@ impl Config {
     }
 
     /// A fast set-up for tests: `127.0.0.1:0`, `dir/data`, `dir/log`, 10 000 iterations, no
-    /// failure delay.
+    /// failure delay, no separate anonymous cap (100 %) and 32 pending registrations per
+    /// address (tests of those limits set their own).
     #[must_use]
     pub fn for_tests(dir: &Path) -> Config {
         Config {
@@ -138,6 +139,8 @@ impl Config {
             log_dir: dir.join("log"),
             pbkdf2_iterations: chatbox_core::password::MIN_ITERATIONS,
             failure_delay: Duration::ZERO,
+            anonymous_share: 100,
+            max_pending_per_ip: 32,
             ..Config::new()
         }
     }

@@ -489,8 +489,7 @@ impl Conn {
                         ))
                         .await;
                 }
-                match register::start(&shared, user, password, self.peer.ip(), &self.ip_port)
-                    .await
+                match register::start(&shared, user, password, self.peer.ip(), &self.ip_port).await
                 {
                     Ok((uri, pending)) => {
                         self.pending = Some(pending);

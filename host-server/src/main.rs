@@ -175,7 +175,7 @@ struct ServeArgs {
     #[arg(long, env = "CHATBOX_REGISTER_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=60))]
     register_timeout: u64,
     /// Unconfirmed registrations one address (IPv4, IPv6 /64) may hold at once.
-    #[arg(long, env = "CHATBOX_MAX_PENDING_PER_IP", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    #[arg(long, env = "CHATBOX_MAX_PENDING_PER_IP", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_pending_per_ip: u64,
     /// Milliseconds between two looks at the database for administrators' changes (role, lock, delete, reset-otp) to apply to live sessions.
     #[arg(long, env = "CHATBOX_ADMIN_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]

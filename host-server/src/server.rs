@@ -143,21 +143,23 @@ impl Anonymous {
     }
 
     /// The connection to evict: in the prefix holding the most anonymous connections, the
-    /// address holding the most, its oldest connection (ids grow with time). Ties: the larger
-    /// prefix or address value, deterministic and not chosen by the newcomer alone.
+    /// address holding the most, its oldest connection (ids grow with time). Ties go to the
+    /// oldest connection among the tied, so a newcomer is never the one evicted for a tie.
     fn victim(&self) -> Option<ConnId> {
-        let (&prefix, _) = self
-            .per_prefix
-            .iter()
-            .max_by_key(|&(p, n)| (*n, *p))?;
-        let (&key, _) = self
+        let top_prefix = self.per_prefix.values().copied().max()?;
+        let top_key = self
             .per_key
             .iter()
-            .filter(|&(k, _)| prefix_key(*k) == prefix)
-            .max_by_key(|&(k, n)| (*n, *k))?;
+            .filter(|&(k, _)| self.per_prefix.get(&prefix_key(*k)) == Some(&top_prefix))
+            .map(|(_, n)| *n)
+            .max()?;
         self.conns
             .iter()
-            .filter(|(_, c)| !c.evicted && c.key == key)
+            .filter(|(_, c)| {
+                !c.evicted
+                    && self.per_prefix.get(&c.prefix) == Some(&top_prefix)
+                    && self.per_key.get(&c.key) == Some(&top_key)
+            })
             .map(|(id, _)| *id)
             .min()
     }
@@ -567,9 +569,11 @@ fn apply_admin(shared: &Shared, user: &str, action: &str) {
         ));
     } else if let Some(role) = action.strip_prefix("role:") {
         let text = format!("an administrator changed your role to {role}");
-        shared
-            .hub
-            .to_user(user, &records::shared(&ServerMsg::Info { text: &text }), None);
+        shared.hub.to_user(
+            user,
+            &records::shared(&ServerMsg::Info { text: &text }),
+            None,
+        );
         shared
             .logs
             .info(format!("admin: {user} is now {role} (told on this node)"));

@@ -404,7 +404,16 @@ fn soak() {
     let srv = BinServer::start(
         &dir.path().join("data"),
         &dir.path().join("log"),
-        &["--rate", "1000", "--burst", "1000", "--max-per-ip", "1000"],
+        &[
+            "--rate",
+            "1000",
+            "--burst",
+            "1000",
+            "--max-per-ip",
+            "1000",
+            "--max-pending-per-ip",
+            "1000",
+        ],
     );
     let addr = srv.addr;
     println!(

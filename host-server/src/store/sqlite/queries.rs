@@ -160,7 +160,12 @@ pub fn admin_event(
     prune_before_ms: u64,
 ) -> rusqlite::Result<()> {
     exec(c, sql::ADMIN_EVENTS_PRUNE, params![i64_of(prune_before_ms)])?;
-    exec(c, sql::ADMIN_EVENT_ADD, params![i64_of(time_ms), user, action]).map(drop)
+    exec(
+        c,
+        sql::ADMIN_EVENT_ADD,
+        params![i64_of(time_ms), user, action],
+    )
+    .map(drop)
 }
 
 /// Administrators' changes written at or after `since_ms`: `(id, user, action)`.
