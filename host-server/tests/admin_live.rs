@@ -1,0 +1,200 @@
+//! Issue 13, item 3: administrators' changes made with `chatbox-server user …` (a separate
+//! process, straight on the database) reach the live sessions of the running server binary:
+//! a demoted operator loses operator commands at once, a locked, deleted or re-enrolled user's
+//! sessions get a `Bye` and are closed within the poll interval.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "common/binserver.rs"]
+mod binserver;
+mod common;
+
+use core::time::Duration;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use chatbox_core::proto::{ClientMsg, ErrorCode, PresenceKind, ServerMsg};
+use common::*;
+
+/// Polls the database every 200 ms: a change takes effect within that (plus scheduling).
+const POLL_MS: &str = "200";
+/// The bound a test waits for a change to show (a loaded 2-core machine is slow).
+const BOUND: Duration = Duration::from_secs(5);
+
+/// `chatbox-server user ARGS --data-dir DATA`; panics unless it exits 0.
+fn admin(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(binserver::server_bin())
+        .arg("user")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "user {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn told(m: &ServerMsg<'_>) -> bool {
+    matches!(m, ServerMsg::Info { text } if text.contains("role to user"))
+}
+
+/// Sends `msg` and waits for its answer (an error, or the kick's presence line); notes in
+/// `notice` whether the role notice came meanwhile.
+fn answer(op: &mut Client, msg: &ClientMsg<'_>, notice: &mut bool) -> Rec {
+    op.send(msg);
+    op.recv_until("answer", |m| {
+        *notice |= told(m);
+        matches!(m, ServerMsg::Error { .. })
+            || matches!(
+                m,
+                ServerMsg::Presence {
+                    kind: PresenceKind::Kicked,
+                    ..
+                }
+            )
+    })
+}
+
+fn kick(op: &mut Client, user: &str, notice: &mut bool) -> Rec {
+    let msg = ClientMsg::Kick {
+        room: "#lobby",
+        user,
+        reason: "test",
+    };
+    answer(op, &msg, notice)
+}
+
+/// Waits (at most [`BOUND`]) for the server's `Bye` and the end of the connection; returns the
+/// reason and how long it took.
+fn bye_and_close(c: &mut Client) -> (String, Duration) {
+    let t0 = Instant::now();
+    let mut reason = None;
+    loop {
+        let left = BOUND.saturating_sub(t0.elapsed());
+        assert!(
+            !left.is_zero(),
+            "no Bye/close within {BOUND:?} (Bye: {reason:?})"
+        );
+        match c.try_recv(left) {
+            Ok(r) => {
+                if let ServerMsg::Bye { reason: t } = r.msg() {
+                    reason = Some(t.to_owned());
+                }
+            }
+            Err(RecvError::Closed) => break,
+            Err(RecvError::Timeout) => {}
+        }
+    }
+    (reason.expect("closed without a Bye"), t0.elapsed())
+}
+
+#[test]
+fn role_lock_delete_and_reset_otp_reach_live_sessions_of_the_running_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("log"));
+    let mut srv = binserver::BinServer::start(&data, &log, &["--admin-poll-ms", POLL_MS]);
+    let addr = srv.addr;
+    let boss = register(addr, "boss");
+    let names = ["carol", "dave", "erin", "frank"];
+    let accounts: Vec<Account> = names.iter().map(|n| register(addr, n)).collect();
+    // Promoted before logging in; boss's kick works.
+    admin(&data, &["role", "boss", "op"]);
+    let mut op = login(addr, &boss, 0);
+    let mut c: Vec<Client> = accounts.iter().map(|a| login(addr, a, 0)).collect();
+    let mut notice = false;
+    let r = kick(&mut op, "carol", &mut notice);
+    assert!(
+        matches!(
+            r.msg(),
+            ServerMsg::Presence {
+                kind: PresenceKind::Kicked,
+                ..
+            }
+        ),
+        "op's kick refused: {r:?}"
+    );
+    c[0].send(&ClientMsg::Join { room: "#lobby" });
+    c[0].recv_until("rejoined", |m| {
+        matches!(m, ServerMsg::History { done: true, .. })
+    });
+
+    // Demoted while logged in: the very next operator command is refused (rights are read
+    // when used, no waiting for the poll).
+    let out = admin(&data, &["role", "boss", "user"]);
+    assert!(out.contains("boss is now user"), "{out}");
+    let r = kick(&mut op, "carol", &mut notice);
+    assert_eq!(
+        r.error_code(),
+        Some(ErrorCode::NotPermitted as u16),
+        "{r:?}"
+    );
+    for msg in [
+        ClientMsg::Mute {
+            user: "carol",
+            seconds: 60,
+            reason: "x",
+        },
+        ClientMsg::Ban {
+            user: "carol",
+            seconds: 60,
+            reason: "x",
+        },
+        ClientMsg::SetMotd { text: "owned" },
+    ] {
+        let r = answer(&mut op, &msg, &mut notice);
+        assert_eq!(
+            r.error_code(),
+            Some(ErrorCode::NotPermitted as u16),
+            "{r:?}"
+        );
+    }
+    // And the demoted user is told (through the poll).
+    if !notice {
+        op.recv_until("role notice", told);
+    }
+
+    // Locked, deleted, re-enrolled: Bye and closed within the bound.
+    let mut measured = Vec::new();
+    for (i, (action, word)) in [
+        ("lock", "locked"),
+        ("delete", "deleted"),
+        ("reset-otp", "second factor reset"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let user = names[i];
+        admin(&data, &[action, user]);
+        let (reason, took) = bye_and_close(&mut c[i]);
+        assert!(reason.contains(word), "{action}: Bye {reason:?}");
+        measured.push(format!("{action} {took:?}"));
+    }
+    println!("admin change → Bye and close (poll {POLL_MS} ms): {measured:?}");
+    // The one nobody touched is still chatting, and boss is still logged in (as a user).
+    c[3].ping(4);
+    op.ping(5);
+    // The locked and deleted users cannot come back.
+    for name in ["carol", "dave"] {
+        let mut x = Client::connect(addr);
+        x.send(&ClientMsg::Login {
+            user: name,
+            password: PASSWORD,
+            otp: &code_at_offset(&accounts[0].secret, 1),
+        });
+        x.expect_error(ErrorCode::InvalidCredentials);
+    }
+    srv.terminate();
+    let info = std::fs::read_to_string(log.join("info.log")).unwrap();
+    for line in [
+        "admin: lock carol: 1 session(s) on this node closed",
+        "admin: delete dave: 1 session(s) on this node closed",
+        "admin: reset-otp erin: 1 session(s) on this node closed",
+        "admin: boss is now user",
+    ] {
+        assert!(info.contains(line), "info.log lacks {line:?}");
+    }
+}
