@@ -19,6 +19,7 @@ use core::net::SocketAddr;
 use core::time::Duration;
 use std::collections::BTreeSet;
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use binserver::BinServer;
@@ -54,7 +55,11 @@ impl Cluster {
         let db_url = format!("{base}/{db_name}");
         // A Redis database of its own for the shared counters (pub/sub is global, but other
         // clusters' events do not authenticate under this cluster's key).
-        let db_index = 1 + u32::from(common::random32()[0]) % 15;
+        // Distinct for the tests of this process running at once (each FLUSHDBs its own).
+        static BASE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let base = *BASE.get_or_init(|| u32::from(common::random32()[0]));
+        let db_index = 1 + (base + NEXT.fetch_add(1, Ordering::SeqCst)) % 15;
         let bus = format!("{}/{db_index}", redis.trim_end_matches('/'));
         // Earlier runs' login counters (127.0.0.1) must not count against this one.
         let mut r = redis::Client::open(bus.as_str())
@@ -512,4 +517,130 @@ fn a_node_stalled_past_its_lease_comes_back_and_a_clean_stop_leaves_at_once() {
     );
     drop(d);
     n1.terminate();
+}
+
+/// `chatbox-server user ARGS` on the cluster's database (a separate process, like an
+/// administrator's shell); panics unless it exits 0.
+fn admin_cli(cl: &Cluster, args: &[&str]) {
+    let out = Command::new(binserver::server_bin())
+        .arg("user")
+        .args(args)
+        .arg("--database")
+        .arg(&cl.db_url)
+        .arg("--data-dir")
+        .arg(cl.dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "user {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits for the server's `Bye` and the end of the connection; its reason and the time taken.
+fn bye_within(c: &mut Client, within: Duration) -> (String, Duration) {
+    let t0 = Instant::now();
+    let mut reason = None;
+    loop {
+        let left = within.saturating_sub(t0.elapsed());
+        assert!(
+            !left.is_zero(),
+            "no Bye/close within {within:?} ({reason:?})"
+        );
+        match c.try_recv(left) {
+            Ok(r) => {
+                if let ServerMsg::Bye { reason: t } = r.msg() {
+                    reason = Some(t.to_owned());
+                }
+            }
+            Err(common::RecvError::Closed) => break,
+            Err(common::RecvError::Timeout) => {}
+        }
+    }
+    (reason.expect("closed without a Bye"), t0.elapsed())
+}
+
+/// Issue 13, item 3 across nodes: the admin CLI changes the shared PostgreSQL database; an
+/// operator demoted while logged in on n1 loses operator commands at once, and users locked
+/// or deleted while logged in on n2 (and on n1) get a `Bye` and are closed by their own node.
+#[test]
+fn admin_changes_reach_live_sessions_on_every_node() {
+    let Some(cl) = Cluster::new() else { return };
+    let poll = ["--admin-poll-ms", "300"];
+    let n1 = cl.node("n1", &poll);
+    let n2 = cl.node("n2", &poll);
+    let olga = register(n1.addr, "olga");
+    let paul = register(n2.addr, "paul");
+    let quinn = register(n1.addr, "quinn");
+    let rita = register(n2.addr, "rita");
+    admin_cli(&cl, &["role", "olga", "op"]);
+    avoid_step_edge();
+    let mut op = login(n1.addr, &olga, 0);
+    let mut p = login(n2.addr, &paul, 0);
+    let mut q = login(n1.addr, &quinn, 0);
+    let mut r = login(n2.addr, &rita, 0);
+    wait_until("rita seen from n1", Duration::from_secs(10), || {
+        names(&mut op, "#lobby").contains("rita")
+    });
+    let kick = |op: &mut Client| {
+        op.send(&ClientMsg::Kick {
+            room: "#lobby",
+            user: "rita",
+            reason: "test",
+        });
+        op.recv_until("kick answer", |m| {
+            matches!(m, ServerMsg::Error { .. })
+                || matches!(
+                    m,
+                    ServerMsg::Presence {
+                        kind: PresenceKind::Kicked,
+                        ..
+                    }
+                )
+        })
+    };
+    let k = kick(&mut op);
+    assert!(
+        matches!(
+            k.msg(),
+            ServerMsg::Presence {
+                kind: PresenceKind::Kicked,
+                ..
+            }
+        ),
+        "op's kick across nodes refused: {k:?}"
+    );
+    admin_cli(&cl, &["role", "olga", "user"]);
+    let k = kick(&mut op);
+    assert_eq!(
+        k.error_code(),
+        Some(ErrorCode::NotPermitted as u16),
+        "demoted op still kicks: {k:?}"
+    );
+    admin_cli(&cl, &["lock", "paul"]);
+    let (why, took_p) = bye_within(&mut p, Duration::from_secs(5));
+    assert!(why.contains("locked"), "{why}");
+    admin_cli(&cl, &["delete", "quinn"]);
+    let (why, took_q) = bye_within(&mut q, Duration::from_secs(5));
+    assert!(why.contains("deleted"), "{why}");
+    println!("cluster: lock → Bye on n2 in {took_p:?}, delete → Bye on n1 in {took_q:?}");
+    // The others keep their sessions.
+    r.ping(1);
+    op.ping(2);
+    assert!(
+        cl.log("n2", "info.log")
+            .contains("admin: lock paul: 1 session(s) on this node closed")
+    );
+    assert!(
+        cl.log("n1", "info.log")
+            .contains("admin: delete quinn: 1 session(s) on this node closed")
+    );
+    // Each node applies a change to its own sessions only, and every node saw it.
+    assert!(
+        cl.log("n1", "info.log")
+            .contains("admin: lock paul: 0 session(s) on this node closed")
+    );
+    drop((op, r));
+    drop((n1, n2));
 }
