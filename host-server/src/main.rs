@@ -30,6 +30,8 @@ struct Cli {
     serve: ServeArgs,
 }
 
+// Parsed once at start: the size of the `serve` flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the server (the default).

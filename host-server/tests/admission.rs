@@ -6,10 +6,10 @@
 mod common;
 
 use core::net::{Ipv4Addr, SocketAddr};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use core::time::Duration;
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};

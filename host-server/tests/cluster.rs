@@ -16,10 +16,10 @@ mod binserver;
 mod common;
 
 use core::net::SocketAddr;
+use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use binserver::BinServer;
