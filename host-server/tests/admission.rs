@@ -136,8 +136,9 @@ fn anonymous_flood_from_many_addresses_leaves_room_for_an_honest_login() {
     // Still a working session after the login.
     c.ping(7);
     println!(
-        "anonymous flood: attack held {held_before} anonymous connections (cap 12), opened \
+        "anonymous flood: attack held {held_before} anonymous connections (cap {}), opened \
          {made_total}, {still} open at the end; honest user logged in after {} failed attempt(s)",
+        s.config.max_anonymous(),
         outcomes.len()
     );
     assert!(
