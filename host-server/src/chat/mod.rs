@@ -27,7 +27,8 @@ pub struct Me {
     pub id: ConnId,
     /// User name.
     pub user: String,
-    /// `user` or `op`.
+    /// `user` or `op` at login. Informational: operator rights are read from the database
+    /// each time they are used, so an administrator's change holds at once.
     pub role: String,
     /// Peer address, for logs.
     pub ip_port: String,
