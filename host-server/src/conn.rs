@@ -537,6 +537,7 @@ impl Conn {
                         ))
                         .await;
                 }
+                let began = crate::time::now_ms();
                 match login::login(&shared, user, password, otp, self.peer.ip(), &self.ip_port)
                     .await
                 {
@@ -551,18 +552,12 @@ impl Conn {
                         };
                         shared.hub.set_user(self.id, &me.user);
                         self.guard.logged_in();
-                        // An administrator's lock or delete that committed while this login
-                        // was checked: the poller may have looked before this session was in
-                        // the hub, so look once more now that it is.
-                        if let Ok(a) = shared.store.account(&me.user).await
-                            && a.is_none_or(|a| a.locked_until > crate::time::now_ms())
+                        // An administrator's change that raced this login (see there).
+                        if let Some(reason) =
+                            crate::server::admin_raced_login(&shared, &me.user, began).await
                         {
-                            let _ = self
-                                .send(&ServerMsg::Bye {
-                                    reason: "account locked or deleted by an administrator",
-                                })
-                                .await;
-                            return Ok(Flow::Close("locked or deleted during login".into()));
+                            let _ = self.send(&ServerMsg::Bye { reason }).await;
+                            return Ok(Flow::Close(format!("{reason} (during login)")));
                         }
                         shared.bus.publish(
                             &shared,

@@ -580,6 +580,62 @@ fn apply_admin(shared: &Shared, user: &str, action: &str) {
     }
 }
 
+/// After a login succeeded: whether an administrator's lock, delete or TOTP reset raced it
+/// (written while its password was being checked, so the poller may have looked before the
+/// session was registered, and the login's own update cleared a fresh lock). Called once the
+/// session is in the hub, so a change committed later is the poller's. A raced lock is written
+/// again. `began_ms`: when the login started. Returns the `Bye` reason to close with.
+pub async fn admin_raced_login(shared: &Shared, user: &str, began_ms: u64) -> Option<&'static str> {
+    const LOCKED: &str = "account locked by an administrator";
+    const DELETED: &str = "account deleted by an administrator";
+    const RESET: &str = "second factor reset by an administrator; log in with the new code";
+    let now = crate::time::now_ms();
+    match shared.store.account(user).await {
+        Ok(None) => return Some(DELETED),
+        Ok(Some(a)) if a.locked_until > now => return Some(LOCKED),
+        Ok(Some(_)) => {}
+        Err(e) => {
+            shared.logs.info(format!("database error: {e}"));
+            return None;
+        }
+    }
+    // A few seconds of slack for the administrator's clock.
+    let rows = match shared
+        .store
+        .admin_events(began_ms.saturating_sub(5_000))
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            shared.logs.info(format!("database error: {e}"));
+            return None;
+        }
+    };
+    let last = rows
+        .iter()
+        .filter(|(_, u, a)| u == user && matches!(a.as_str(), "lock" | "unlock" | "reset-otp"))
+        .next_back()?;
+    match last.2.as_str() {
+        "lock" => {
+            let until = now.saturating_add(100 * 365 * 86_400_000);
+            if let Err(e) = shared.store.set_lock(user, until).await {
+                shared.logs.info(format!("database error: {e}"));
+            }
+            shared.logs.info(format!(
+                "admin: lock {user} raced a login; lock written again, session closed"
+            ));
+            Some(LOCKED)
+        }
+        "reset-otp" => {
+            shared.logs.info(format!(
+                "admin: reset-otp {user} raced a login; session closed"
+            ));
+            Some(RESET)
+        }
+        _ => None,
+    }
+}
+
 /// After other nodes reaped this one while it was alive (a renewal came too late): writes the
 /// `ONLINE` rows of its connections again and marks their users online.
 async fn restore_online(shared: &Shared) {

@@ -198,3 +198,62 @@ fn role_lock_delete_and_reset_otp_reach_live_sessions_of_the_running_binary() {
         assert!(info.contains(line), "info.log lacks {line:?}");
     }
 }
+
+/// A `lock` written while the user's login is checking the password (slow hashing makes the
+/// window seconds wide): the login's own update would clear the fresh lock and the poller may
+/// look before the session exists. The session must still be closed with `Bye` and the
+/// account must stay locked. On the old code the login gets in and the lock is gone.
+#[test]
+fn a_lock_racing_a_login_still_closes_the_session_and_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("log"));
+    // About a second or more per hash here: the lock lands during the login's hash.
+    let srv = binserver::BinServer::start(
+        &data,
+        &log,
+        &["--admin-poll-ms", POLL_MS, "--pbkdf2-iterations", "3000000"],
+    );
+    let addr = srv.addr;
+    let t0 = Instant::now();
+    let gina = register(addr, "gina");
+    let hash = t0.elapsed();
+    let mut c = Client::connect(addr);
+    c.send(&ClientMsg::Login {
+        user: "gina",
+        password: PASSWORD,
+        otp: &code_at_offset(&gina.secret, 0),
+    });
+    std::thread::sleep(hash / 8);
+    admin(&data, &["lock", "gina"]);
+    let locked_at = t0.elapsed();
+    let mut got = Vec::new();
+    let end = Instant::now() + Duration::from_secs(30);
+    let closed = loop {
+        match c.try_recv(end.saturating_duration_since(Instant::now())) {
+            Ok(r) => got.push(format!("{r:?}")),
+            Err(RecvError::Closed) => break true,
+            Err(RecvError::Timeout) => break false,
+        }
+    };
+    println!(
+        "registration hash {hash:?}; lock written at {locked_at:?}; the login's answer: {got:?}"
+    );
+    assert!(closed, "the session stayed open: {got:?}");
+    assert!(
+        got.iter()
+            .any(|m| m.contains("Bye") && m.contains("locked")),
+        "no Bye: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|m| m.contains("LoginOk")),
+        "the raced login got in: {got:?}"
+    );
+    let show = admin(&data, &["show", "gina"]);
+    assert!(show.contains("locked until"), "the lock was lost: {show}");
+    drop(srv);
+    let info = std::fs::read_to_string(log.join("info.log")).unwrap();
+    assert!(
+        info.contains("admin: lock gina raced a login; lock written again, session closed"),
+        "not the raced path: {info}"
+    );
+}

@@ -30,7 +30,7 @@ pub fn server_bin() -> PathBuf {
 
 impl BinServer {
     /// Starts `chatbox-server --listen 127.0.0.1:0 --data-dir D --log-dir L` with fast hashing
-    /// plus `extra` flags; waits for the listening line on stdout (10 s at most).
+    /// (unless `extra` sets `--pbkdf2-iterations`) plus `extra` flags; waits for the listening line on stdout (10 s at most).
     pub fn start(data: &Path, log: &Path, extra: &[&str]) -> BinServer {
         let mut child = Command::new(server_bin())
             .arg("--listen")
@@ -39,7 +39,11 @@ impl BinServer {
             .arg(data)
             .arg("--log-dir")
             .arg(log)
-            .args(["--pbkdf2-iterations", "10000"])
+            .args(if extra.contains(&"--pbkdf2-iterations") {
+                &[][..]
+            } else {
+                &["--pbkdf2-iterations", "10000"][..]
+            })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
