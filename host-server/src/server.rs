@@ -531,10 +531,10 @@ async fn admin_loop(shared: Arc<Shared>, mut seen: HashSet<i64>) {
                         .logs
                         .info("admin changes: reading ADMIN_EVENTS works again");
                 }
-                let ids: HashSet<i64> = rows.iter().map(|r| r.0).collect();
-                for (id, user, action) in rows {
-                    if seen.insert(id) {
-                        apply_admin(&shared, &user, &action);
+                let ids: HashSet<i64> = rows.iter().map(|r| r.id).collect();
+                for ev in rows {
+                    if seen.insert(ev.id) {
+                        apply_admin(&shared, &ev.user, &ev.action);
                     }
                 }
                 seen.retain(|id| ids.contains(id));
@@ -592,30 +592,29 @@ pub async fn admin_raced_login(shared: &Shared, user: &str, began_ms: u64) -> Op
     let now = crate::time::now_ms();
     match shared.store.account(user).await {
         Ok(None) => return Some(DELETED),
-        Ok(Some(a)) if a.locked_until > now => return Some(LOCKED),
+        // Locked meanwhile, by an administrator or by failures.
+        Ok(Some(a)) if a.locked_until > now => return Some("account locked"),
         Ok(Some(_)) => {}
         Err(e) => {
             shared.logs.info(format!("database error: {e}"));
             return None;
         }
     }
-    // A few seconds of slack for the administrator's clock.
-    let rows = match shared
-        .store
-        .admin_events(began_ms.saturating_sub(5_000))
-        .await
-    {
+    // Only changes written after the login began: one written before it was read by the
+    // login itself (a lock refuses it, a new secret is what it was checked against).
+    let rows = match shared.store.admin_events(began_ms).await {
         Ok(rows) => rows,
         Err(e) => {
             shared.logs.info(format!("database error: {e}"));
             return None;
         }
     };
-    let last = rows
-        .iter()
-        .filter(|(_, u, a)| u == user && matches!(a.as_str(), "lock" | "unlock" | "reset-otp"))
-        .next_back()?;
-    match last.2.as_str() {
+    let last = rows.iter().rfind(|ev| {
+        ev.user == user
+            && ev.time_ms >= began_ms
+            && matches!(ev.action.as_str(), "lock" | "unlock" | "reset-otp")
+    })?;
+    match last.action.as_str() {
         "lock" => {
             let until = now.saturating_add(100 * 365 * 86_400_000);
             if let Err(e) = shared.store.set_lock(user, until).await {
@@ -715,7 +714,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     // Administrators' changes already written: applied to nobody (no session predates them).
     let since = crate::time::now_ms().saturating_sub(ADMIN_WINDOW_MS);
     let admin_seen: HashSet<i64> = match smol::block_on(store.admin_events(since)) {
-        Ok(rows) => rows.into_iter().map(|r| r.0).collect(),
+        Ok(rows) => rows.into_iter().map(|r| r.id).collect(),
         Err(e) => {
             store.close();
             return Err(fail(&logs, io::Error::other(e.to_string())));

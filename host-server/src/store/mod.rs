@@ -191,6 +191,19 @@ enum Backend {
     Postgres(Pg),
 }
 
+/// One row of `ADMIN_EVENTS`: an administrator's change for the running nodes to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminEvent {
+    /// Row id (grows; PostgreSQL may commit a smaller one after a larger one).
+    pub id: i64,
+    /// The account.
+    pub user: String,
+    /// `role:op`, `role:user`, `lock`, `unlock`, `delete` or `reset-otp`.
+    pub action: String,
+    /// When the administrator's command wrote it (its machine's clock), ms.
+    pub time_ms: u64,
+}
+
 /// How long administrators' changes stay in `ADMIN_EVENTS` (a day).
 const ADMIN_EVENTS_KEPT_MS: u64 = 86_400_000;
 
@@ -492,12 +505,9 @@ impl Store {
             pg: |p| p.admin_event(now, user, action, prune))
     }
 
-    /// Administrators' changes written at or after `since_ms`: `(id, user, action)`, by id.
+    /// Administrators' changes written at or after `since_ms`, by id.
     /// Polled about once a second, so only a poll that finds something is logged in sql.log.
-    pub async fn admin_events(
-        &self,
-        since_ms: u64,
-    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+    pub async fn admin_events(&self, since_ms: u64) -> Result<Vec<AdminEvent>, StoreError> {
         let r = match &self.backend {
             Backend::Sqlite(b) => b.call(move |c| lite::admin_events(c, since_ms)).await,
             Backend::Postgres(p) => p.admin_events(since_ms).await.map_err(StoreError::from),

@@ -198,7 +198,6 @@ pub const ADMIN_EVENT_ADD: &str =
 /// Administrators' changes written at or after $1 (ms), in order. Nodes remember the ids they
 /// applied: a time window rather than "id above the last seen" because PostgreSQL may commit
 /// a smaller id after a larger one.
-pub const ADMIN_EVENTS_SINCE: &str =
-    "SELECT id, \"User\", action FROM ADMIN_EVENTS WHERE time_ms >= $1 ORDER BY id LIMIT 10000";
+pub const ADMIN_EVENTS_SINCE: &str = "SELECT id, \"User\", action, time_ms FROM ADMIN_EVENTS WHERE time_ms >= $1 ORDER BY id LIMIT 10000";
 /// Administrators' changes older than $1 (ms) forgotten.
 pub const ADMIN_EVENTS_PRUNE: &str = "DELETE FROM ADMIN_EVENTS WHERE time_ms < $1";

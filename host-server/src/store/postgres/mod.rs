@@ -13,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::model::{Cols, Pending, SanctionSet, i64_of, id_bound, u32_of, u64_of};
-use super::{Account, OnlineRow, Sanction, StoredMsg, TopicRow, sql};
+use super::{Account, AdminEvent, OnlineRow, Sanction, StoredMsg, TopicRow, sql};
 
 pub use schema::MIGRATIONS;
 
@@ -214,15 +214,19 @@ impl Pg {
         tx.commit().await
     }
 
-    pub(crate) async fn admin_events(
-        &self,
-        since_ms: u64,
-    ) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
+    pub(crate) async fn admin_events(&self, since_ms: u64) -> Result<Vec<AdminEvent>, sqlx::Error> {
         let rows = q!(sql::ADMIN_EVENTS_SINCE, i64_of(since_ms))
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((r.int(0)?, r.text(1)?, r.text(2)?)))
+            .map(|r| {
+                Ok(AdminEvent {
+                    id: r.int(0)?,
+                    user: r.text(1)?,
+                    action: r.text(2)?,
+                    time_ms: u64_of(r.int(3)?),
+                })
+            })
             .collect()
     }
 

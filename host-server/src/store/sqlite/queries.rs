@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Params, Row, params};
 
 use crate::store::model::{Cols, Pending, SanctionSet, i64_of, id_bound, u32_of, u64_of};
 use crate::store::sql;
-use crate::store::{Account, OnlineRow, Sanction, StoredMsg, TopicRow};
+use crate::store::{Account, AdminEvent, OnlineRow, Sanction, StoredMsg, TopicRow};
 
 /// A shared statement in SQLite's spelling: `$n` placeholders become `?n` (the shared text
 /// has no other `$`).
@@ -168,10 +168,15 @@ pub fn admin_event(
     .map(drop)
 }
 
-/// Administrators' changes written at or after `since_ms`: `(id, user, action)`.
-pub fn admin_events(c: &Connection, since_ms: u64) -> rusqlite::Result<Vec<(i64, String, String)>> {
+/// Administrators' changes written at or after `since_ms`.
+pub fn admin_events(c: &Connection, since_ms: u64) -> rusqlite::Result<Vec<AdminEvent>> {
     all(c, sql::ADMIN_EVENTS_SINCE, params![i64_of(since_ms)], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        Ok(AdminEvent {
+            id: r.get(0)?,
+            user: r.get(1)?,
+            action: r.get(2)?,
+            time_ms: u64_of(r.get(3)?),
+        })
     })
 }
 
