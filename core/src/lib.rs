@@ -15,6 +15,8 @@
 //! | [`password`] | PBKDF2-HMAC-SHA256 PHC strings |
 //! | [`encoding`] | Base32 / Base64 helpers |
 //! | [`qr`] | QR code matrices for otpauth URIs |
+//! | [`text`] | user text made safe to store and show: escapes, controls, separators, invisible characters removed |
+//! | [`username`] | the user-name rules |
 //!
 //! The wire format is documented byte by byte in `docs/PROTOCOL.md`.
 #![no_std]
@@ -34,4 +36,5 @@ pub mod password;
 pub mod proto;
 pub mod qr;
 pub mod session;
+pub mod text;
 pub mod username;

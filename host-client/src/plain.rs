@@ -225,6 +225,24 @@ mod tests {
                 vec!["say #lobby bob hello all"],
             ),
             (
+                m(
+                    MessageKind::Say,
+                    "#lobby",
+                    "bob",
+                    "hi\u{2028}say #lobby eve forged\u{2029}\u{85}\u{200b}!",
+                ),
+                vec!["say #lobby bob hisay #lobby eve forged!"],
+            ),
+            (
+                m(
+                    MessageKind::Say,
+                    "#lobby",
+                    "bob",
+                    "\u{202e}\u{2066}abc\u{feff}",
+                ),
+                vec!["say #lobby bob abc"],
+            ),
+            (
                 m(MessageKind::Action, "#lobby", "bob", "waves"),
                 vec!["action #lobby bob waves"],
             ),

@@ -7,76 +7,19 @@
 //!   (up to BEL or `ESC \`), and two-byte `ESC x` sequences; the 8-bit C1 forms too;
 //! - every other control character (C0, DEL, C1), tabs and newlines included (a tab becomes a
 //!   space so words stay apart);
-//! - Unicode bidirectional overrides and isolates, which can make a line display in a different
-//!   order than it reads.
+//! - Unicode line and paragraph separators (U+2028, U+2029, and NEL among the controls), which
+//!   a consumer splitting lines the Unicode way would read as a new (forged) event line;
+//! - format and other default-ignorable characters — zero-width spaces and joiners, bidi
+//!   embeddings, overrides and isolates (which can make a line display in a different order
+//!   than it reads), the BOM, tags — and runs of variation selectors, which hide text or make a
+//!   message look empty. `chatbox_core::text` says exactly which characters and why.
 
-/// What a character is to the scanner.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Text,
-    /// After ESC.
-    Escape,
-    /// Inside a CSI sequence: parameters until a final byte 0x40..=0x7E.
-    Csi,
-    /// Inside an OSC/DCS/APC/PM/SOS string: until BEL, ST (0x9C) or `ESC \`.
-    String,
-    /// ESC seen inside a string (maybe the start of `ESC \`).
-    StringEscape,
-}
-
-/// Returns `text` without escape sequences, control characters and bidi controls.
+/// Returns `text` without escape sequences, control characters, line and paragraph
+/// separators, and invisible (format, default-ignorable) characters: `chatbox_core::text::clean`,
+/// the function the server applies before storing and sending, applied again here.
 #[must_use]
 pub fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut state = State::Text;
-    for c in text.chars() {
-        state = match state {
-            State::Text => match c {
-                '\u{1b}' => State::Escape,
-                '\u{9b}' => State::Csi,
-                '\u{90}' | '\u{98}' | '\u{9d}' | '\u{9e}' | '\u{9f}' => State::String,
-                '\t' => {
-                    out.push(' ');
-                    State::Text
-                }
-                c if is_unsafe(c) => State::Text,
-                c => {
-                    out.push(c);
-                    State::Text
-                }
-            },
-            State::Escape => match c {
-                '[' => State::Csi,
-                ']' | 'P' | 'X' | '^' | '_' => State::String,
-                // `ESC` followed by intermediates (0x20..=0x2F) then a final byte: drop all.
-                '\u{20}'..='\u{2f}' => State::Escape,
-                _ => State::Text,
-            },
-            State::Csi => match c {
-                '\u{40}'..='\u{7e}' => State::Text,
-                // A control character aborts the sequence (as terminals do) and is dropped.
-                '\u{1b}' => State::Escape,
-                _ => State::Csi,
-            },
-            State::String => match c {
-                '\u{7}' | '\u{9c}' => State::Text,
-                '\u{1b}' => State::StringEscape,
-                _ => State::String,
-            },
-            State::StringEscape => match c {
-                '\\' => State::Text,
-                '\u{1b}' => State::StringEscape,
-                _ => State::String,
-            },
-        };
-    }
-    out
-}
-
-/// Control characters and invisible direction changers.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    chatbox_core::text::clean(text).collect()
 }
 
 #[cfg(test)]
@@ -105,6 +48,27 @@ mod tests {
             ("rtl\u{202e}txt.exe", "rtltxt.exe"),
             ("trailing escape \u{1b}", "trailing escape "),
             ("unterminated \u{1b}[31", "unterminated "),
+            (
+                "one\u{2028}say #lobby eve forged",
+                "onesay #lobby eve forged",
+            ),
+            ("para\u{2029}graph nel\u{85}x", "paragraph nelx"),
+            (
+                "zero\u{200b}width\u{200c}\u{200d}\u{2060}\u{feff}",
+                "zerowidth",
+            ),
+            (
+                "\u{202a}\u{202b}\u{202d}bidi\u{202c}\u{2066}\u{2067}\u{2068}\u{2069}",
+                "bidi",
+            ),
+            (
+                "alm\u{61c} mvs\u{180e} tags\u{e0001}\u{e0068}\u{e0069}\u{e007f}",
+                "alm mvs tags",
+            ),
+            (
+                "\u{2764}\u{fe0f} kept, \u{fe0f}\u{fe0f} not",
+                "\u{2764}\u{fe0f} kept,  not",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(sanitize(input), want, "input {input:?}");

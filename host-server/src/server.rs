@@ -756,10 +756,15 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     let pool = HashPool::new(workers, queue)?;
     let fingerprint = keys.fingerprint();
     let public_key = keys.static_key.public();
-    let motd = startup.motd.unwrap_or_else(|| config.motd.clone());
+    // `--motd` and what an older version stored are cleaned like any text typed now.
+    let motd = crate::chat::sanitize::clean(&startup.motd.unwrap_or_else(|| config.motd.clone()));
+    let mut topics = startup.topics;
+    for t in &mut topics {
+        t.topic = crate::chat::sanitize::clean(&t.topic);
+    }
     let shared = Arc::new(Shared {
         ip_throttle,
-        hub: Hub::new(startup.topics),
+        hub: Hub::new(topics),
         bus,
         node: config.node_id.clone(),
         mutes: Mutex::new(startup.mutes.into_iter().collect()),

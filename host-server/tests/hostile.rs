@@ -670,6 +670,206 @@ fn ansi_escapes_and_control_characters_in_names_and_text() {
     assert!(!room.s.log("chat.log").contains('\u{1b}'));
 }
 
+/// Every character `chatbox_core::text` promises to remove: line/paragraph separators and NEL,
+/// zero-width and format characters, bidi controls, tags and a default-ignorable filler.
+/// (Variation selectors are kept once after a visible character; a text of nothing but them is
+/// checked as empty below.)
+const HIDDEN: &[char] = &[
+    '\u{2028}',
+    '\u{2029}',
+    '\u{85}',
+    '\u{200B}',
+    '\u{200C}',
+    '\u{200D}',
+    '\u{200E}',
+    '\u{200F}',
+    '\u{2060}',
+    '\u{2061}',
+    '\u{2062}',
+    '\u{2063}',
+    '\u{2064}',
+    '\u{FEFF}',
+    '\u{202A}',
+    '\u{202B}',
+    '\u{202C}',
+    '\u{202D}',
+    '\u{202E}',
+    '\u{2066}',
+    '\u{2067}',
+    '\u{2068}',
+    '\u{2069}',
+    '\u{061C}',
+    '\u{180E}',
+    '\u{206A}',
+    '\u{206F}',
+    '\u{FFF9}',
+    '\u{FFFB}',
+    '\u{E0001}',
+    '\u{E0041}',
+    '\u{E007F}',
+    '\u{3164}',
+];
+
+fn has_hidden(s: &str) -> bool {
+    s.chars()
+        .any(|c| HIDDEN.contains(&c) || chatbox_core::text::is_hidden_or_separator(c))
+}
+
+#[test]
+fn unicode_separators_and_invisible_characters_in_every_text() {
+    let mut room = Room::new();
+    let h: String = HIDDEN.iter().collect();
+    // A line that, split at U+2028 the Unicode way, would read as a second, forged event.
+    let forged = format!("one{h}say #lobby eve forged");
+    let olga = register(room.addr(), "olga");
+    chatbox_server::admin::run(
+        &room.s.data_dir(),
+        "ChatBox",
+        &chatbox_server::admin::Action::Role("olga".into(), "op".into()),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let mut co = login(room.addr(), &olga, 0);
+    let message = |c: &mut Client, what: &str| -> String {
+        let r = c.recv_until(what, |m| matches!(m, ServerMsg::Message(_)));
+        let ServerMsg::Message(m) = r.msg() else {
+            unreachable!()
+        };
+        m.text.to_owned()
+    };
+    room.ca.send(&ClientMsg::Say {
+        room: "#lobby",
+        text: &forged,
+    });
+    assert_eq!(message(&mut room.cb, "say"), "onesay #lobby eve forged");
+    room.ca.send(&ClientMsg::Action {
+        target: "#lobby",
+        text: &format!("wa{h}ves"),
+    });
+    assert_eq!(message(&mut room.cb, "action"), "waves");
+    room.ca.send(&ClientMsg::Private {
+        to: "bob",
+        text: &format!("{h}ps{h}st{h}"),
+    });
+    assert_eq!(message(&mut room.cb, "private"), "psst");
+    // Only invisible characters (and spaces): refused like an empty message, in every kind.
+    for text in [
+        h.as_str(),
+        "\u{200B}",
+        " \u{FEFF} \u{2028} ",
+        "\u{FE0F}\u{FE0F}",
+    ] {
+        room.ca.send(&ClientMsg::Say {
+            room: "#lobby",
+            text,
+        });
+        room.ca.expect_error(ErrorCode::Malformed);
+        room.ca.send(&ClientMsg::Action {
+            target: "#lobby",
+            text,
+        });
+        room.ca.expect_error(ErrorCode::Malformed);
+        room.ca.send(&ClientMsg::Private { to: "bob", text });
+        room.ca.expect_error(ErrorCode::Malformed);
+    }
+    // Topic, away (an invisible-only away text is "back"), part and kick reasons.
+    room.ca.send(&ClientMsg::Topic {
+        room: "#lobby",
+        topic: Some(&format!("top{h}ic")),
+    });
+    let r = room
+        .cb
+        .recv_until("topic", |m| matches!(m, ServerMsg::Topic { .. }));
+    let ServerMsg::Topic { topic, .. } = r.msg() else {
+        unreachable!()
+    };
+    assert_eq!(topic, "topic");
+    let presence = |c: &mut Client, what: &str| -> (u8, String) {
+        let r = c.recv_until(what, |m| {
+            matches!(
+                m,
+                ServerMsg::Presence {
+                    user: "alice" | "bob",
+                    ..
+                }
+            )
+        });
+        let ServerMsg::Presence { kind, text, .. } = r.msg() else {
+            unreachable!()
+        };
+        (kind as u8, text.to_owned())
+    };
+    room.ca.send(&ClientMsg::Away {
+        text: &format!("gone{h}"),
+    });
+    assert_eq!(presence(&mut room.cb, "away"), (3, "gone".to_owned()));
+    room.ca.send(&ClientMsg::Away { text: &h });
+    assert_eq!(presence(&mut room.cb, "back"), (4, String::new()));
+    room.ca.send(&ClientMsg::Join { room: "#side" });
+    room.cb.send(&ClientMsg::Join { room: "#side" });
+    room.cb.recv_until("joined", |m| {
+        matches!(m, ServerMsg::History { done: true, .. })
+    });
+    room.ca.send(&ClientMsg::Part {
+        room: "#side",
+        reason: &format!("bye{h}now"),
+    });
+    assert_eq!(presence(&mut room.cb, "part"), (1, "byenow".to_owned()));
+    co.send(&ClientMsg::Kick {
+        room: "#side",
+        user: "bob",
+        reason: &format!("{h}out{h}"),
+    });
+    assert_eq!(presence(&mut room.cb, "kicked"), (5, "out".to_owned()));
+    // MOTD: cleaned before it is stored and before the next login sees it.
+    co.send(&ClientMsg::SetMotd {
+        text: &format!("mo{h}td"),
+    });
+    co.recv_until("motd set", |m| matches!(m, ServerMsg::Info { .. }));
+    let mut again = Client::connect(room.addr());
+    again.send(&ClientMsg::Login {
+        user: "olga",
+        password: PASSWORD,
+        otp: &olga.scratch[0],
+    });
+    let r = again.recv_until("login", |m| matches!(m, ServerMsg::LoginOk { .. }));
+    let ServerMsg::LoginOk { motd, .. } = r.msg() else {
+        unreachable!()
+    };
+    assert_eq!(motd, "motd");
+    // Nothing stored or logged holds one of them.
+    let db = room.s.db();
+    let stored = [
+        rows(&db, "SELECT text FROM MESSAGES"),
+        rows(&db, "SELECT topic FROM TOPICS"),
+        rows(&db, "SELECT value FROM SETTINGS"),
+    ]
+    .concat();
+    assert!(
+        stored
+            .iter()
+            .any(|t| t.contains("onesay #lobby eve forged"))
+    );
+    assert!(stored.iter().any(|t| t.contains("motd")));
+    for t in &stored {
+        assert!(!has_hidden(t), "stored {t:?}");
+    }
+    room.honest();
+    room.s
+        .wait_for("chat log lines", |s| s.log("chat.log").contains("psst"));
+    let log = room.s.log("chat.log");
+    for line in log.lines() {
+        // `text<TAB>tag`: the tab is the log's own separator.
+        let text = line.rsplit_once('\t').map_or(line, |(t, _)| t);
+        assert!(!has_hidden(text), "chat.log line {line:?}");
+    }
+    assert_eq!(
+        log.lines().filter(|l| l.contains("forged")).count(),
+        1,
+        "one chat.log line for the forged message"
+    );
+}
+
 #[test]
 fn sql_metacharacters_and_unicode_lookalike_user_names() {
     let mut room = Room::new();

@@ -164,6 +164,7 @@ async fn post(
         out.error(ErrorCode::Muted, "you are muted");
         return;
     }
+    // Judged after cleaning: a message of zero-width spaces is as empty as an empty one.
     let text = sanitize::clean(raw);
     if text.trim().is_empty() {
         out.error(ErrorCode::Malformed, "empty message");
@@ -354,7 +355,13 @@ pub async fn handle(shared: &Shared, me: &Me, msg: &ClientMsg<'_>, out: &mut Rep
                 out.error(ErrorCode::TooLong, "away message too long");
                 return;
             }
+            // Only invisible characters or spaces: back, not away with a blank text.
             let text = sanitize::clean(text);
+            let text = if text.trim().is_empty() {
+                String::new()
+            } else {
+                text
+            };
             shared.bus.publish(
                 shared,
                 EventKind::Away {

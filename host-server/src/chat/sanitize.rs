@@ -1,58 +1,15 @@
-//! Untrusted text made safe to store and to print on a terminal: ANSI escape sequences and
-//! control characters removed, tabs turned into spaces, bidi overrides dropped.
+//! Untrusted text made safe to store and to print on a terminal: every text a user or an
+//! operator supplies (messages, topics, part/kick/ban/mute reasons, away texts, the MOTD) goes
+//! through [`clean`] before it is stored or sent. What is removed, and why, is
+//! `chatbox_core::text`'s contract; the client applies the same function to what it shows.
 
-/// Removes escape sequences (CSI, OSC/DCS/SOS/PM/APC strings, two-character escapes, C1
-/// CSI) and every other control character.
+use chatbox_core::text;
+
+/// `text` without escape sequences, control characters, line/paragraph separators and
+/// invisible (format, default-ignorable) characters; tabs become spaces.
 #[must_use]
-pub fn clean(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.next() {
-                Some('[') => skip_csi(&mut chars),
-                Some(']' | 'P' | 'X' | '^' | '_') => skip_string(&mut chars),
-                _ => {}
-            },
-            '\u{9b}' => skip_csi(&mut chars),
-            '\u{90}' | '\u{9d}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_string(&mut chars),
-            '\t' => out.push(' '),
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {}
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// CSI: parameter and intermediate bytes (0x20–0x3F), then one final byte (0x40–0x7E).
-fn skip_csi(chars: &mut core::iter::Peekable<core::str::Chars<'_>>) {
-    while let Some(&c) = chars.peek() {
-        if ('\u{20}'..='\u{3f}').contains(&c) {
-            chars.next();
-        } else {
-            if ('\u{40}'..='\u{7e}').contains(&c) {
-                chars.next();
-            }
-            return;
-        }
-    }
-}
-
-/// A control string, ended by BEL, ESC \ or ST (U+009C).
-fn skip_string(chars: &mut core::iter::Peekable<core::str::Chars<'_>>) {
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{7}' | '\u{9c}' => return,
-            '\u{1b}' => {
-                if chars.peek() == Some(&'\\') {
-                    chars.next();
-                }
-                return;
-            }
-            _ => {}
-        }
-    }
+pub fn clean(raw: &str) -> String {
+    text::clean(raw).collect()
 }
 
 #[cfg(test)]
@@ -60,7 +17,7 @@ mod tests {
     use super::clean;
 
     #[test]
-    fn strips_escapes_and_controls() {
+    fn strips_escapes_controls_and_hidden_characters() {
         assert_eq!(clean("plain text"), "plain text");
         assert_eq!(clean("\u{1b}[31mred\u{1b}[0m"), "red");
         assert_eq!(clean("a\u{1b}]0;title\u{7}b"), "ab");
@@ -77,5 +34,10 @@ mod tests {
         assert_eq!(clean("rtl\u{202e}txt"), "rtltxt");
         assert_eq!(clean("héllo ✓ 日本"), "héllo ✓ 日本");
         assert_eq!(clean("dangling \u{1b}"), "dangling ");
+        assert_eq!(
+            clean("one\u{2028}say #lobby bob forged\u{2029}\u{85}x"),
+            "onesay #lobby bob forgedx"
+        );
+        assert_eq!(clean("\u{200b}\u{feff}\u{2060}"), "");
     }
 }
