@@ -128,7 +128,9 @@ fn user_duration_reason(args: &str) -> Option<(&str, u32, &str)> {
 /// Parses one typed line. `room` is the current room, if any.
 pub fn parse<'a>(line: &'a str, room: Option<&'a str>) -> Result<Parsed<'a>, CommandError> {
     let line = line.trim_end_matches(['\r', '\n']);
-    if line.trim().is_empty() {
+    // Nothing visible (spaces, zero-width characters…): nothing to send; the server would
+    // refuse it as empty.
+    if chatbox_core::text::is_blank(line) {
         return Ok(Parsed::Nothing);
     }
     let Some(command) = line.strip_prefix('/').filter(|c| !c.starts_with('/')) else {

@@ -21,6 +21,10 @@ pub mod exit {
     pub const AUTH: u8 = 4;
     /// The server is busy or full; try again later.
     pub const BUSY: u8 = 5;
+    /// `chat --plain`: the session ran to the end of input, but some lines were refused for
+    /// good (by the server: too long, not permitted, no such user or room…; or by the client: a
+    /// bad command, too long to send). Every other line was delivered.
+    pub const REFUSED: u8 = 6;
 }
 
 /// Everything that ends a client run early.
@@ -59,6 +63,12 @@ pub enum ClientError {
         /// Every address answered busy or full.
         busy: bool,
     },
+    /// `chat --plain` reached the end of input with `count` lines refused for good (each
+    /// already reported on its own `error` line or on stderr).
+    LinesRefused {
+        /// How many.
+        count: usize,
+    },
 }
 
 impl ClientError {
@@ -78,6 +88,7 @@ impl ClientError {
                 Some(ErrorCode::Busy | ErrorCode::ServerFull) => exit::BUSY,
                 _ => exit::AUTH,
             },
+            Self::LinesRefused { .. } => exit::REFUSED,
         }
     }
 
@@ -113,6 +124,10 @@ impl fmt::Display for ClientError {
                 }
                 Ok(())
             }
+            Self::LinesRefused { count } => write!(
+                f,
+                "{count} line(s) refused for good (see the error lines); the others were delivered"
+            ),
             Self::Refused { code, text } => {
                 let name = error_name(*code);
                 if text.is_empty() {
@@ -167,6 +182,7 @@ mod tests {
             (refused(ErrorCode::InvalidCode), exit::AUTH),
             (refused(ErrorCode::Busy), exit::BUSY),
             (refused(ErrorCode::ServerFull), exit::BUSY),
+            (ClientError::LinesRefused { count: 1 }, exit::REFUSED),
             (
                 ClientError::NoServer {
                     context: "cannot reach any server".into(),

@@ -101,6 +101,11 @@ pub enum ServerEvent {
     Pong {
         token: u64,
     },
+    /// The rate limit this connection is held to (after `LoginOk`).
+    RateLimit {
+        milli_per_sec: u32,
+        burst: u32,
+    },
     /// A message of a kind this client does not know (newer server).
     Unknown {
         tag: u8,
@@ -191,6 +196,13 @@ impl From<&ServerMsg<'_>> for ServerEvent {
                 reason: sanitize(reason),
             },
             ServerMsg::Pong { token } => Self::Pong { token: *token },
+            ServerMsg::RateLimit {
+                milli_per_sec,
+                burst,
+            } => Self::RateLimit {
+                milli_per_sec: *milli_per_sec,
+                burst: *burst,
+            },
             other => Self::Unknown { tag: other.tag() },
         }
     }

@@ -1,34 +1,48 @@
-//! What the user sent and the server has not acknowledged yet, what waits to be sent, and the
-//! pings that acknowledge.
+//! What the user sent and the server has not acknowledged yet, what waits to be sent, the pings
+//! that acknowledge, and the pace at which lines go out.
 //!
 //! The server handles a connection's messages strictly in order, one at a time, and stores a
 //! chat message before it handles the next one; so the `Pong` answering a `Ping` acknowledges
-//! every line sent before that `Ping`. The client keeps one acknowledging ping in flight while
-//! lines are unacknowledged (and every keepalive or final ping acknowledges too).
+//! every line sent before that `Ping`. The client sends one `Ping` after **every** line, so each
+//! line has its own acknowledgement, and whatever the server answers between the line's `Pong`
+//! and the one before is the answer to that line alone:
 //!
-//! When the connection is lost, the unacknowledged lines go back to the front of the queue and
-//! are sent again after the next login, before anything typed later. A line the lost node had
-//! already handled (its `Pong` did not arrive) is then handled twice: delivery is **at least
-//! once** for those lines, exactly once for lines sent after the reconnect.
+//! - an `Error` `rate_limited` or `busy`: the line was not handled; it goes back to the queue
+//!   and is sent again (the caller also slows down);
+//! - any other `Error`: the line was refused for good (too long, not permitted, no such user…);
+//!   it is counted in [`Outbox::refused`], which ends a plain-mode run with a non-zero exit;
+//! - for a chat line (say, action, private), the sender's copy of the stored message — same
+//!   target and the same cleaned text — shows that the line was **stored**, even if the `Pong`
+//!   never arrives.
 //!
-//! [`Pacer`] spaces out the re-sent and queued lines so that a burst after a reconnect stays
-//! within the server's rate limit.
+//! When the connection is lost, the unacknowledged lines go back to the front of the queue, in
+//! order, to be sent again after the next login — except those known to be done: a chat line
+//! whose copy came back is not sent again, and a refused one stays refused. A chat line whose
+//! copy did not come back may still have been stored by the node that died: it carries a
+//! [`Check`], and before anything is sent again the caller looks the target's history up and
+//! hands it to [`Outbox::resolve`], which drops the lines found there (a message from this
+//! user, to that target, with that text, newer than every message id seen before the line was
+//! sent). Other lines (`/join`, `/topic`, …) are sent again: doing them twice changes nothing
+//! stored twice. So every line is handled once.
+//!
+//! [`Pacer`] spaces lines out to stay within the rate limit the server announces at login
+//! ([`Limit`]), with a margin, so that a script piping lines faster than that is slowed down
+//! instead of being refused or cut off.
 
 use core::time::Duration;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
+
+use chatbox_core::proto::{ClientMsg, ErrorCode, MessageKind};
+use chatbox_core::username;
+
+use crate::event::{ChatLine, ServerEvent};
 
 /// Lines (sent or not) the outbox holds at most before the caller stops taking input.
 pub const OUTBOX_LIMIT: usize = 1000;
 
 /// Lines typed on the chat screen while disconnected that are kept to be sent later.
 pub const OFFLINE_QUEUE_LIMIT: usize = 100;
-
-/// Lines sent at once after a reconnect before pacing starts.
-pub const REPLAY_BURST: u32 = 20;
-
-/// Queued lines per second after the burst (the server's default limit is 20/s, burst 40).
-pub const REPLAY_PER_SEC: u32 = 10;
 
 /// One line as typed, with the room that was current then (to turn it into the same message
 /// when it is sent again).
@@ -51,6 +65,58 @@ pub enum PingKind {
     Final,
 }
 
+/// The stored message a chat line becomes: its target as the server stores it and its text
+/// cleaned as the server cleans it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Echo {
+    /// Room, or the recipient (lower-case).
+    pub target: String,
+    /// `chatbox_core::text::clean` of the text sent.
+    pub text: String,
+}
+
+impl Echo {
+    /// The message `msg` is stored as, if it is a chat line.
+    #[must_use]
+    pub fn of(msg: &ClientMsg<'_>) -> Option<Echo> {
+        let (target, text) = match *msg {
+            ClientMsg::Say { room, text } => (room, text),
+            ClientMsg::Action { target, text } => (target, text),
+            ClientMsg::Private { to, text } => (to, text),
+            _ => return None,
+        };
+        let target = if target.starts_with('#') {
+            target.to_owned()
+        } else {
+            username::normalize(target).ok()?.as_str().to_owned()
+        };
+        Some(Echo {
+            target,
+            text: chatbox_core::text::clean(text).collect(),
+        })
+    }
+
+    fn matches(&self, m: &ChatLine, me: &str) -> bool {
+        m.from == me
+            && m.target == self.target
+            && m.text == self.text
+            && matches!(
+                m.kind,
+                MessageKind::Say | MessageKind::Action | MessageKind::Private
+            )
+    }
+}
+
+/// A chat line that may have been stored by a connection that was lost: look for it in the
+/// target's history before sending it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What it would be stored as.
+    pub echo: Echo,
+    /// The highest message id seen before it was sent: its own id is higher.
+    pub after_id: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Ping {
     token: u64,
@@ -60,22 +126,49 @@ struct Ping {
     sent: Instant,
 }
 
+/// A line sent and not yet acknowledged.
+#[derive(Debug, Clone)]
+struct Sent {
+    seq: u64,
+    line: Line,
+    echo: Option<Echo>,
+    /// Highest message id seen when it was sent.
+    after_id: u64,
+    /// Its stored copy came back.
+    stored: bool,
+    /// The error the server answered it with.
+    error: Option<u16>,
+}
+
+/// A line waiting to be sent.
+#[derive(Debug, Clone)]
+struct Queued {
+    line: Line,
+    check: Option<Check>,
+}
+
 /// What a `Pong` acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acked {
     /// Why that ping was sent.
     pub kind: PingKind,
-    /// The lines it acknowledged, oldest first.
+    /// The lines it acknowledged as handled, oldest first.
     pub lines: Vec<Line>,
+    /// Lines the server asked to send again later (`rate_limited`, `busy`): back in the queue.
+    pub retry: usize,
 }
 
 /// Sent-but-unacknowledged lines, lines waiting to be sent, and the pings in flight.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    unacked: VecDeque<(u64, Line)>,
-    unsent: VecDeque<Line>,
+    unacked: VecDeque<Sent>,
+    unsent: VecDeque<Queued>,
     pings: VecDeque<Ping>,
     next_seq: u64,
+    /// Highest message id seen on any connection.
+    last_id: u64,
+    /// Lines refused for good.
+    refused: usize,
 }
 
 impl Outbox {
@@ -97,38 +190,57 @@ impl Outbox {
         self.unsent.len()
     }
 
+    /// Lines the server (or the client, for a line that cannot be encoded) refused for good.
+    #[must_use]
+    pub fn refused(&self) -> usize {
+        self.refused
+    }
+
+    /// Counts a line refused before it was sent (it cannot be encoded).
+    pub fn refused_locally(&mut self) {
+        self.refused += 1;
+    }
+
     /// Whether the outbox holds as many lines as it should (stop taking input).
     #[must_use]
     pub fn is_full(&self) -> bool {
         self.unacked.len() + self.unsent.len() >= OUTBOX_LIMIT
     }
 
-    /// Queues a line to be sent later; gives it back if `limit` lines are queued already.
+    /// Queues a line to be sent; gives it back if `limit` lines are queued already.
     pub fn queue(&mut self, line: Line, limit: usize) -> Result<(), Line> {
         if self.unsent.len() >= limit {
             return Err(line);
         }
-        self.unsent.push_back(line);
+        self.unsent.push_back(Queued { line, check: None });
         Ok(())
     }
 
-    /// The next line waiting to be sent, if any (call [`Outbox::sent`] when it goes out).
+    /// The next line waiting to be sent, if any (call [`Outbox::sent`] when it goes out). Call
+    /// [`Outbox::resolve`] first when [`Outbox::check_targets`] is not empty.
     pub fn take_queued(&mut self) -> Option<Line> {
-        self.unsent.pop_front()
+        self.unsent.pop_front().map(|q| q.line)
     }
 
-    /// Notes a line handed to the connection (before writing it: if the write fails, the
-    /// line is unacknowledged and so sent again after the reconnect).
-    pub fn sent(&mut self, line: Line) {
-        self.unacked.push_back((self.next_seq, line));
+    /// Notes a line handed to the connection as `msg` (before writing it: if the write fails,
+    /// the line is unacknowledged and so sent again after the reconnect).
+    pub fn sent(&mut self, line: Line, msg: &ClientMsg<'_>) {
+        self.unacked.push_back(Sent {
+            seq: self.next_seq,
+            line,
+            echo: Echo::of(msg),
+            after_id: self.last_id,
+            stored: false,
+            error: None,
+        });
         self.next_seq += 1;
     }
 
-    /// Whether an acknowledging ping should go out now: lines are unacknowledged and no ping
-    /// is in flight.
+    /// Whether an acknowledging ping should go out now: a line was sent after the last ping.
     #[must_use]
     pub fn wants_ack_ping(&self) -> bool {
-        !self.unacked.is_empty() && self.pings.is_empty()
+        let acked_upto = self.pings.back().map_or(0, |p| p.upto);
+        self.unacked.back().is_some_and(|s| s.seq >= acked_upto)
     }
 
     /// Notes a ping sent with `token`: it acknowledges everything sent before it.
@@ -147,6 +259,51 @@ impl Outbox {
         self.pings.front().map(|p| p.sent)
     }
 
+    /// The line the server is answering now: the only one between the last `Pong` and the
+    /// next ping's.
+    fn current(&mut self) -> Option<&mut Sent> {
+        let upto = self.pings.front()?.upto;
+        let n = self.unacked.iter().take_while(|s| s.seq < upto).count();
+        if n == 1 {
+            self.unacked.front_mut()
+        } else {
+            None
+        }
+    }
+
+    /// Looks at every event from the server (before [`Outbox::on_pong`] for a `Pong`): message
+    /// ids, the stored copy of the current line, an error answering it. `me` is the user
+    /// logged in. Returns true for an error that asks to send the line again (the caller need
+    /// not show it).
+    pub fn observe(&mut self, event: &ServerEvent, me: &str) -> bool {
+        match event {
+            ServerEvent::Message(m) => {
+                self.last_id = self.last_id.max(m.id);
+                if let Some(cur) = self.current()
+                    && !cur.stored
+                    && cur.echo.as_ref().is_some_and(|e| e.matches(m, me))
+                {
+                    cur.stored = true;
+                }
+                false
+            }
+            ServerEvent::History { messages, .. } => {
+                for m in messages {
+                    self.last_id = self.last_id.max(m.id);
+                }
+                false
+            }
+            ServerEvent::Error { code, .. } => match self.current() {
+                Some(cur) if cur.error.is_none() => {
+                    cur.error = Some(*code);
+                    is_retry(*code)
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// Handles a `Pong`: `None` if the token is not one of ours in flight.
     pub fn on_pong(&mut self, token: u64) -> Option<Acked> {
         let at = self.pings.iter().position(|p| p.token == token)?;
@@ -154,32 +311,139 @@ impl Outbox {
         // Earlier pings were answered before (in order) or belong to nothing any more.
         self.pings.drain(..=at);
         let mut lines = Vec::new();
-        while self
-            .unacked
-            .front()
-            .is_some_and(|(seq, _)| *seq < ping.upto)
-        {
-            if let Some((_, line)) = self.unacked.pop_front() {
-                lines.push(line);
+        let mut retry = Vec::new();
+        while self.unacked.front().is_some_and(|s| s.seq < ping.upto) {
+            let Some(s) = self.unacked.pop_front() else {
+                break;
+            };
+            match s.error {
+                Some(code) if is_retry(code) => retry.push(s.line),
+                Some(_) => self.refused += 1,
+                None => lines.push(s.line),
             }
+        }
+        let n = retry.len();
+        for line in retry.into_iter().rev() {
+            self.unsent.push_front(Queued { line, check: None });
         }
         Some(Acked {
             kind: ping.kind,
             lines,
+            retry: n,
         })
     }
 
     /// The connection is gone: pings in flight mean nothing any more, and the unacknowledged
-    /// lines go back to the front of the queue, in order.
+    /// lines go back to the front of the queue, in order — but for the chat lines whose stored
+    /// copy came back and the lines refused for good. A chat line without its copy gets a
+    /// [`Check`].
     pub fn connection_lost(&mut self) {
         self.pings.clear();
-        while let Some((_, line)) = self.unacked.pop_back() {
-            self.unsent.push_front(line);
+        while let Some(s) = self.unacked.pop_back() {
+            match s.error {
+                Some(code) if !is_retry(code) => {
+                    self.refused += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            if s.stored {
+                continue;
+            }
+            let check = match (s.error, s.echo) {
+                (None, Some(echo)) => Some(Check {
+                    echo,
+                    after_id: s.after_id,
+                }),
+                _ => None,
+            };
+            self.unsent.push_front(Queued {
+                line: s.line,
+                check,
+            });
+        }
+    }
+
+    /// The targets whose history must be looked up before the queue is sent (see [`Check`]).
+    #[must_use]
+    pub fn check_targets(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for q in &self.unsent {
+            if let Some(c) = &q.check
+                && !v.contains(&c.echo.target)
+            {
+                v.push(c.echo.target.clone());
+            }
+        }
+        v
+    }
+
+    /// With the history of the [`Outbox::check_targets`] (what the server answered; a target
+    /// it refused simply has none): drops the queued chat lines that were stored already, and
+    /// clears every check. Returns how many were dropped.
+    pub fn resolve(&mut self, history: &[ChatLine], me: &str) -> usize {
+        let mut used = HashSet::new();
+        let before = self.unsent.len();
+        self.unsent.retain_mut(|q| {
+            let Some(check) = q.check.take() else {
+                return true;
+            };
+            let found = history.iter().find(|m| {
+                m.id > check.after_id && !used.contains(&m.id) && check.echo.matches(m, me)
+            });
+            match found {
+                Some(m) => {
+                    used.insert(m.id);
+                    false
+                }
+                None => true,
+            }
+        });
+        before - self.unsent.len()
+    }
+}
+
+/// Errors after which a line is sent again: it was not handled, only put off.
+fn is_retry(code: u16) -> bool {
+    code == ErrorCode::RateLimited as u16 || code == ErrorCode::Busy as u16
+}
+
+/// The rate limit a server holds a connection to: a token bucket over every message but `Ping`
+/// and `Bye` (the Login included), announced in `RateLimit` right after `LoginOk`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    /// Messages per second refilled.
+    pub per_sec: f64,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+impl Limit {
+    /// What a server that does not announce its limit is assumed to allow (the server's
+    /// defaults: `--rate 20 --burst 40`).
+    pub const DEFAULT: Limit = Limit {
+        per_sec: 20.0,
+        burst: 40,
+    };
+
+    /// From a `RateLimit` message.
+    #[must_use]
+    pub fn announced(milli_per_sec: u32, burst: u32) -> Limit {
+        Limit {
+            per_sec: f64::from(milli_per_sec) / 1000.0,
+            burst,
         }
     }
 }
 
-/// A token bucket for lines sent from the queue.
+/// Of the server's bucket the client uses half, and of its rate 90 %: the other half of the
+/// bucket absorbs lines that reach the server closer together than they were sent (the network
+/// and the server's own scheduling bunch them), and the lines sent outside the pacer (the
+/// joins after a reconnect).
+const BURST_SHARE: f64 = 0.5;
+const RATE_SHARE: f64 = 0.9;
+
+/// A token bucket for the lines sent.
 #[derive(Debug, Clone)]
 pub struct Pacer {
     tokens: f64,
@@ -191,19 +455,46 @@ pub struct Pacer {
 impl Pacer {
     /// Full, with `burst` tokens and `per_sec` refill.
     #[must_use]
-    pub fn new(burst: u32, per_sec: u32, now: Instant) -> Pacer {
+    pub fn new(burst: u32, per_sec: f64, now: Instant) -> Pacer {
         Pacer {
             tokens: f64::from(burst),
             burst: f64::from(burst),
-            per_sec: f64::from(per_sec).max(0.001),
+            per_sec: per_sec.max(0.001),
             at: now,
         }
     }
 
-    /// The replay pacer: [`REPLAY_BURST`], [`REPLAY_PER_SEC`].
+    /// The pace for a server with `limit`: full at login (the server's bucket is full but for
+    /// the login itself).
     #[must_use]
-    pub fn replay(now: Instant) -> Pacer {
-        Pacer::new(REPLAY_BURST, REPLAY_PER_SEC, now)
+    pub fn for_limit(limit: Limit, now: Instant) -> Pacer {
+        let burst = (f64::from(limit.burst.saturating_sub(1)) * BURST_SHARE).floor();
+        let mut p = Pacer::new(1, limit.per_sec * RATE_SHARE, now);
+        p.burst = burst.max(1.0);
+        p.tokens = p.burst;
+        p
+    }
+
+    /// The server announced `limit`: the pace follows it, the tokens spent stay spent.
+    pub fn set_limit(&mut self, limit: Limit, now: Instant) {
+        self.refill(now);
+        let spent = self.burst - self.tokens;
+        let fresh = Pacer::for_limit(limit, now);
+        self.burst = fresh.burst;
+        self.per_sec = fresh.per_sec;
+        self.tokens = (self.burst - spent).min(self.burst);
+    }
+
+    /// Counts `n` messages sent outside the pacer (they use the same server bucket).
+    pub fn spend(&mut self, n: u32, now: Instant) {
+        self.refill(now);
+        self.tokens -= f64::from(n);
+    }
+
+    /// The server said to slow down: nothing more for a second's worth of its rate.
+    pub fn back_off(&mut self, now: Instant) {
+        self.refill(now);
+        self.tokens = self.tokens.min(0.0) - self.per_sec;
     }
 
     fn refill(&mut self, now: Instant) {
@@ -215,17 +506,22 @@ impl Pacer {
     /// Takes a token, or says how long until one is there.
     pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
         self.refill(now);
-        if self.tokens >= 1.0 {
+        // The epsilon: after waiting exactly the time returned, rounding must not leave the
+        // bucket a hair short (and the caller waiting zero nanoseconds forever).
+        if self.tokens >= 1.0 - 1e-6 {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
+            let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec);
+            Err(wait.max(Duration::from_millis(1)))
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use chatbox_core::proto::ServerMsg;
+
     use super::*;
 
     fn line(t: &str) -> Line {
@@ -235,8 +531,49 @@ mod tests {
         }
     }
 
+    /// Sends `t` as a Say in #lobby (a `/join` when it starts with `/join `).
+    fn send(o: &mut Outbox, t: &str) {
+        let l = line(t);
+        match t.strip_prefix("/join ") {
+            Some(room) => o.sent(l.clone(), &ClientMsg::Join { room }),
+            None => o.sent(
+                l.clone(),
+                &ClientMsg::Say {
+                    room: "#lobby",
+                    text: t,
+                },
+            ),
+        }
+    }
+
     fn texts(v: &[Line]) -> Vec<&str> {
         v.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    fn echo(id: u64, from: &str, text: &str) -> ServerEvent {
+        ServerEvent::from(&ServerMsg::Message(chatbox_core::proto::ChatMessage {
+            id,
+            time_ms: 0,
+            target: "#lobby",
+            from,
+            kind: MessageKind::Say,
+            text,
+        }))
+    }
+
+    fn error(code: ErrorCode) -> ServerEvent {
+        ServerEvent::Error {
+            code: code as u16,
+            text: String::new(),
+        }
+    }
+
+    fn drain(o: &mut Outbox) -> Vec<String> {
+        let mut v = Vec::new();
+        while let Some(l) = o.take_queued() {
+            v.push(l.text);
+        }
+        v
     }
 
     #[test]
@@ -244,12 +581,13 @@ mod tests {
         let now = Instant::now();
         let mut o = Outbox::default();
         assert!(o.is_settled() && !o.wants_ack_ping());
-        o.sent(line("a"));
-        o.sent(line("b"));
+        send(&mut o, "a");
+        send(&mut o, "b");
         assert!(o.wants_ack_ping());
         o.ping_sent(1, PingKind::Ack, now);
-        assert!(!o.wants_ack_ping(), "one ack ping in flight at a time");
-        o.sent(line("c"));
+        assert!(!o.wants_ack_ping(), "nothing sent since the last ping");
+        send(&mut o, "c");
+        assert!(o.wants_ack_ping(), "one ping per line");
         assert_eq!(o.on_pong(99), None, "not our token");
         let acked = o.on_pong(1).unwrap();
         assert_eq!(acked.kind, PingKind::Ack);
@@ -268,26 +606,96 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_connection_puts_unacknowledged_lines_first_in_the_queue() {
+    fn errors_are_the_current_lines_rate_limited_ones_are_sent_again() {
         let now = Instant::now();
         let mut o = Outbox::default();
-        o.sent(line("a"));
-        o.ping_sent(1, PingKind::Ack, now);
-        o.sent(line("b"));
+        for (i, t) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            send(&mut o, t);
+            o.ping_sent(i as u64, PingKind::Ack, now);
+        }
+        // a: fine. b: rate limited. c: too long. d: fine.
+        assert!(!o.observe(&echo(1, "me", "a"), "me"));
+        assert_eq!(texts(&o.on_pong(0).unwrap().lines), ["a"]);
+        assert!(o.observe(&error(ErrorCode::RateLimited), "me"));
+        let b = o.on_pong(1).unwrap();
+        assert!(b.lines.is_empty() && b.retry == 1);
+        assert!(!o.observe(&error(ErrorCode::TooLong), "me"));
+        assert!(o.on_pong(2).unwrap().lines.is_empty());
+        assert_eq!(o.refused(), 1);
+        assert_eq!(texts(&o.on_pong(3).unwrap().lines), ["d"]);
+        assert_eq!(drain(&mut o), ["b"]);
+        // An error while no single line is being answered belongs to no line.
+        send(&mut o, "e");
+        send(&mut o, "f");
+        o.ping_sent(9, PingKind::Ack, now);
+        assert!(!o.observe(&error(ErrorCode::RateLimited), "me"));
+        assert_eq!(o.on_pong(9).unwrap().lines.len(), 2);
+    }
+
+    #[test]
+    fn a_lost_connection_resends_only_what_may_not_have_been_handled() {
+        let now = Instant::now();
+        let mut o = Outbox::default();
+        o.observe(&echo(10, "bob", "older"), "me");
+        for (i, t) in ["stored", "refused", "/join #x", "unknown", "unknown"]
+            .into_iter()
+            .enumerate()
+        {
+            send(&mut o, t);
+            o.ping_sent(i as u64, PingKind::Ack, now);
+        }
+        // The copy of "stored" comes back, "refused" is refused; then the link breaks.
+        o.observe(&echo(11, "me", "stored"), "me");
+        o.observe(&echo(12, "bob", "unknown"), "me"); // someone else's: not ours
+        assert_eq!(texts(&o.on_pong(0).unwrap().lines), ["stored"]);
+        o.observe(&error(ErrorCode::NotPermitted), "me");
         o.queue(line("typed offline"), 10).unwrap();
         o.connection_lost();
+        assert_eq!(o.refused(), 1);
         assert_eq!(o.oldest_ping(), None);
-        assert_eq!(o.on_pong(1), None, "pings of the old connection are void");
-        assert_eq!(o.unacked(), 0);
-        let mut order = Vec::new();
-        while let Some(l) = o.take_queued() {
-            order.push(l.text.clone());
-            o.sent(l);
-        }
-        assert_eq!(order, ["a", "b", "typed offline"]);
-        o.ping_sent(2, PingKind::Final, now);
-        assert_eq!(o.on_pong(2).unwrap().lines.len(), 3);
-        assert!(o.is_settled());
+        assert_eq!(o.on_pong(3), None, "pings of the old connection are void");
+        assert_eq!(o.check_targets(), ["#lobby"]);
+        // History after the new login: the first "unknown" was stored (id 13, after 12), the
+        // second was not; the old copy by bob and older ids do not count.
+        let history = [echo(12, "bob", "unknown"), echo(13, "me", "unknown")];
+        let history: Vec<ChatLine> = history
+            .iter()
+            .map(|e| match e {
+                ServerEvent::Message(m) => m.clone(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(o.resolve(&history, "me"), 1);
+        assert!(o.check_targets().is_empty());
+        assert_eq!(drain(&mut o), ["/join #x", "unknown", "typed offline"]);
+    }
+
+    #[test]
+    fn a_line_stored_before_the_last_id_seen_is_not_taken_for_a_new_one() {
+        let now = Instant::now();
+        let mut o = Outbox::default();
+        o.observe(&echo(5, "me", "same"), "me");
+        send(&mut o, "same");
+        o.ping_sent(1, PingKind::Ack, now);
+        o.connection_lost();
+        let old = match echo(5, "me", "same") {
+            ServerEvent::Message(m) => m,
+            _ => unreachable!(),
+        };
+        assert_eq!(o.resolve(&[old], "me"), 0);
+        assert_eq!(drain(&mut o), ["same"]);
+    }
+
+    #[test]
+    fn echo_targets_and_texts_are_what_the_server_stores() {
+        let e = Echo::of(&ClientMsg::Private {
+            to: "Bob",
+            text: "hi\u{200b}\u{1b}[31m!",
+        })
+        .unwrap();
+        assert_eq!(e.target, "bob");
+        assert_eq!(e.text, "hi!");
+        assert!(Echo::of(&ClientMsg::Join { room: "#x" }).is_none());
     }
 
     #[test]
@@ -298,7 +706,7 @@ mod tests {
         assert_eq!(o.queue(line("3"), 2), Err(line("3")));
         assert_eq!(o.queued(), 2);
         for i in 0..OUTBOX_LIMIT {
-            o.sent(line(&i.to_string()));
+            send(&mut o, &i.to_string());
         }
         assert!(o.is_full());
     }
@@ -306,7 +714,7 @@ mod tests {
     #[test]
     fn pacer_allows_a_burst_then_a_rate() {
         let t = Instant::now();
-        let mut p = Pacer::new(2, 10, t);
+        let mut p = Pacer::new(2, 10.0, t);
         assert!(p.take(t).is_ok());
         assert!(p.take(t).is_ok());
         let wait = p.take(t).unwrap_err();
@@ -316,5 +724,41 @@ mod tests {
         // Never more than the burst.
         let later = t + Duration::from_secs(60);
         assert!(p.take(later).is_ok() && p.take(later).is_ok() && p.take(later).is_err());
+    }
+
+    #[test]
+    fn the_pace_stays_within_the_servers_limit_with_room_to_spare() {
+        let t = Instant::now();
+        let limit = Limit::announced(20_000, 40);
+        assert_eq!(limit, Limit::DEFAULT);
+        let mut p = Pacer::for_limit(limit, t);
+        // Send as fast as the pacer lets for 10 s; the server's bucket (40, 20/s, minus the
+        // login) must never run below half full.
+        let mut server = f64::from(limit.burst) - 1.0;
+        let mut now = t;
+        let mut last = t;
+        let mut sent = 0;
+        while now < t + Duration::from_secs(10) {
+            match p.take(now) {
+                Ok(()) => {
+                    server = (server + now.duration_since(last).as_secs_f64() * 20.0).min(40.0);
+                    last = now;
+                    server -= 1.0;
+                    sent += 1;
+                    assert!(server >= 19.0, "server bucket {server} after {sent}");
+                }
+                Err(wait) => now += wait,
+            }
+        }
+        assert!(sent >= 19 + 9 * 18, "only {sent} lines in 10 s");
+        // A smaller announced limit takes effect with the tokens already spent.
+        p.set_limit(Limit::announced(2_000, 4), now);
+        assert!(p.take(now).is_err());
+        let mut q = Pacer::for_limit(Limit::announced(2_000, 4), t);
+        q.spend(1, t);
+        assert!(q.take(t).is_err(), "the joins sent outside the pacer count");
+        q.back_off(t + Duration::from_secs(5));
+        let wait = q.take(t + Duration::from_secs(5)).unwrap_err();
+        assert!(wait >= Duration::from_millis(900), "{wait:?}");
     }
 }

@@ -176,6 +176,8 @@ pub fn format_event(event: &ServerEvent, names: &mut NamesBatches) -> Vec<String
         ServerEvent::RegisterStarted { .. } => "info registration started".to_owned(),
         ServerEvent::Registered { .. } => "info registered".to_owned(),
         ServerEvent::Unknown { tag } => format!("info unknown message 0x{tag:02x}"),
+        // Used for pacing, not shown.
+        ServerEvent::RateLimit { .. } => return Vec::new(),
     };
     vec![line.trim_end().to_owned()]
 }

@@ -1,16 +1,22 @@
 //! `chat --plain`: stdin lines in, one line per event out, and reconnecting when the
 //! connection is lost.
 //!
-//! Each stdin line is parsed with the room current at that moment and sent; the [`Outbox`]
-//! keeps it until a `Pong` acknowledges it. At end of input a final `Ping` is sent; once it is
-//! answered everything was handled, `Bye` is sent and the exit status is 0.
+//! Each stdin line is parsed with the room current at that moment and queued; lines go out at
+//! the pace the server's rate limit allows ([`Pacer`], from the `RateLimit` the server sends at
+//! login), each followed by a `Ping`, and the [`Outbox`] keeps a line until its `Pong`
+//! acknowledges it. A line the server answers with `rate_limited` (or `busy`) is sent again; a
+//! line it refuses otherwise (too long, not permitted, no such user…), or one the client cannot
+//! send (a bad command, too long to encode), is refused for good. At end of input a final
+//! `Ping` is sent; once it is answered everything was handled, `Bye` is sent and the exit status
+//! is 0 — or 6 ([`crate::error::exit::REFUSED`]) if any line was refused for good.
 //!
 //! When the connection breaks (reset, end of stream without `Bye`, no answer to a ping for
 //! [`FINAL_ACK_TIMEOUT`]) and `CHATBOX_TOTP_SECRET` is set, the client prints
 //! `reconnecting to ADDR` for each address it tries (the next one in the list first, wrapping
 //! around), logs in with a fresh code, prints `reconnected to ADDR` and the login's events,
 //! joins the rooms it was in again, and sends the unacknowledged lines again before reading
-//! more input. It gives up after [`RECONNECT_WINDOW`] (exit 2). Without the secret it exits 2
+//! more input — except those known to be handled (see [`crate::outbox`]: a chat line whose
+//! stored copy came back, or that the target's history shows was stored, is not sent twice). It gives up after [`RECONNECT_WINDOW`] (exit 2). Without the secret it exits 2
 //! at once, saying so. A `Bye` from the server (shutdown, kick, ban) is never a reason to
 //! reconnect; a refused login is final (exit 4).
 
@@ -27,10 +33,10 @@ use crate::conn::{Conn, random_u64};
 use crate::error::ClientError;
 use crate::event::ServerEvent;
 use crate::failover::{
-    Code, Progress, RECONNECT_WINDOW, Rounds, Target, first_login, login_any, rejoin,
+    Code, Progress, RECONNECT_WINDOW, Rounds, Target, first_login, login_any, rejoin, settle,
 };
 use crate::otp_source::{OtpSource, SECRET_ENV};
-use crate::outbox::{Line, Outbox, Pacer, PingKind};
+use crate::outbox::{Limit, Line, OUTBOX_LIMIT, Outbox, Pacer, PingKind};
 use crate::plain::{
     DEFAULT_ROOM, FINAL_ACK_TIMEOUT, KEEPALIVE, NamesBatches, format_event, out_line,
 };
@@ -153,7 +159,7 @@ impl PlainChat {
             rooms: Rooms::new(Some(DEFAULT_ROOM)),
             acked_rooms: Rooms::new(Some(DEFAULT_ROOM)),
             outbox: Outbox::default(),
-            pacer: Pacer::replay(Instant::now()),
+            pacer: Pacer::for_limit(Limit::DEFAULT, Instant::now()),
             names: NamesBatches::default(),
             input_open: true,
             final_token: None,
@@ -198,7 +204,10 @@ impl PlainChat {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Done) => {
                     let _ = self.conn.send(&ClientMsg::Bye).await;
-                    return Ok(());
+                    return match self.outbox.refused() {
+                        0 => Ok(()),
+                        count => Err(ClientError::LinesRefused { count }),
+                    };
                 }
                 Err(Stop::Fatal(e)) => return Err(e),
                 Err(Stop::Lost(e)) => self.recover(e).await?,
@@ -253,8 +262,16 @@ impl PlainChat {
             Wake::Net(Ok(event)) => self.on_event(event).await,
             Wake::Net(Err(e)) => Err(Stop::from(e)),
             Wake::Line(Some(text)) => {
+                // Parsed with the room current now; sent when the pace allows.
                 let room = self.rooms.current().map(str::to_owned);
-                self.send_line(Line { text, room }).await?;
+                if let Ok(Parsed::Send(msg)) = parse(&text, room.as_deref()) {
+                    self.rooms.on_sent(&msg);
+                }
+                if let Err(line) = self.outbox.queue(Line { text, room }, OUTBOX_LIMIT) {
+                    // Cannot happen: input is taken only while the queue is empty.
+                    eprintln!("chatbox-client: not sent (queue full): {}", line.text);
+                    self.outbox.refused_locally();
+                }
                 Ok(Flow::Continue)
             }
             Wake::Line(None) => {
@@ -290,9 +307,11 @@ impl PlainChat {
         Ok(token)
     }
 
-    /// Parses and sends one line (typed now, or queued); tracks it until acknowledged.
+    /// Parses and sends one queued line (its room change was applied when it was queued);
+    /// tracks it until acknowledged.
     async fn send_line(&mut self, line: Line) -> Result<(), Stop> {
-        let msg = match parse(&line.text, line.room.as_deref()) {
+        let (text, room) = (line.text.clone(), line.room.clone());
+        let msg = match parse(&text, room.as_deref()) {
             Ok(Parsed::Send(msg)) => msg,
             Ok(Parsed::Nothing) => return Ok(()),
             Ok(Parsed::Quit) => {
@@ -301,6 +320,7 @@ impl PlainChat {
             }
             Err(e) => {
                 eprintln!("chatbox-client: {}: {e}", line.text);
+                self.outbox.refused_locally();
                 return Ok(());
             }
         };
@@ -308,11 +328,13 @@ impl PlainChat {
         if let Err(ClientError::Usage(e)) = &sent {
             // Too long to encode: nothing was sent, the session goes on.
             eprintln!("chatbox-client: {e}");
+            self.outbox.refused_locally();
             return Ok(());
         }
         // Sent, or perhaps sent (the connection broke): kept until acknowledged either way.
+        // (The room change is applied again: after a reconnect the rooms were rebuilt.)
         self.rooms.on_sent(&msg);
-        self.outbox.sent(line);
+        self.outbox.sent(line, &msg);
         sent?;
         if self.outbox.wants_ack_ping() {
             self.ping(PingKind::Ack).await?;
@@ -321,6 +343,22 @@ impl PlainChat {
     }
 
     async fn on_event(&mut self, event: ServerEvent) -> Result<Flow, Stop> {
+        if let ServerEvent::RateLimit {
+            milli_per_sec,
+            burst,
+        } = event
+        {
+            self.pacer
+                .set_limit(Limit::announced(milli_per_sec, burst), Instant::now());
+            return Ok(Flow::Continue);
+        }
+        if self.outbox.observe(&event, &self.user) {
+            // Put off, not refused: the line goes out again, later.
+            if let ServerEvent::Error { text, .. } = &event {
+                eprintln!("chatbox-client: the server said to slow down ({text}); sending the line again");
+            }
+            return Ok(Flow::Continue);
+        }
         self.rooms.on_event(&event, &self.user);
         if let ServerEvent::Presence {
             kind: PresenceKind::Kicked | PresenceKind::Banned,
@@ -347,6 +385,9 @@ impl PlainChat {
         let Some(acked) = acked else {
             return Ok(Flow::Continue);
         };
+        if acked.retry > 0 {
+            self.pacer.back_off(Instant::now());
+        }
         for line in &acked.lines {
             if let Ok(Parsed::Send(msg)) = parse(&line.text, line.room.as_deref()) {
                 self.acked_rooms.on_sent(&msg);
@@ -448,14 +489,19 @@ impl PlainChat {
         let typed_current = self.rooms.current().map(str::to_owned);
         let before = self.acked_rooms.clone();
         self.show_login(user, motd, &early)?;
-        rejoin(&mut self.conn, &mut self.rooms, &before).await?;
+        let joins = rejoin(&mut self.conn, &mut self.rooms, &before).await?;
         self.acked_rooms = self.rooms.clone();
         if let Some(room) = typed_current {
             self.rooms.switch_to(&room);
         }
         let now = Instant::now();
-        self.pacer = Pacer::replay(now);
+        self.pacer = Pacer::for_limit(Limit::DEFAULT, now);
         self.next_ping = now + KEEPALIVE;
+        let (events, lookups) = settle(&mut self.conn, &mut self.outbox, &self.user).await?;
+        self.pacer.spend(joins + lookups, Instant::now());
+        for event in events {
+            self.on_event(event).await?;
+        }
         Ok(())
     }
 }

@@ -222,6 +222,15 @@ pub enum ServerMsg<'a> {
         /// Why.
         reason: &'a str,
     },
+    /// `0x8E`: the rate limit this connection is held to (a token bucket over every message
+    /// but `Ping` and `Bye`), sent right after `LoginOk`. A client paces what it sends to stay
+    /// under it.
+    RateLimit {
+        /// Messages per second refilled into the bucket, in thousandths (20 000 = 20/s).
+        milli_per_sec: u32,
+        /// The bucket's size: messages that may be sent at once.
+        burst: u32,
+    },
     /// `0xA0`: answer to `Ping`.
     Pong {
         /// The `Ping`'s token.
@@ -256,6 +265,7 @@ impl<'a> ServerMsg<'a> {
             Self::RoomEntry { .. } => 0x8B,
             Self::Whois { .. } => 0x8C,
             Self::Bye { .. } => 0x8D,
+            Self::RateLimit { .. } => 0x8E,
             Self::Pong { .. } => 0xA0,
         }
     }
@@ -337,6 +347,13 @@ impl<'a> ServerMsg<'a> {
                 w.u64(*registered_ms)?;
                 rooms.encode(&mut w)?;
             }
+            Self::RateLimit {
+                milli_per_sec,
+                burst,
+            } => {
+                w.u32(*milli_per_sec)?;
+                w.u32(*burst)?;
+            }
             Self::Pong { token } => w.u64(*token)?,
         }
         Ok(w.len())
@@ -396,6 +413,10 @@ impl<'a> ServerMsg<'a> {
                 rooms: StrList::decode(&mut r)?,
             },
             0x8D => Self::Bye { reason: r.str()? },
+            0x8E => Self::RateLimit {
+                milli_per_sec: r.u32()?,
+                burst: r.u32()?,
+            },
             0xA0 => Self::Pong { token: r.u64()? },
             other => return Err(ProtoError::UnknownTag(other)),
         };

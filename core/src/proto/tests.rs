@@ -123,6 +123,23 @@ fn fixed_ping_pong_bytes() {
     assert_eq!(&buf[..n], &[0xA0, 0, 0, 0, 0, 0, 0, 0, 1]);
 }
 
+/// docs/PROTOCOL.md's example: 20 messages per second, burst 40.
+#[test]
+fn fixed_rate_limit_bytes() {
+    let mut buf = [0u8; 16];
+    let m = ServerMsg::RateLimit {
+        milli_per_sec: 20_000,
+        burst: 40,
+    };
+    let n = m.encode(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[0x8E, 0, 0, 0x4E, 0x20, 0, 0, 0, 0x28]);
+    assert_eq!(ServerMsg::decode(&buf[..n]).unwrap(), m);
+    assert!(ServerMsg::decode(&buf[..n - 1]).is_err(), "truncated");
+    let mut long = buf;
+    long[n] = 0;
+    assert!(ServerMsg::decode(&long[..=n]).is_err(), "trailing byte");
+}
+
 #[test]
 fn server_messages_round_trip() {
     let codes = ["12345678", "87654321"];
@@ -193,6 +210,10 @@ fn server_messages_round_trip() {
             rooms: StrList::Items(&["#lobby"]),
         },
         ServerMsg::Bye { reason: "shutdown" },
+        ServerMsg::RateLimit {
+            milli_per_sec: 20_000,
+            burst: 40,
+        },
         ServerMsg::Pong { token: 3 },
     ];
     for m in all {

@@ -316,6 +316,7 @@ impl App {
             ServerEvent::Pong { .. }
             | ServerEvent::RegisterStarted { .. }
             | ServerEvent::Registered { .. }
+            | ServerEvent::RateLimit { .. }
             | ServerEvent::Unknown { .. } => {}
         }
     }

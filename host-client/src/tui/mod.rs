@@ -5,7 +5,9 @@
 //! panics), reads keys on a thread, and races the connection, the keyboard, a background login
 //! and the timers (keepalive, ping answer, paced sending).
 //!
-//! Lines sent are kept in an [`Outbox`] until a `Pong` acknowledges them. When the connection
+//! Lines typed go into an [`Outbox`] and out at the pace the server's announced rate limit
+//! allows ([`Pacer`]), each followed by a `Ping`; they are kept until their `Pong`
+//! acknowledges them, and one the server put off (`rate_limited`) is sent again. When the connection
 //! breaks (not after a `Bye`), with `CHATBOX_TOTP_SECRET` set the screen logs in again by itself
 //! in the background (the next address first, rounds for up to 30 s), rejoins the rooms and
 //! sends the unacknowledged and queued lines again; lines typed meanwhile are queued (at most
@@ -37,9 +39,11 @@ use crate::commands::{Parsed, Rooms, parse};
 use crate::conn::{Conn, random_u64};
 use crate::error::ClientError;
 use crate::event::ServerEvent;
-use crate::failover::{Code, Progress, RECONNECT_WINDOW, Rounds, Target, login_any, rejoin};
+use crate::failover::{
+    Code, Progress, RECONNECT_WINDOW, Rounds, Target, login_any, rejoin, settle,
+};
 use crate::otp_source::OtpSource;
-use crate::outbox::{Line, OFFLINE_QUEUE_LIMIT, Outbox, Pacer, PingKind};
+use crate::outbox::{Limit, Line, OFFLINE_QUEUE_LIMIT, OUTBOX_LIMIT, Outbox, Pacer, PingKind};
 use crate::plain::{FINAL_ACK_TIMEOUT, KEEPALIVE};
 
 /// Unix time now, in milliseconds.
@@ -288,7 +292,7 @@ impl Remote {
             return Ok(());
         }
         app.rooms.on_sent(&msg);
-        self.outbox.sent(line);
+        self.outbox.sent(line.clone(), &msg);
         sent?;
         if self.outbox.wants_ack_ping() {
             self.ping(PingKind::Ack).await?;
@@ -298,6 +302,23 @@ impl Remote {
 
     /// A server event: acknowledgements first, then the screen.
     async fn on_event(&mut self, app: &mut App, event: &ServerEvent) -> Result<(), ClientError> {
+        if let ServerEvent::RateLimit {
+            milli_per_sec,
+            burst,
+        } = *event
+        {
+            self.pacer
+                .set_limit(Limit::announced(milli_per_sec, burst), Instant::now());
+            return Ok(());
+        }
+        if self.outbox.observe(event, &app.user) {
+            app.system(
+                now_ms(),
+                Level::Info,
+                "the server said to slow down; sending the line again shortly",
+            );
+            return Ok(());
+        }
         if let ServerEvent::Presence {
             kind: PresenceKind::Kicked | PresenceKind::Banned,
             ..
@@ -312,6 +333,9 @@ impl Remote {
         if let ServerEvent::Pong { token } = event
             && let Some(acked) = self.outbox.on_pong(*token)
         {
+            if acked.retry > 0 {
+                self.pacer.back_off(Instant::now());
+            }
             for line in &acked.lines {
                 if let Ok(Parsed::Send(msg)) = parse(&line.text, line.room.as_deref()) {
                     self.acked_rooms.on_sent(&msg);
@@ -353,14 +377,26 @@ impl Remote {
         }
         let before = self.acked_rooms.clone();
         let rejoined = rejoin(&mut conn, &mut app.rooms, &before).await;
+        let now = Instant::now();
+        self.pacer = Pacer::for_limit(Limit::DEFAULT, now);
+        self.next_ping = now + KEEPALIVE;
+        let settled = match rejoined {
+            Ok(joins) => {
+                self.pacer.spend(joins, now);
+                settle(&mut conn, &mut self.outbox, &app.user).await
+            }
+            Err(e) => Err(e),
+        };
         self.conn = Some(conn);
         self.acked_rooms = app.rooms.clone();
         if let Some(room) = typed_current {
             app.rooms.switch_to(&room);
         }
-        let now = Instant::now();
-        self.pacer = Pacer::replay(now);
-        self.next_ping = now + KEEPALIVE;
+        let (events, lookups) = settled?;
+        self.pacer.spend(lookups, Instant::now());
+        for e in &events {
+            self.on_event(app, e).await?;
+        }
         if self.outbox.queued() > 0 {
             app.system(
                 now_ms(),
@@ -368,7 +404,7 @@ impl Remote {
                 &format!("sending {} queued line(s)", self.outbox.queued()),
             );
         }
-        rejoined
+        Ok(())
     }
 }
 
@@ -396,7 +432,7 @@ async fn chat_loop(
         conn: Some(conn),
         outbox: Outbox::default(),
         acked_rooms: app.rooms.clone(),
-        pacer: Pacer::replay(Instant::now()),
+        pacer: Pacer::for_limit(Limit::DEFAULT, Instant::now()),
         next_ping: Instant::now() + KEEPALIVE,
         bye: false,
         login: None,
@@ -566,25 +602,22 @@ async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
             false
         }
         Ok(Parsed::Send(msg)) => {
-            // Keep the order: behind what is queued, and queued while offline.
+            // Every line is queued and goes out at the server's pace (the loop sends it at
+            // once when the pace allows), behind what is queued already.
             let online = link.conn.is_some() && app.link == Link::Online;
-            let queue_first = !online || link.outbox.queued() > 0;
             // The room change shows at once, as when the line is sent.
-            if queue_first {
-                app.rooms.on_sent(&msg);
-            }
+            app.rooms.on_sent(&msg);
             let line = Line { text, room };
-            if !queue_first {
-                if let Err(e) = link.send_line(app, line).await {
-                    link.lost(app, &e);
-                }
-            } else if link.outbox.queue(line, OFFLINE_QUEUE_LIMIT).is_err() {
+            let limit = if online {
+                OUTBOX_LIMIT
+            } else {
+                OFFLINE_QUEUE_LIMIT
+            };
+            if link.outbox.queue(line, limit).is_err() {
                 app.system(
                     now_ms(),
                     Level::Error,
-                    &format!(
-                        "not sent: {OFFLINE_QUEUE_LIMIT} lines are already waiting for the connection"
-                    ),
+                    &format!("not sent: {limit} lines are already waiting to be sent"),
                 );
             } else if !online {
                 app.system(

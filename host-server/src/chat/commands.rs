@@ -79,13 +79,29 @@ fn muted(shared: &Shared, user: &str) -> bool {
         .is_some_and(|until| until == 0 || until > now)
 }
 
-/// After a successful login: `LoginOk` with the MOTD, then #lobby.
+/// The `RateLimit` announcing this server's token bucket (`--rate`, `--burst`), so that clients
+/// can pace themselves instead of being refused.
+fn rate_limit(c: &crate::Config) -> ServerMsg<'static> {
+    // Both are clamped at start (rate ≥ 0.1, burst ≥ 1); the casts saturate beyond u32.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (milli_per_sec, burst) = (
+        (c.rate_per_sec * 1000.0).round() as u32,
+        c.rate_burst.floor() as u32,
+    );
+    ServerMsg::RateLimit {
+        milli_per_sec,
+        burst,
+    }
+}
+
+/// After a successful login: `LoginOk` with the MOTD, `RateLimit`, then #lobby.
 pub async fn on_login(shared: &Shared, me: &Me, out: &mut Replies) {
     let motd = shared.motd.lock().map(|m| m.clone()).unwrap_or_default();
     out.msg(&ServerMsg::LoginOk {
         user: &me.user,
         motd: &motd,
     });
+    out.msg(&rate_limit(&shared.config));
     join(shared, me, LOBBY, out).await;
 }
 
