@@ -22,8 +22,8 @@ pub mod exit {
     /// The server is busy or full; try again later.
     pub const BUSY: u8 = 5;
     /// `chat --plain`: the session ran to the end of input, but some lines were refused for
-    /// good (by the server: too long, not permitted, no such user or room…; or by the client: a
-    /// bad command, too long to send). Every other line was delivered.
+    /// good (by the server: too long, not permitted, no such user or room…; or by the client:
+    /// too long to send at all). Every other line was delivered.
     pub const REFUSED: u8 = 6;
 }
 

@@ -21,9 +21,9 @@ error names each address and why it failed.
 
 Reconnecting: when the connection breaks during chat (node killed, reset, end of stream without
 a Bye), the client tries the next address, then the others in turn (growing pauses, up to 30 s),
-logs in again, rejoins its rooms and sends again every line the server had not acknowledged
-(a line the lost node handled just before dying may then arrive twice: at least once, never
-lost). Logging in again needs a fresh one-time code: set CHATBOX_TOTP_SECRET to the Base32
+logs in again, rejoins its rooms and sends again every line the server had not acknowledged,
+except chat lines it finds were stored (their copy came back, or they are in the history):
+each line is delivered once, never lost. Logging in again needs a fresh one-time code: set CHATBOX_TOTP_SECRET to the Base32
 secret (the secret=... of the otpauth URI) and the client computes codes itself (it is never
 printed). Without it the chat screen asks for a code, and --plain exits 2 saying why. A Bye
 from the server (shutdown, kick, ban) does not reconnect. With CHATBOX_TOTP_SECRET set,
@@ -45,7 +45,13 @@ Exit codes:
   2  server unreachable, handshake failed, or connection lost (and not logged in again)
   3  server key mismatch (possible impersonation)
   4  registration or login refused (name taken, wrong password or code, invalid name)
-  5  server busy or full (every address): try again later";
+  5  server busy or full (every address): try again later
+  6  chat --plain: input ended and was delivered, but the server refused some lines for good
+     (too long, not permitted, no such user or room, muted…; each shown as an `error` line)
+
+Pacing: the server announces its rate limit at login and the client sends no faster (one
+acknowledgement per line); lines piped in faster simply wait, and one the server still puts
+off (rate_limited) is sent again.";
 
 /// ChatBox terminal client: encrypted chat (Noise NX handshake, per-record keys) with password + TOTP login.
 #[derive(Debug, Parser)]
@@ -98,8 +104,9 @@ enum Command {
     /// and each event is printed as one line: login, motd, say, action, private, notice,
     /// presence, names, topic, history, room, whois, info, error, pong, bye; and when the
     /// connection is lost, `reconnecting to ADDR` (each address tried) and `reconnected to
-    /// ADDR`, followed by the new login's events. At end of input the client waits until the
-    /// server has processed everything (across reconnects), then exits 0.
+    /// ADDR`, followed by the new login's events. Lines go out at the pace the server's rate
+    /// limit allows. At end of input the client waits until the server has processed
+    /// everything (across reconnects), then exits 0, or 6 if the server refused a line for good.
     Chat {
         /// User name.
         #[arg(long)]

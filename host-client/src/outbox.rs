@@ -190,7 +190,7 @@ impl Outbox {
         self.unsent.len()
     }
 
-    /// Lines the server (or the client, for a line that cannot be encoded) refused for good.
+    /// Lines the server refused for good (or the client, for a line too long to encode).
     #[must_use]
     pub fn refused(&self) -> usize {
         self.refused

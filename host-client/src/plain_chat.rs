@@ -5,8 +5,8 @@
 //! the pace the server's rate limit allows ([`Pacer`], from the `RateLimit` the server sends at
 //! login), each followed by a `Ping`, and the [`Outbox`] keeps a line until its `Pong`
 //! acknowledges it. A line the server answers with `rate_limited` (or `busy`) is sent again; a
-//! line it refuses otherwise (too long, not permitted, no such user…), or one the client cannot
-//! send (a bad command, too long to encode), is refused for good. At end of input a final
+//! line it refuses otherwise (too long, not permitted, no such user…), or one too long for the
+//! client to send at all, is refused for good (a mistyped `/command` is only reported). At end of input a final
 //! `Ping` is sent; once it is answered everything was handled, `Bye` is sent and the exit status
 //! is 0 — or 6 ([`crate::error::exit::REFUSED`]) if any line was refused for good.
 //!
@@ -319,8 +319,8 @@ impl PlainChat {
                 return Ok(());
             }
             Err(e) => {
+                // A mistyped command: reported, not a refusal (nothing was meant to be sent).
                 eprintln!("chatbox-client: {}: {e}", line.text);
-                self.outbox.refused_locally();
                 return Ok(());
             }
         };
@@ -355,7 +355,9 @@ impl PlainChat {
         if self.outbox.observe(&event, &self.user) {
             // Put off, not refused: the line goes out again, later.
             if let ServerEvent::Error { text, .. } = &event {
-                eprintln!("chatbox-client: the server said to slow down ({text}); sending the line again");
+                eprintln!(
+                    "chatbox-client: the server said to slow down ({text}); sending the line again"
+                );
             }
             return Ok(Flow::Continue);
         }

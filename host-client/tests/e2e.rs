@@ -201,7 +201,12 @@ fn overlong_lines_are_refused_without_ending_the_session() {
     c.send("still here");
     c.expect("the session went on", |l| l == "say #lobby gina still here");
     let (status, out, err) = c.finish();
-    assert!(status.success(), "{status:?} {out:?} {err:?}");
+    // Both lines were refused for good: exit 6 at the end (issue 13.13).
+    assert_eq!(status.code(), Some(6), "{status:?} {out:?} {err:?}");
+    assert!(
+        err.iter().any(|l| l.contains("2 line(s) refused")),
+        "{err:?}"
+    );
     assert!(err.iter().any(|l| l.contains("cannot send")), "{err:?}");
 }
 

@@ -28,9 +28,15 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(|_| {})
+    }
+
+    /// [`Server::start`] with `f` applied to the test configuration first.
+    pub fn start_with(f: impl FnOnce(&mut chatbox_server::Config)) -> Server {
         let dir = tempfile::tempdir().expect("test setup");
-        let handle = chatbox_server::start(chatbox_server::Config::for_tests(dir.path()))
-            .expect("test setup");
+        let mut config = chatbox_server::Config::for_tests(dir.path());
+        f(&mut config);
+        let handle = chatbox_server::start(config).expect("test setup");
         let addr = handle.local_addr().to_string();
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
         Server {
@@ -38,6 +44,15 @@ impl Server {
             addr,
             _dir: dir,
         }
+    }
+
+    /// The server's SQLite file, opened read-only.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self._dir.path().join("data").join("chatbox.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("test setup")
     }
 
     pub fn fingerprint(&self) -> String {
