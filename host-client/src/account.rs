@@ -41,6 +41,12 @@ async fn wait_for<T>(
                             "the server closed the connection: {reason}"
                         )));
                     }
+                    // The answer itself is broken (e.g. `LoginOk` with an invalid name).
+                    ServerEvent::Invalid { tag, what } if matches!(tag, 0x81..=0x83) => {
+                        return Err(ClientError::ConnectionLost(format!(
+                            "the server sent an invalid {what}"
+                        )));
+                    }
                     other => others.push(other),
                 }
             }

@@ -4,8 +4,17 @@
 //! connection's receive buffer only until the next read. [`ServerEvent`] copies it out, and
 //! every string goes through [`sanitize`] on the way, so nothing the
 //! rest of the client shows can carry escape sequences or control characters.
+//!
+//! Names are not trusted either: every user and room name a message carries must follow the
+//! name rules (`chatbox_core::username`, `chatbox_core::proto::is_valid_room`) exactly, or the
+//! whole message becomes [`ServerEvent::Invalid`] (shown as an `error` line, never as the
+//! event). A name with a space, an upper-case letter or a look-alike character could otherwise
+//! shift the fields of a plain-mode line or pass for someone else.
 
-use chatbox_core::proto::{ChatMessage, ErrorCode, MessageKind, PresenceKind, ServerMsg};
+use chatbox_core::proto::{
+    ChatMessage, ErrorCode, MessageKind, PresenceKind, ServerMsg, is_valid_room,
+};
+use chatbox_core::username;
 
 use crate::sanitize::sanitize;
 
@@ -110,10 +119,111 @@ pub enum ServerEvent {
     Unknown {
         tag: u8,
     },
+    /// A message carrying a name that breaks the name rules (a hostile or broken server); not
+    /// acted upon.
+    Invalid {
+        /// The message's tag.
+        tag: u8,
+        /// Which field, e.g. `sender name`.
+        what: &'static str,
+    },
+}
+
+/// A user name exactly as the server must send it: valid and already lower-case.
+fn is_user(name: &str) -> bool {
+    username::normalize(name).is_ok_and(|n| n.as_str() == name)
+}
+
+/// A room (`#…`) or a user.
+fn is_target(name: &str) -> bool {
+    if name.starts_with('#') {
+        is_valid_room(name)
+    } else {
+        is_user(name)
+    }
+}
+
+/// The first name in `msg` that breaks the rules, named.
+fn bad_name(msg: &ServerMsg<'_>) -> Option<&'static str> {
+    let chat = |m: &ChatMessage<'_>| {
+        let target_ok = match m.kind {
+            MessageKind::Say => is_valid_room(m.target),
+            MessageKind::Private => is_user(m.target),
+            _ => is_target(m.target),
+        };
+        if !target_ok {
+            Some("message target")
+        } else if !(m.from.is_empty() || is_user(m.from)) {
+            Some("sender name")
+        } else {
+            None
+        }
+    };
+    match msg {
+        ServerMsg::LoginOk { user, .. } => (!is_user(user)).then_some("user name"),
+        ServerMsg::Message(m) => chat(m),
+        ServerMsg::Presence { room, user, .. } => {
+            if !(room.is_empty() || is_valid_room(room)) {
+                Some("room name")
+            } else if !is_user(user) {
+                Some("user name")
+            } else {
+                None
+            }
+        }
+        ServerMsg::Names { room, users, .. } => {
+            if !is_valid_room(room) {
+                Some("room name")
+            } else if !users.iter().all(is_user) {
+                Some("user name")
+            } else {
+                None
+            }
+        }
+        ServerMsg::History {
+            target, messages, ..
+        } => {
+            if is_target(target) {
+                messages.iter().find_map(|m| chat(&m))
+            } else {
+                Some("history target")
+            }
+        }
+        ServerMsg::Topic { room, set_by, .. } => {
+            if !is_valid_room(room) {
+                Some("room name")
+            } else if !(set_by.is_empty() || is_user(set_by)) {
+                Some("user name")
+            } else {
+                None
+            }
+        }
+        ServerMsg::RoomEntry { room, .. } => (!is_valid_room(room)).then_some("room name"),
+        ServerMsg::Whois {
+            user, role, rooms, ..
+        } => {
+            if !is_user(user) {
+                Some("user name")
+            } else if !is_user(role) {
+                Some("role")
+            } else if !rooms.iter().all(is_valid_room) {
+                Some("room name")
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
 }
 
 impl From<&ServerMsg<'_>> for ServerEvent {
     fn from(msg: &ServerMsg<'_>) -> Self {
+        if let Some(what) = bad_name(msg) {
+            return Self::Invalid {
+                tag: msg.tag(),
+                what,
+            };
+        }
         let list = |l: &chatbox_core::proto::StrList<'_>| l.iter().map(sanitize).collect();
         match msg {
             ServerMsg::RegisterStarted { uri } => Self::RegisterStarted { uri: sanitize(uri) },

@@ -176,6 +176,9 @@ pub fn format_event(event: &ServerEvent, names: &mut NamesBatches) -> Vec<String
         ServerEvent::RegisterStarted { .. } => "info registration started".to_owned(),
         ServerEvent::Registered { .. } => "info registered".to_owned(),
         ServerEvent::Unknown { tag } => format!("info unknown message 0x{tag:02x}"),
+        ServerEvent::Invalid { tag, what } => format!(
+            "error malformed the server sent an invalid {what} (message 0x{tag:02x} ignored)"
+        ),
         // Used for pacing, not shown.
         ServerEvent::RateLimit { .. } => return Vec::new(),
     };
@@ -323,6 +326,91 @@ mod tests {
         for (msg, want) in cases {
             assert_eq!(lines(msg, &mut n), want, "{msg:?}");
         }
+    }
+
+    #[test]
+    fn bad_names_from_the_server_are_error_lines() {
+        let mut n = NamesBatches::default();
+        let m = |target, from| {
+            ServerMsg::Message(ChatMessage {
+                id: 1,
+                time_ms: 0,
+                target,
+                from,
+                kind: MessageKind::Say,
+                text: "hi",
+            })
+        };
+        let bad = [
+            m("#lobby", "bob evil"),
+            m("#lobby", "Bob"),
+            m("#lobby", "b\u{430}b"),
+            m("#lo bby", "bob"),
+            m("lobby", "bob"),
+            m("#lobby", "bob\u{200b}"),
+            ServerMsg::LoginOk {
+                user: "alice say #lobby bob",
+                motd: "",
+            },
+            ServerMsg::Presence {
+                room: "#lobby",
+                user: "eve join",
+                kind: PresenceKind::Join,
+                text: "",
+            },
+            ServerMsg::Presence {
+                room: "lobby",
+                user: "eve",
+                kind: PresenceKind::Join,
+                text: "",
+            },
+            ServerMsg::Names {
+                room: "#lobby",
+                done: true,
+                users: StrList::Items(&["ok", "not ok"]),
+            },
+            ServerMsg::Topic {
+                room: "#a b",
+                topic: "t",
+                set_by: "",
+                time_ms: 0,
+            },
+            ServerMsg::RoomEntry {
+                room: "#x y",
+                members: 1,
+                topic: "",
+            },
+            ServerMsg::Whois {
+                user: "bob",
+                role: "op online=yes",
+                online: true,
+                away: "",
+                registered_ms: 0,
+                rooms: StrList::Items(&[]),
+            },
+            ServerMsg::History {
+                target: "#lobby",
+                done: true,
+                messages: MessageList::Items(&[ChatMessage {
+                    id: 1,
+                    time_ms: 0,
+                    target: "#lobby",
+                    from: "x 1 y say",
+                    kind: MessageKind::Say,
+                    text: "forged",
+                }]),
+            },
+        ];
+        for msg in bad {
+            let out = lines(msg, &mut n);
+            assert_eq!(out.len(), 1, "{msg:?}");
+            assert!(
+                out[0].starts_with("error malformed the server sent an invalid "),
+                "{msg:?} -> {out:?}"
+            );
+        }
+        // Empty sender (a server notice) and an unset topic's empty setter are fine.
+        assert_eq!(lines(m("#lobby", ""), &mut n), ["say #lobby * hi"]);
     }
 
     #[test]

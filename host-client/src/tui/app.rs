@@ -308,6 +308,10 @@ impl App {
                 let line = format!("{}: {text}", error_name(*code));
                 self.system(now_ms, Level::Error, &line);
             }
+            ServerEvent::Invalid { what, .. } => {
+                let line = format!("the server sent an invalid {what}; message ignored");
+                self.system(now_ms, Level::Error, &line);
+            }
             ServerEvent::Bye { reason } => self.system(
                 now_ms,
                 Level::Error,
