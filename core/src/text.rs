@@ -219,7 +219,8 @@ impl Iterator for Clean<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::string::String;
+    extern crate alloc;
+    use alloc::string::String;
 
     use super::*;
 

@@ -42,7 +42,10 @@ async fn wait_for<T>(
                         )));
                     }
                     // The answer itself is broken (e.g. `LoginOk` with an invalid name).
-                    ServerEvent::Invalid { tag, what } if matches!(tag, 0x81..=0x83) => {
+                    ServerEvent::Invalid {
+                        tag: 0x81..=0x83,
+                        what,
+                    } => {
                         return Err(ClientError::ConnectionLost(format!(
                             "the server sent an invalid {what}"
                         )));

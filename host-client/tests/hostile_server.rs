@@ -173,10 +173,7 @@ fn is_room(s: &str) -> bool {
 /// The README's plain-mode grammar: `Err` says what does not fit.
 fn parse(line: &str) -> Result<(), String> {
     let bad = |why: &str| Err(format!("{why}: {line:?}"));
-    if line
-        .chars()
-        .any(|c| chatbox_core::text::is_hidden_or_separator(c))
-    {
+    if line.chars().any(chatbox_core::text::is_hidden_or_separator) {
         return bad("hidden or separator character");
     }
     let w: Vec<&str> = line.split(' ').collect();
