@@ -189,7 +189,7 @@ where
 {
     let strs = StrList::Items(&lists.strs);
     let messages = MessageList::Items(&lists.messages);
-    Ok(match u.int_in_range(0..=13u8)? {
+    Ok(match u.int_in_range(0..=14u8)? {
         0 => ServerMsg::RegisterStarted {
             uri: u.arbitrary()?,
         },
@@ -245,6 +245,10 @@ where
         },
         12 => ServerMsg::Bye {
             reason: u.arbitrary()?,
+        },
+        13 => ServerMsg::RateLimit {
+            milli_per_sec: u.arbitrary()?,
+            burst: u.arbitrary()?,
         },
         _ => ServerMsg::Pong {
             token: u.arbitrary()?,
