@@ -100,64 +100,88 @@ fn bad() -> Vec<ServerMsg<'static>> {
     ]
 }
 
-/// Serves one connection: handshake, waits for Login, sends `script`, then answers every Ping
-/// with a Pong until the client says Bye or goes.
-fn serve(listener: &TcpListener, key: &StaticKeypair, script: &[ServerMsg<'_>]) {
-    let (mut sock, _) = listener.accept().expect("accept");
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut s = Session::server(key, random32(), b"not really ChatBox").expect("session");
-    let mut buf = vec![0u8; MAX_WIRE_LEN * 2];
-    let mut len = 0;
-    let mut out = vec![0u8; MAX_WIRE_LEN + 64];
-    let mut pt = vec![0u8; MAX_WIRE_LEN];
-    let mut send = |s: &mut Session, sock: &mut TcpStream, m: &ServerMsg<'_>| {
-        let n = m.encode(&mut pt).expect("encode");
-        let n = s.seal(&pt[..n], &mut out).expect("seal");
-        sock.write_all(&out[..n]).is_ok()
-    };
-    loop {
-        let Ok(n) = sock.read(&mut buf[len..]) else {
-            return;
-        };
-        if n == 0 {
-            return;
+/// One connection to the fake server: core's server session over a real socket.
+struct FakeConn {
+    sock: TcpStream,
+    s: Session,
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl FakeConn {
+    fn accept(listener: &TcpListener, key: &StaticKeypair) -> FakeConn {
+        let (sock, _) = listener.accept().expect("accept");
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        FakeConn {
+            sock,
+            s: Session::server(key, random32(), b"not really ChatBox").expect("session"),
+            buf: vec![0u8; MAX_WIRE_LEN * 2],
+            len: 0,
         }
-        len += n;
+    }
+
+    /// The next record's plaintext (the handshake is answered on the way); `None` at the end.
+    fn recv(&mut self) -> Option<Vec<u8>> {
         loop {
-            let (consumed, record) = match s.handle_input(&mut buf[..len]) {
-                Ok(Input::Incomplete { .. }) => break,
+            let (consumed, record) = match self.s.handle_input(&mut self.buf[..self.len]) {
+                Ok(Input::Incomplete { .. }) => {
+                    let n = self.sock.read(&mut self.buf[self.len..]).ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    self.len += n;
+                    continue;
+                }
                 Ok(Input::Handshake { consumed }) => (consumed, None),
                 Ok(Input::Record {
                     consumed,
                     plaintext,
                 }) => (consumed, Some(plaintext.to_vec())),
-                Err(_) => return,
+                Err(_) => return None,
             };
-            buf.copy_within(consumed..len, 0);
-            len -= consumed;
-            let Some(record) = record else {
-                let mut hs = [0u8; 512];
-                let n = s.poll_transmit(&mut hs).expect("handshake");
-                sock.write_all(&hs[..n]).expect("write");
-                continue;
-            };
-            match ClientMsg::decode(&record) {
-                Ok(ClientMsg::Login { .. }) => {
-                    for m in script {
-                        if !send(&mut s, &mut sock, m) {
-                            return;
-                        }
-                    }
+            self.buf.copy_within(consumed..self.len, 0);
+            self.len -= consumed;
+            match record {
+                Some(r) => return Some(r),
+                None => {
+                    let mut hs = [0u8; 512];
+                    let n = self.s.poll_transmit(&mut hs).expect("handshake");
+                    self.sock.write_all(&hs[..n]).ok()?;
                 }
-                Ok(ClientMsg::Ping { token }) => {
-                    if !send(&mut s, &mut sock, &ServerMsg::Pong { token }) {
+            }
+        }
+    }
+
+    fn send(&mut self, m: &ServerMsg<'_>) -> bool {
+        let mut pt = vec![0u8; MAX_WIRE_LEN];
+        let mut out = vec![0u8; MAX_WIRE_LEN + 64];
+        let n = m.encode(&mut pt).expect("encode");
+        let n = self.s.seal(&pt[..n], &mut out).expect("seal");
+        self.sock.write_all(&out[..n]).is_ok()
+    }
+}
+
+/// Serves one connection: waits for Login, sends `script`, then answers every Ping with a Pong
+/// until the client says Bye or goes.
+fn serve(listener: &TcpListener, key: &StaticKeypair, script: &[ServerMsg<'_>]) {
+    let mut c = FakeConn::accept(listener, key);
+    while let Some(record) = c.recv() {
+        match ClientMsg::decode(&record) {
+            Ok(ClientMsg::Login { .. }) => {
+                for m in script {
+                    if !c.send(m) {
                         return;
                     }
                 }
-                Ok(ClientMsg::Bye) | Err(_) => return,
-                Ok(_) => {}
             }
+            Ok(ClientMsg::Ping { token }) => {
+                if !c.send(&ServerMsg::Pong { token }) {
+                    return;
+                }
+            }
+            Ok(ClientMsg::Bye) | Err(_) => return,
+            Ok(_) => {}
         }
     }
 }
@@ -292,5 +316,108 @@ fn bad_names_from_a_malicious_server_are_error_lines_and_every_line_parses() {
             "presence * bob away lunch",
         ],
         "only the good events, cleaned: {out:#?}"
+    );
+}
+
+/// Issue 13.13, the case a real server cannot be made to produce on demand: a node stores a
+/// line and dies before its copy goes out. The fake server takes the Say, answers nothing and
+/// drops the connection; on the client's second login it shows the line in the room's history.
+/// The client must not send it again — and must send the line after it.
+#[test]
+fn a_line_stored_by_a_node_that_died_is_not_sent_again_after_the_reconnect() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let key = StaticKeypair::from_secret(random32());
+    let login = |c: &mut FakeConn| {
+        c.send(&ServerMsg::LoginOk {
+            user: "mal",
+            motd: "",
+        }) && c.send(&ServerMsg::RateLimit {
+            milli_per_sec: 20_000,
+            burst: 40,
+        })
+    };
+    let server = std::thread::spawn(move || {
+        // First connection: log in, take the first Say, then die without a word.
+        let mut c = FakeConn::accept(&listener, &key);
+        let mut first = None;
+        while let Some(r) = c.recv() {
+            match ClientMsg::decode(&r) {
+                Ok(ClientMsg::Login { .. }) => assert!(login(&mut c)),
+                Ok(ClientMsg::Say { text, .. }) => {
+                    first = Some(text.to_owned());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        drop(c);
+        // Second connection: the history holds the line; record everything said after.
+        let mut c = FakeConn::accept(&listener, &key);
+        let mut said = Vec::new();
+        let mut lookups = 0;
+        while let Some(r) = c.recv() {
+            match ClientMsg::decode(&r) {
+                Ok(ClientMsg::Login { .. }) => assert!(login(&mut c)),
+                Ok(ClientMsg::History { target, .. }) => {
+                    lookups += 1;
+                    let stored = [ChatMessage {
+                        id: 42,
+                        time_ms: 0,
+                        target: "#lobby",
+                        from: "mal",
+                        kind: MessageKind::Say,
+                        text: first.as_deref().unwrap_or(""),
+                    }];
+                    assert!(c.send(&ServerMsg::History {
+                        target,
+                        done: true,
+                        messages: MessageList::Items(&stored),
+                    }));
+                }
+                Ok(ClientMsg::Say { room, text }) => {
+                    said.push(text.to_owned());
+                    let copy = ChatMessage {
+                        id: 43,
+                        time_ms: 0,
+                        target: room,
+                        from: "mal",
+                        kind: MessageKind::Say,
+                        text,
+                    };
+                    assert!(c.send(&ServerMsg::Message(copy)));
+                }
+                Ok(ClientMsg::Ping { token }) => assert!(c.send(&ServerMsg::Pong { token })),
+                Ok(ClientMsg::Bye) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        (first, lookups, said)
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut c = Client::spawn_env(
+        home.path(),
+        &["--server", &addr, "chat", "--user", "mal", "--plain"],
+        &[("CHATBOX_TOTP_SECRET", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")],
+    );
+    c.expect("logged in", |l| l == "login mal");
+    c.send("stored before the crash");
+    c.expect("reconnected", |l| l.starts_with("reconnected to "));
+    c.send("after the crash");
+    c.expect("the next line", |l| l == "say #lobby mal after the crash");
+    let (status, out, err) = c.finish();
+    let (first, lookups, said) = server.join().expect("fake server");
+    assert!(status.success(), "{status:?}\n{out:#?}\n{err:#?}");
+    assert_eq!(first.as_deref(), Some("stored before the crash"));
+    assert_eq!(lookups, 1, "one history lookup for #lobby");
+    assert_eq!(
+        said,
+        ["after the crash"],
+        "the stored line is not sent again"
+    );
+    assert!(
+        err.iter()
+            .any(|l| l.contains("1 line(s) sent before the connection was lost had been stored")),
+        "{err:#?}"
     );
 }
