@@ -395,8 +395,13 @@ impl PlainChat {
                 self.acked_rooms.on_sent(&msg);
             }
         }
-        if acked.kind == PingKind::Final && !self.input_open && self.outbox.is_settled() {
-            return Ok(Flow::Done);
+        if acked.kind == PingKind::Final {
+            if !self.input_open && self.outbox.is_settled() {
+                return Ok(Flow::Done);
+            }
+            // A line came back to be sent again (rate_limited) after the final ping went out:
+            // another final ping follows once the queue is empty.
+            self.final_token = None;
         }
         if self.outbox.wants_ack_ping() {
             self.ping(PingKind::Ack).await?;

@@ -421,3 +421,70 @@ fn a_line_stored_by_a_node_that_died_is_not_sent_again_after_the_reconnect() {
         "{err:#?}"
     );
 }
+
+/// A line the server puts off (`rate_limited`: not handled) is sent again, once, and the run
+/// still ends with exit 0 and no `error` line; the retry comes after the lines that were already
+/// on their way.
+#[test]
+fn a_rate_limited_line_is_sent_again_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let key = StaticKeypair::from_secret(random32());
+    let server = std::thread::spawn(move || {
+        let mut c = FakeConn::accept(&listener, &key);
+        let mut stored = Vec::new();
+        let mut put_off = false;
+        while let Some(r) = c.recv() {
+            match ClientMsg::decode(&r) {
+                Ok(ClientMsg::Login { .. }) => {
+                    assert!(c.send(&ServerMsg::LoginOk {
+                        user: "mal",
+                        motd: "",
+                    }));
+                }
+                Ok(ClientMsg::Say { room, text }) => {
+                    if text == "two" && !put_off {
+                        put_off = true;
+                        assert!(c.send(&ServerMsg::Error {
+                            code: 8,
+                            text: "too many messages, slow down",
+                        }));
+                        continue;
+                    }
+                    stored.push(text.to_owned());
+                    let copy = ChatMessage {
+                        id: 50 + stored.len() as u64,
+                        time_ms: 0,
+                        target: room,
+                        from: "mal",
+                        kind: MessageKind::Say,
+                        text,
+                    };
+                    assert!(c.send(&ServerMsg::Message(copy)));
+                }
+                Ok(ClientMsg::Ping { token }) => assert!(c.send(&ServerMsg::Pong { token })),
+                Ok(ClientMsg::Bye) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        stored
+    });
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut c = Client::spawn(
+        home.path(),
+        &[
+            "--server", &addr, "chat", "--user", "mal", "--otp", "123456", "--plain",
+        ],
+    );
+    for l in ["one", "two", "three"] {
+        c.send(l);
+    }
+    let (status, out, err) = c.finish();
+    let mut stored = server.join().expect("fake server");
+    assert!(status.success(), "{status:?}\n{out:#?}\n{err:#?}");
+    assert!(!out.iter().any(|l| l.starts_with("error ")), "{out:#?}");
+    assert!(err.iter().any(|l| l.contains("slow down")), "{err:#?}");
+    assert_eq!(stored.first().map(String::as_str), Some("one"));
+    stored.sort();
+    assert_eq!(stored, ["one", "three", "two"], "each once");
+}
