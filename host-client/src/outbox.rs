@@ -8,7 +8,8 @@
 //! and the one before is the answer to that line alone:
 //!
 //! - an `Error` `rate_limited` or `busy`: the line was not handled; it goes back to the queue
-//!   and is sent again (the caller also slows down);
+//!   and is sent again (the caller also slows down) — after the lines already sent behind it,
+//!   which the server may have handled meanwhile;
 //! - any other `Error`: the line was refused for good (too long, not permitted, no such user…);
 //!   it is counted in [`Outbox::refused`], which ends a plain-mode run with a non-zero exit;
 //! - for a chat line (say, action, private), the sender's copy of the stored message — same
