@@ -274,7 +274,8 @@ pub async fn settle(
     let found = outbox.resolve(&history, me);
     if found > 0 {
         eprintln!(
-            "chatbox-client: {found} line(s) sent before the connection was lost had been stored; not sending them again"
+            "chatbox-client: {found} line(s) sent before the connection was lost had been \
+             stored; not sending them again"
         );
     }
     Ok((others, u32::try_from(targets.len()).unwrap_or(u32::MAX)))

@@ -23,11 +23,11 @@ Reconnecting: when the connection breaks during chat (node killed, reset, end of
 a Bye), the client tries the next address, then the others in turn (growing pauses, up to 30 s),
 logs in again, rejoins its rooms and sends again every line the server had not acknowledged,
 except chat lines it finds were stored (their copy came back, or they are in the history):
-each line is delivered once, never lost. Logging in again needs a fresh one-time code: set CHATBOX_TOTP_SECRET to the Base32
-secret (the secret=... of the otpauth URI) and the client computes codes itself (it is never
-printed). Without it the chat screen asks for a code, and --plain exits 2 saying why. A Bye
-from the server (shutdown, kick, ban) does not reconnect. With CHATBOX_TOTP_SECRET set,
-chat --otp may be left out.
+each line is delivered once, never lost. Logging in again needs a fresh one-time code: set
+CHATBOX_TOTP_SECRET to the Base32 secret (the secret=... of the otpauth URI) and the client
+computes codes itself (it is never printed). Without it the chat screen asks for a code, and
+--plain exits 2 saying why. A Bye from the server (shutdown, kick, ban) does not reconnect.
+With CHATBOX_TOTP_SECRET set, chat --otp may be left out.
 
 Server keys are trusted on first use: the first key seen for HOST:PORT is recorded in
 $CHATBOX_HOME/known_servers (default ~/.config/chatbox/known_servers), one line per server,

@@ -6,9 +6,10 @@
 //! login), each followed by a `Ping`, and the [`Outbox`] keeps a line until its `Pong`
 //! acknowledges it. A line the server answers with `rate_limited` (or `busy`) is sent again; a
 //! line it refuses otherwise (too long, not permitted, no such user…), or one too long for the
-//! client to send at all, is refused for good (a mistyped `/command` is only reported). At end of input a final
-//! `Ping` is sent; once it is answered everything was handled, `Bye` is sent and the exit status
-//! is 0 — or 6 ([`crate::error::exit::REFUSED`]) if any line was refused for good.
+//! client to send at all, is refused for good (a mistyped `/command` is only reported). At end
+//! of input a final `Ping` is sent; once it is answered everything was handled, `Bye` is sent
+//! and the exit status is 0 — or 6 ([`crate::error::exit::REFUSED`]) if any line was refused
+//! for good.
 //!
 //! When the connection breaks (reset, end of stream without `Bye`, no answer to a ping for
 //! [`FINAL_ACK_TIMEOUT`]) and `CHATBOX_TOTP_SECRET` is set, the client prints
@@ -16,8 +17,9 @@
 //! around), logs in with a fresh code, prints `reconnected to ADDR` and the login's events,
 //! joins the rooms it was in again, and sends the unacknowledged lines again before reading
 //! more input — except those known to be handled (see [`crate::outbox`]: a chat line whose
-//! stored copy came back, or that the target's history shows was stored, is not sent twice). It gives up after [`RECONNECT_WINDOW`] (exit 2). Without the secret it exits 2
-//! at once, saying so. A `Bye` from the server (shutdown, kick, ban) is never a reason to
+//! stored copy came back, or that the target's history shows was stored, is not sent twice).
+//! It gives up after [`RECONNECT_WINDOW`] (exit 2). Without the secret it exits 2 at once,
+//! saying so. A `Bye` from the server (shutdown, kick, ban) is never a reason to
 //! reconnect; a refused login is final (exit 4).
 
 use std::collections::VecDeque;
