@@ -486,6 +486,51 @@ fn rate_limit_warns_then_disconnects() {
     ca.expect_closed();
 }
 
+/// The limit is announced right after `LoginOk` (issue 13.13), and it is the one enforced: the
+/// burst announced goes through (less the login's token), one more at once does not.
+#[test]
+fn the_rate_limit_is_announced_right_after_login_ok() {
+    let s = TestServer::start_with(|c| {
+        // One token per 20 s: none comes back while the test runs, even on a loaded machine.
+        c.rate_per_sec = 0.05;
+        c.rate_burst = 6.0;
+    });
+    let a = register(s.addr(), "alice");
+    let mut c = Client::connect(s.addr());
+    c.send(&ClientMsg::Login {
+        user: "alice",
+        password: PASSWORD,
+        otp: &code_at_offset(&a.secret, 0),
+    });
+    let r = c.recv();
+    assert!(matches!(r.msg(), ServerMsg::LoginOk { .. }), "{r:?}");
+    let r = c.recv();
+    let ServerMsg::RateLimit {
+        milli_per_sec,
+        burst,
+    } = r.msg()
+    else {
+        panic!("expected RateLimit right after LoginOk, got {r:?}");
+    };
+    assert_eq!((milli_per_sec, burst), (50, 6));
+    c.recv_until("lobby history", |m| {
+        matches!(m, ServerMsg::History { done: true, .. })
+    });
+    for i in 0..burst - 1 {
+        c.send(&ClientMsg::Say {
+            room: "#lobby",
+            text: &format!("{i}"),
+        });
+        let (_, _, _, t) = message_text(&mut c, "within the burst");
+        assert_eq!(t, i.to_string());
+    }
+    c.send(&ClientMsg::Say {
+        room: "#lobby",
+        text: "one too many",
+    });
+    c.expect_error(ErrorCode::RateLimited);
+}
+
 #[test]
 fn generous_rate_allows_ten_per_second() {
     let s = TestServer::start();
