@@ -84,6 +84,24 @@ pub struct Config {
     pub hash_queue: usize,
     /// Where to serve `/metrics` and `/healthz`; `None`: no metrics (the default).
     pub metrics: Option<SocketAddr>,
+    /// Password hashing jobs waiting per address at most.
+    pub hash_queue_per_address: usize,
+    /// Places in the hashing pool reserved for logins of a user from an address it logged in
+    /// from before (0 = one per worker).
+    pub hash_reserved: usize,
+    /// Prefix length of one IPv4 "address" for the login limits (32: one host).
+    pub address_prefix_v4: u8,
+    /// Prefix length of one IPv6 "address" for the login limits (64: one subnet).
+    pub address_prefix_v6: u8,
+    /// Prefix length of an IPv4 network sharing the hashing queue fairly with the others.
+    pub aggregate_prefix_v4: u8,
+    /// Prefix length of an IPv6 network sharing the hashing queue fairly with the others.
+    pub aggregate_prefix_v6: u8,
+    /// Keys kept at most in each in-memory failure count (per address, per (name, address),
+    /// per name).
+    pub failure_keys: usize,
+    /// (user, address) pairs of successful logins remembered at most.
+    pub remember_logins: usize,
 }
 
 impl Config {
@@ -125,6 +143,14 @@ impl Config {
             hash_workers: 0,
             hash_queue: 0,
             metrics: None,
+            hash_queue_per_address: 1,
+            hash_reserved: 0,
+            address_prefix_v4: 32,
+            address_prefix_v6: 64,
+            aggregate_prefix_v4: 24,
+            aggregate_prefix_v6: 48,
+            failure_keys: 100_000,
+            remember_logins: 10_000,
         }
     }
 
@@ -166,6 +192,24 @@ impl Config {
             self.hash_workers
         } else {
             std::thread::available_parallelism().map_or(2, usize::from)
+        }
+    }
+
+    pub(crate) fn pool_limits(&self) -> crate::auth::pool::Limits {
+        let workers = self.workers();
+        crate::auth::pool::Limits {
+            workers,
+            queue: if self.hash_queue > 0 {
+                self.hash_queue
+            } else {
+                workers * 2
+            },
+            per_address: self.hash_queue_per_address,
+            reserved: if self.hash_reserved > 0 {
+                self.hash_reserved
+            } else {
+                workers
+            },
         }
     }
 }

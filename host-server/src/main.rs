@@ -164,6 +164,40 @@ struct ServeArgs {
     /// Lock duration in seconds.
     #[arg(long, default_value_t = 900)]
     lock_secs: u64,
+    /// Base delay in ms before a failed login is answered (doubles with the failures of the
+    /// address, of the (name, address) pair, and one eighth of the name's; at most 2 s).
+    #[arg(long, default_value_t = 100)]
+    failure_delay_ms: u64,
+    /// Password hashing threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    hash_workers: usize,
+    /// Password hashing jobs waiting at most (0 = twice the workers).
+    #[arg(long, default_value_t = 0)]
+    hash_queue: usize,
+    /// Password hashing jobs waiting per address at most.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    hash_queue_per_address: usize,
+    /// Hashing places reserved for users logging in from an address they logged in from before (0 = one per worker).
+    #[arg(long, default_value_t = 0)]
+    hash_reserved: usize,
+    /// Prefix length that makes one IPv4 address for the login limits.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u8).range(8..=32))]
+    address_prefix_v4: u8,
+    /// Prefix length that makes one IPv6 address for the login limits.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u8).range(16..=128))]
+    address_prefix_v6: u8,
+    /// Prefix length of an IPv4 network that shares the hashing queue fairly with the others.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(0..=32))]
+    aggregate_prefix_v4: u8,
+    /// Prefix length of an IPv6 network that shares the hashing queue fairly with the others.
+    #[arg(long, default_value_t = 48, value_parser = clap::value_parser!(u8).range(0..=128))]
+    aggregate_prefix_v6: u8,
+    /// Keys kept at most in each in-memory login failure count.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    failure_keys: usize,
+    /// (user, address) pairs of successful logins remembered at most (they get the reserved hashing share).
+    #[arg(long, default_value_t = 10_000)]
+    remember_logins: usize,
     /// Seconds an anonymous connection may stay without logging in.
     #[arg(long, default_value_t = 120)]
     login_timeout: u64,
@@ -240,6 +274,17 @@ impl ServeArgs {
         c.ip_failures_per_min = self.ip_failures_per_min;
         c.lock_after = self.lock_after.max(1);
         c.lock_duration = Duration::from_secs(self.lock_secs);
+        c.failure_delay = Duration::from_millis(self.failure_delay_ms);
+        c.hash_workers = self.hash_workers;
+        c.hash_queue = self.hash_queue;
+        c.hash_queue_per_address = self.hash_queue_per_address;
+        c.hash_reserved = self.hash_reserved;
+        c.address_prefix_v4 = self.address_prefix_v4;
+        c.address_prefix_v6 = self.address_prefix_v6;
+        c.aggregate_prefix_v4 = self.aggregate_prefix_v4;
+        c.aggregate_prefix_v6 = self.aggregate_prefix_v6;
+        c.failure_keys = self.failure_keys;
+        c.remember_logins = self.remember_logins;
         c.login_timeout = Duration::from_secs(self.login_timeout);
         c.idle_timeout = Duration::from_secs(self.idle_timeout);
         c.anonymous_timeout = Duration::from_secs(self.anonymous_timeout);

@@ -14,6 +14,7 @@ use chatbox_core::proto::ServerMsg;
 use smol::channel::{self, Sender};
 use smol::{Async, Executor};
 
+use crate::auth::failures::Attempts;
 use crate::auth::pool::HashPool;
 use crate::auth::throttle::IpThrottle;
 use crate::chat::bus::{Bus, EventKind, RedisBus, RedisTasks};
@@ -46,6 +47,8 @@ pub struct Shared {
     pub pool: HashPool,
     /// Failed logins per IP.
     pub ip_throttle: IpThrottle,
+    /// Recent login failures (the answer delay) and successes (the reserved hashing share).
+    pub attempts: Attempts,
     /// Mutes in force: user → until (ms, 0 = until unmuted).
     pub mutes: Mutex<HashMap<String, u64>>,
     /// Current MOTD.
@@ -747,13 +750,8 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     };
     let local_addr = listener.local_addr()?;
     let listener = Async::new(listener)?;
-    let workers = config.workers();
-    let queue = if config.hash_queue > 0 {
-        config.hash_queue
-    } else {
-        workers * 2
-    };
-    let pool = HashPool::new(workers, queue)?;
+    let pool = HashPool::new(config.pool_limits())?;
+    let attempts = Attempts::new(config.failure_keys, config.remember_logins);
     let fingerprint = keys.fingerprint();
     let public_key = keys.static_key.public();
     // `--motd` and what an older version stored are cleaned like any text typed now.
@@ -764,6 +762,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     }
     let shared = Arc::new(Shared {
         ip_throttle,
+        attempts,
         hub: Hub::new(topics),
         bus,
         node: config.node_id.clone(),

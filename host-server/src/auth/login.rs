@@ -1,7 +1,12 @@
 //! Login{user, password, otp}: everything checked, one generic answer on any failure.
+//!
+//! Every attempt takes the same way whatever the reason it fails: one password hash (the
+//! account's, or the same work against nothing), then one failure path ([`fail`]) whose delay
+//! comes from what the client sent and where from, never from the account, and which answers
+//! at the same time after the hash whatever was looked up or written in between.
 
 use core::net::IpAddr;
-use core::time::Duration;
+use std::time::Instant;
 
 use chatbox_core::otp::Totp;
 use chatbox_core::password::{dummy_verify, verify_password};
@@ -10,7 +15,9 @@ use chatbox_core::username;
 use zeroize::Zeroizing;
 
 use super::Refusal;
-use super::pool::PoolError;
+use super::failures::delay;
+use super::pool::{PoolError, Source};
+use super::source::Origin;
 use crate::server::Shared;
 use crate::store::{Account, Sanction};
 use crate::time::{now_ms, now_secs};
@@ -30,57 +37,104 @@ fn generic() -> Refusal {
     Refusal::close(ErrorCode::InvalidCredentials, GENERIC)
 }
 
-/// Spends a password verification's work without an account.
-async fn dummy(shared: &Shared, password: &str) -> Result<(), Refusal> {
-    let pw = Zeroizing::new(password.as_bytes().to_vec());
-    let it = shared.config.pbkdf2_iterations;
-    match shared.pool.run(move || dummy_verify(&pw, it)).await {
-        Ok(()) => Ok(()),
-        Err(PoolError::Busy) => Err(Refusal::busy()),
-        Err(PoolError::Closed) => Err(Refusal::internal()),
+/// Why a login failed: logged, never told. Every kind is answered the same way after the same
+/// work (one password hash) and the same delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    InvalidName,
+    UnknownUser,
+    Locked,
+    WrongPassword,
+    Pending,
+    WrongScratch,
+    WrongTotp,
+    SecretUnreadable,
+}
+
+impl Failure {
+    fn reason(self) -> &'static str {
+        match self {
+            Failure::InvalidName => "invalid user name",
+            Failure::UnknownUser => "unknown user",
+            Failure::Locked => "account locked",
+            Failure::WrongPassword => "wrong password",
+            Failure::Pending => "registration not confirmed",
+            Failure::WrongScratch => "wrong or used scratch code",
+            Failure::WrongTotp => "wrong or reused TOTP code",
+            Failure::SecretUnreadable => "sealed secret unreadable",
+        }
+    }
+
+    /// Only a wrong code after the right password counts toward the account's lock: that is
+    /// the TOTP brute force the lock exists to stop, and it needs the password. A wrong
+    /// password, which anyone can send, only slows its sender (see [`fail`]).
+    fn counts_toward_lock(self) -> bool {
+        matches!(self, Failure::WrongScratch | Failure::WrongTotp)
     }
 }
 
-/// Logs the real reason, counts the failure per account (the attempt already counts for its
-/// IP), waits the growing delay, and returns the generic refusal.
+/// What judging an attempt after its password hash gave.
+enum Outcome {
+    In(LoggedIn),
+    Failed(Failure),
+    Refused(Refusal),
+}
+
+/// The one failure path: counts the failure toward the lock if it is a code failure, counts it
+/// for its address, (name, address) and name, logs the real reason, and answers the generic
+/// refusal at `since` + the delay those counts give (never earlier, whatever work came before
+/// it: the delay covers the database work a code failure does and a wrong password does not).
 async fn fail(
     shared: &Shared,
+    name: &str,
+    origin: &Origin,
     ip_port: &str,
-    user: &str,
     account: Option<&Account>,
-    reason: &str,
+    failure: Failure,
+    since: Instant,
 ) -> Refusal {
-    let mut failures = 0;
-    if let Some(acc) = account {
+    let mut lock = String::new();
+    if failure.counts_toward_lock()
+        && let Some(acc) = account
+    {
         let lock_until = now_ms().saturating_add(
             u64::try_from(shared.config.lock_duration.as_millis()).unwrap_or(u64::MAX),
         );
-        failures = shared
+        let n = shared
             .store
             .login_failure(&acc.user, shared.config.lock_after, lock_until)
             .await
             .unwrap_or(0);
+        lock = format!(
+            " code_failures={n}{}",
+            if n >= shared.config.lock_after {
+                " (account now locked)"
+            } else {
+                ""
+            }
+        );
     }
-    let locked = account.is_some() && failures >= shared.config.lock_after;
+    let level = shared.attempts.fail(name, origin.addr);
+    let wait = delay(shared.config.failure_delay, level);
     shared.logs.credentials(format!(
-        "login failed user={user} from={ip_port} reason={reason} failures={failures}{}",
-        if locked { " (account now locked)" } else { "" }
+        "login failed user={name} from={ip_port} reason={} level={level}{lock}",
+        failure.reason()
     ));
-    if failures > 0 && !shared.config.failure_delay.is_zero() {
-        let factor = 1u32 << (failures - 1).min(5);
-        let delay = shared
-            .config
-            .failure_delay
-            .saturating_mul(factor)
-            .min(Duration::from_secs(2));
-        smol::Timer::after(delay).await;
-    }
+    wait_until(since + wait).await;
     generic()
 }
 
+async fn wait_until(t: Instant) {
+    let left = t.saturating_duration_since(Instant::now());
+    if !left.is_zero() {
+        smol::Timer::after(left).await;
+    }
+}
+
 /// Checks a login. Any credential failure is `InvalidCredentials` with `close`; `Busy` keeps
-/// the connection. Every attempt counts against its IP address from the moment it begins; a
-/// success (or an attempt the server could not judge: busy, internal error) is given back.
+/// the connection. Every attempt counts against its address from the moment it begins, and
+/// keeps counting when the answer is `Busy` (a flood must spend its budget even when it only
+/// fills the queue); only a success or an internal error is given back.
 pub async fn login(
     shared: &Shared,
     raw_user: &str,
@@ -89,16 +143,35 @@ pub async fn login(
     ip: IpAddr,
     ip_port: &str,
 ) -> Result<LoggedIn, Refusal> {
-    let Some(attempt) = shared.ip_throttle.begin(ip).await else {
+    let origin = Origin::of(ip, &shared.config);
+    let user = username::normalize(raw_user)
+        .ok()
+        .map(|u| u.as_str().to_owned());
+    let name = user.clone().unwrap_or_else(|| printable(raw_user));
+    let Some(attempt) = shared.ip_throttle.begin(origin.addr.ip()).await else {
         shared.logs.credentials(format!(
-            "login refused user={} from={ip_port} reason=too many failures from this address",
-            printable(raw_user)
+            "login refused user={name} from={ip_port} reason=too many failures from this address"
         ));
+        // No password work, but the same delay as a judged failure.
+        let level = shared.attempts.level_now(&name, origin.addr);
+        wait_until(Instant::now() + delay(shared.config.failure_delay, level)).await;
         return Err(generic());
     };
-    let r = check(shared, raw_user, password, otp, ip_port).await;
-    let judged = matches!(&r, Err(e) if !matches!(e.code, ErrorCode::Busy | ErrorCode::Internal));
-    if !judged {
+    let r = check(
+        shared,
+        user.as_deref(),
+        &name,
+        password,
+        otp,
+        &origin,
+        ip_port,
+    )
+    .await;
+    let give_back = match &r {
+        Ok(_) => true,
+        Err(e) => e.code == ErrorCode::Internal,
+    };
+    if give_back {
         shared.ip_throttle.refund(attempt).await;
     }
     r
@@ -119,112 +192,120 @@ fn printable(raw_user: &str) -> String {
         .collect()
 }
 
+/// Whether `acc` logged in from this address before: remembered on this node, or the
+/// address of its last login (or registration) in the database, on any node.
+fn known(shared: &Shared, acc: &Account, origin: &Origin) -> bool {
+    shared.attempts.known(&acc.user, origin.addr)
+        || acc
+            .ip_port_last
+            .parse::<core::net::SocketAddr>()
+            .is_ok_and(|a| Origin::of(a.ip(), &shared.config).addr == origin.addr)
+}
+
 async fn check(
     shared: &Shared,
-    raw_user: &str,
+    user: Option<&str>,
+    name: &str,
     password: &str,
     otp: &str,
+    origin: &Origin,
     ip_port: &str,
 ) -> Result<LoggedIn, Refusal> {
-    let shown = printable(raw_user);
-    let user = match username::normalize(raw_user) {
-        Ok(u) => u.as_str().to_owned(),
-        Err(_) => {
-            dummy(shared, password).await?;
-            return Err(fail(shared, ip_port, &shown, None, "invalid user name").await);
-        }
+    let account = match user {
+        Some(u) => match shared.store.account(u).await {
+            Ok(a) => a,
+            Err(e) => {
+                shared.logs.info(format!("login: {e}"));
+                return Err(Refusal::internal());
+            }
+        },
+        None => None,
     };
-    let account = match shared.store.account(&user).await {
-        Ok(a) => a,
-        Err(e) => {
-            shared.logs.info(format!("login: {e}"));
-            return Err(Refusal::internal());
-        }
+    // The one password hash every attempt pays for: the account's, or the same work against
+    // nothing when there is no account (or no valid name).
+    let src = Source {
+        origin: *origin,
+        reserved: account.as_ref().is_some_and(|a| known(shared, a, origin)),
     };
-    let Some(acc) = account else {
-        dummy(shared, password).await?;
-        return Err(fail(shared, ip_port, &user, None, "unknown user").await);
-    };
-    let now = now_ms();
-    if acc.locked_until > now {
-        dummy(shared, password).await?;
-        shared.logs.credentials(format!(
-            "login failed user={user} from={ip_port} reason=account locked"
-        ));
-        return Err(generic());
-    }
     let pw = Zeroizing::new(password.as_bytes().to_vec());
-    let phc = acc.password.clone();
-    let ok = match shared.pool.run(move || verify_password(&pw, &phc)).await {
-        Ok(Ok(ok)) => ok,
-        Ok(Err(_)) => false,
+    let phc = account.as_ref().map(|a| a.password.clone());
+    let iterations = shared.config.pbkdf2_iterations;
+    let password_ok = shared
+        .pool
+        .run(src, move || match phc {
+            Some(phc) => verify_password(&pw, &phc).unwrap_or(false),
+            None => {
+                dummy_verify(&pw, iterations);
+                false
+            }
+        })
+        .await;
+    let password_ok = match password_ok {
+        Ok(ok) => ok,
         Err(PoolError::Busy) => return Err(Refusal::busy()),
         Err(PoolError::Closed) => return Err(Refusal::internal()),
     };
-    if !ok {
-        return Err(fail(shared, ip_port, &user, Some(&acc), "wrong password").await);
+    let hashed = Instant::now();
+    let outcome = match (&account, user) {
+        (Some(acc), _) => judge(shared, acc, password_ok, otp, ip_port).await,
+        (None, Some(_)) => Outcome::Failed(Failure::UnknownUser),
+        (None, None) => Outcome::Failed(Failure::InvalidName),
+    };
+    match outcome {
+        Outcome::In(li) => {
+            shared.attempts.succeeded(&li.user, origin.addr);
+            Ok(li)
+        }
+        Outcome::Failed(f) => {
+            Err(fail(shared, name, origin, ip_port, account.as_ref(), f, hashed).await)
+        }
+        Outcome::Refused(r) => Err(r),
+    }
+}
+
+/// Judges an attempt on an existing account once its password was hashed.
+async fn judge(
+    shared: &Shared,
+    acc: &Account,
+    password_ok: bool,
+    otp: &str,
+    ip_port: &str,
+) -> Outcome {
+    let user = acc.user.as_str();
+    let now = now_ms();
+    if acc.locked_until > now {
+        return Outcome::Failed(Failure::Locked);
+    }
+    if !password_ok {
+        return Outcome::Failed(Failure::WrongPassword);
     }
     if acc.pending_reg {
-        return Err(fail(
-            shared,
-            ip_port,
-            &user,
-            Some(&acc),
-            "registration not confirmed",
-        )
-        .await);
+        return Outcome::Failed(Failure::Pending);
     }
     let mut step = None;
     if otp.len() == 8 && otp.bytes().all(|b| b.is_ascii_digit()) {
-        let hash = shared.keys.scratch_hash(&user, otp);
-        match shared.store.use_scratch(&user, hash).await {
+        let hash = shared.keys.scratch_hash(user, otp);
+        match shared.store.use_scratch(user, hash).await {
             Ok(true) => {}
-            Ok(false) => {
-                return Err(fail(
-                    shared,
-                    ip_port,
-                    &user,
-                    Some(&acc),
-                    "wrong or used scratch code",
-                )
-                .await);
-            }
-            Err(_) => return Err(Refusal::internal()),
+            Ok(false) => return Outcome::Failed(Failure::WrongScratch),
+            Err(_) => return Outcome::Refused(Refusal::internal()),
         }
     } else {
-        let Some(secret) = shared.keys.unseal_totp(&user, &acc.totp_sealed) else {
+        let Some(secret) = shared.keys.unseal_totp(user, &acc.totp_sealed) else {
             shared.logs.info(format!(
                 "TOTP secret of {user} does not open (tampered row?)"
             ));
-            return Err(fail(
-                shared,
-                ip_port,
-                &user,
-                Some(&acc),
-                "sealed secret unreadable",
-            )
-            .await);
+            return Outcome::Failed(Failure::SecretUnreadable);
         };
-        let totp = Totp::sha1_default(&secret).map_err(|_| Refusal::internal())?;
+        let Ok(totp) = Totp::sha1_default(&secret) else {
+            return Outcome::Refused(Refusal::internal());
+        };
         match totp.verify(otp, now_secs(), acc.totp_last_step) {
             Some(s) => step = Some(s),
-            None => {
-                return Err(fail(
-                    shared,
-                    ip_port,
-                    &user,
-                    Some(&acc),
-                    "wrong or reused TOTP code",
-                )
-                .await);
-            }
+            None => return Outcome::Failed(Failure::WrongTotp),
         }
     }
-    match shared
-        .store
-        .active_sanction(Sanction::Ban, &user, now)
-        .await
-    {
+    match shared.store.active_sanction(Sanction::Ban, user, now).await {
         Ok(Some((until, reason))) => {
             shared.logs.credentials(format!(
                 "login refused user={user} from={ip_port} reason=banned until_ms={until}"
@@ -237,27 +318,18 @@ async fn check(
                     crate::time::fmt_utc(until)
                 )
             };
-            return Err(Refusal::close(ErrorCode::Banned, text));
+            return Outcome::Refused(Refusal::close(ErrorCode::Banned, text));
         }
         Ok(None) => {}
-        Err(_) => return Err(Refusal::internal()),
+        Err(_) => return Outcome::Refused(Refusal::internal()),
     }
-    match shared.store.login_success(&user, step, ip_port).await {
+    match shared.store.login_success(user, step, ip_port).await {
         Ok(true) => {}
-        Ok(false) => {
-            // A concurrent login used the same TOTP step first.
-            return Err(fail(
-                shared,
-                ip_port,
-                &user,
-                Some(&acc),
-                "wrong or reused TOTP code",
-            )
-            .await);
-        }
+        // A concurrent login used the same TOTP step first.
+        Ok(false) => return Outcome::Failed(Failure::WrongTotp),
         Err(e) => {
             shared.logs.info(format!("login: {e}"));
-            return Err(Refusal::internal());
+            return Outcome::Refused(Refusal::internal());
         }
     }
     shared.logs.credentials(format!(
@@ -268,8 +340,8 @@ async fn check(
             "scratch code"
         }
     ));
-    Ok(LoggedIn {
-        user,
-        role: acc.role,
+    Outcome::In(LoggedIn {
+        user: user.to_owned(),
+        role: acc.role.clone(),
     })
 }

@@ -2,9 +2,11 @@
 //!
 //! These functions decide; the connection task sends what they return.
 
+pub mod failures;
 pub mod login;
 pub mod pool;
 pub mod register;
+pub mod source;
 pub mod throttle;
 
 use chatbox_core::proto::ErrorCode;

@@ -1,95 +1,430 @@
-//! A bounded pool for password hashing, off the async executor.
+//! A bounded, fair pool for password hashing, off the async executor.
 //!
-//! About one thread per core and a short queue; when both are full the caller is told
+//! About one thread per core and a short queue; when the queue is full the caller is told
 //! [`PoolError::Busy`] at once (the server answers `Error(Busy)`) instead of queueing without
-//! bound while a login flood eats the CPU.
+//! bound while a login flood eats the CPU. The queue is shared fairly by where jobs come from:
+//!
+//! - workers take jobs round-robin over aggregates (IPv4 /24, IPv6 /48 by default), and within
+//!   an aggregate round-robin over addresses (/32, /64), so a flood from many addresses of one
+//!   network gets one network's share;
+//! - one address holds at most `per_address` queued jobs;
+//! - a job arriving at a full queue pushes out the newest job of the aggregate (or, inside its
+//!   own aggregate, the address) holding the most when that one holds at least two more than
+//!   the newcomer's; that job is answered `Busy`;
+//! - a reserved lane of `reserved` places, served first, takes only logins of a (user, address)
+//!   that logged in successfully before, so a flood from anywhere else cannot take them.
 
-use std::sync::Mutex;
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use smol::channel;
 
-type Task = Box<dyn FnOnce() + Send>;
+use super::source::{Net, Origin};
+
+/// A queued job: called with `true` on a worker to run it, or with `false` when it was pushed
+/// out of the queue (it then answers [`PoolError::Busy`]).
+type Job = Box<dyn FnOnce(bool) + Send>;
 
 /// Why a job did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolError {
-    /// Every worker is busy and the queue is full.
+    /// No room in the queue for this source (or pushed out by a fairer share).
     Busy,
     /// The pool has stopped.
     Closed,
 }
 
+/// Where a job comes from, and whether it may use the reserved lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    /// Address and aggregate.
+    pub origin: Origin,
+    /// A login of a (user, address) known from an earlier success.
+    pub reserved: bool,
+}
+
+/// The pool's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Hashing threads.
+    pub workers: usize,
+    /// Jobs waiting in the shared lanes at most.
+    pub queue: usize,
+    /// Jobs waiting per address at most.
+    pub per_address: usize,
+    /// Places of the reserved lane.
+    pub reserved: usize,
+}
+
+#[derive(Default)]
+struct Aggregate {
+    /// Each address's jobs in arrival order, with their arrival numbers.
+    addrs: HashMap<Net, VecDeque<(u64, Job)>>,
+    ring: VecDeque<Net>,
+    len: usize,
+}
+
+impl Aggregate {
+    fn pop(&mut self) -> Option<Job> {
+        let addr = self.ring.pop_front()?;
+        let q = self.addrs.get_mut(&addr)?;
+        let job = q.pop_front().map(|(_, j)| j);
+        if q.is_empty() {
+            self.addrs.remove(&addr);
+        } else {
+            self.ring.push_back(addr);
+        }
+        if job.is_some() {
+            self.len -= 1;
+        }
+        job
+    }
+
+    /// The newest job among the addresses holding the most.
+    fn pop_newest_of_fattest(&mut self) -> Option<Job> {
+        let (&addr, _) = self
+            .addrs
+            .iter()
+            .max_by_key(|(_, q)| (q.len(), q.back().map_or(0, |(seq, _)| *seq)))?;
+        let q = self.addrs.get_mut(&addr)?;
+        let job = q.pop_back().map(|(_, j)| j);
+        if q.is_empty() {
+            self.addrs.remove(&addr);
+            self.ring.retain(|a| *a != addr);
+        }
+        if job.is_some() {
+            self.len -= 1;
+        }
+        job
+    }
+
+    fn fattest_address(&self) -> usize {
+        self.addrs.values().map(VecDeque::len).max().unwrap_or(0)
+    }
+}
+
+#[derive(Default)]
+struct Lanes {
+    aggregates: HashMap<Net, Aggregate>,
+    ring: VecDeque<Net>,
+    queued: usize,
+    reserved: VecDeque<Job>,
+    closed: bool,
+    arrivals: u64,
+}
+
+impl Lanes {
+    fn pop(&mut self) -> Option<Job> {
+        if let Some(job) = self.reserved.pop_front() {
+            return Some(job);
+        }
+        while let Some(net) = self.ring.pop_front() {
+            let Some(agg) = self.aggregates.get_mut(&net) else {
+                continue;
+            };
+            let job = agg.pop();
+            if agg.len == 0 {
+                self.aggregates.remove(&net);
+            } else {
+                self.ring.push_back(net);
+            }
+            if job.is_some() {
+                self.queued -= 1;
+                return job;
+            }
+        }
+        None
+    }
+
+    /// Queues `job`; returns a job pushed out to make room, or gives `job` back if there is
+    /// no room for it.
+    fn admit(&mut self, limits: &Limits, src: Source, job: Job) -> Result<Option<Job>, Job> {
+        if src.reserved && self.reserved.len() < limits.reserved {
+            self.reserved.push_back(job);
+            return Ok(None);
+        }
+        let Origin { addr, aggregate } = src.origin;
+        let (mine, my_addr) = self.aggregates.get(&aggregate).map_or((0, 0), |a| {
+            (a.len, a.addrs.get(&addr).map_or(0, VecDeque::len))
+        });
+        if my_addr >= limits.per_address {
+            return Err(job);
+        }
+        let mut evicted = None;
+        if self.queued >= limits.queue {
+            let fattest = self
+                .aggregates
+                .iter()
+                .max_by_key(|(_, a)| a.len)
+                .map(|(n, a)| (*n, a.len));
+            let victim = match fattest {
+                Some((net, len)) if net != aggregate && len >= mine + 2 => Some(net),
+                _ => self
+                    .aggregates
+                    .get(&aggregate)
+                    .is_some_and(|a| a.fattest_address() >= my_addr + 2)
+                    .then_some(aggregate),
+            };
+            let Some(net) = victim else {
+                return Err(job);
+            };
+            let Some(agg) = self.aggregates.get_mut(&net) else {
+                return Err(job);
+            };
+            evicted = agg.pop_newest_of_fattest();
+            if agg.len == 0 {
+                self.aggregates.remove(&net);
+                self.ring.retain(|n| *n != net);
+            }
+            if evicted.is_none() {
+                return Err(job);
+            }
+            self.queued -= 1;
+        }
+        let agg = self.aggregates.entry(aggregate).or_default();
+        if agg.len == 0 {
+            self.ring.push_back(aggregate);
+        }
+        let q = agg.addrs.entry(addr).or_default();
+        if q.is_empty() {
+            agg.ring.push_back(addr);
+        }
+        self.arrivals += 1;
+        q.push_back((self.arrivals, job));
+        agg.len += 1;
+        self.queued += 1;
+        Ok(evicted)
+    }
+}
+
+struct State {
+    lanes: Mutex<Lanes>,
+    ready: Condvar,
+}
+
 /// The hashing pool.
-#[derive(Debug)]
 pub struct HashPool {
-    tx: Mutex<Option<SyncSender<Task>>>,
+    state: std::sync::Arc<State>,
+    limits: Limits,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+impl core::fmt::Debug for HashPool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HashPool")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HashPool {
-    /// `workers` threads and a queue of `queue` jobs.
-    pub fn new(workers: usize, queue: usize) -> std::io::Result<HashPool> {
-        let (tx, rx) = mpsc::sync_channel::<Task>(queue);
-        let rx = std::sync::Arc::new(Mutex::new(rx));
+    /// A pool with these limits (at least one worker, one queued job, one per address).
+    pub fn new(limits: Limits) -> std::io::Result<HashPool> {
+        let limits = Limits {
+            workers: limits.workers.max(1),
+            queue: limits.queue.max(1),
+            per_address: limits.per_address.max(1),
+            reserved: limits.reserved,
+        };
+        let state = std::sync::Arc::new(State {
+            lanes: Mutex::new(Lanes::default()),
+            ready: Condvar::new(),
+        });
         let mut threads = Vec::new();
-        for i in 0..workers.max(1) {
-            let rx = rx.clone();
+        for i in 0..limits.workers {
+            let state = state.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("chatbox-hash-{i}"))
-                    .spawn(move || {
-                        loop {
-                            let task = match rx.lock() {
-                                Ok(guard) => guard.recv(),
-                                Err(_) => return,
-                            };
-                            match task {
-                                Ok(task) => task(),
-                                Err(_) => return,
-                            }
-                        }
-                    })?,
+                    .spawn(move || work(&state))?,
             );
         }
         Ok(HashPool {
-            tx: Mutex::new(Some(tx)),
+            state,
+            limits,
             threads: Mutex::new(threads),
         })
     }
 
     /// Runs `f` on a worker and waits for its result without blocking the executor.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, PoolError>
+    pub async fn run<T, F>(&self, src: Source, f: F) -> Result<T, PoolError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let (rtx, rrx) = channel::bounded::<T>(1);
-        let task: Task = Box::new(move || {
-            let _ = rtx.try_send(f());
+        let (rtx, rrx) = channel::bounded::<Result<T, PoolError>>(1);
+        let job: Job = Box::new(move |run| {
+            let r = if run { Ok(f()) } else { Err(PoolError::Busy) };
+            let _ = rtx.try_send(r);
         });
-        {
-            let guard = self.tx.lock().map_err(|_| PoolError::Closed)?;
-            let tx = guard.as_ref().ok_or(PoolError::Closed)?;
-            match tx.try_send(task) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => return Err(PoolError::Busy),
-                Err(TrySendError::Disconnected(_)) => return Err(PoolError::Closed),
+        let evicted = {
+            let mut lanes = self.state.lanes.lock().map_err(|_| PoolError::Closed)?;
+            if lanes.closed {
+                return Err(PoolError::Closed);
             }
+            lanes
+                .admit(&self.limits, src, job)
+                .map_err(|_| PoolError::Busy)?
+        };
+        self.state.ready.notify_one();
+        if let Some(job) = evicted {
+            job(false);
         }
-        rrx.recv().await.map_err(|_| PoolError::Closed)
+        rrx.recv().await.map_err(|_| PoolError::Closed)?
     }
 
     /// Stops the workers after the queued jobs.
     pub fn close(&self) {
-        if let Ok(mut g) = self.tx.lock() {
-            g.take();
+        if let Ok(mut lanes) = self.state.lanes.lock() {
+            lanes.closed = true;
         }
+        self.state.ready.notify_all();
         if let Ok(mut threads) = self.threads.lock() {
             for t in threads.drain(..) {
                 let _ = t.join();
             }
         }
+    }
+}
+
+fn work(state: &State) {
+    loop {
+        let job = {
+            let Ok(mut lanes) = state.lanes.lock() else {
+                return;
+            };
+            loop {
+                if let Some(job) = lanes.pop() {
+                    break job;
+                }
+                if lanes.closed {
+                    return;
+                }
+                lanes = match state.ready.wait(lanes) {
+                    Ok(l) => l,
+                    Err(_) => return,
+                };
+            }
+        };
+        job(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::IpAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn src(a: [u8; 4], reserved: bool) -> Source {
+        let ip = IpAddr::from(a);
+        Source {
+            origin: Origin {
+                addr: Net::of(ip, 32, 64),
+                aggregate: Net::of(ip, 24, 48),
+            },
+            reserved,
+        }
+    }
+
+    /// A pool whose one worker is held by a job until the returned flag is set.
+    fn held(limits: Limits) -> (Arc<HashPool>, Arc<AtomicBool>) {
+        let pool = Arc::new(HashPool::new(limits).unwrap_or_else(|e| panic!("{e}")));
+        let go = Arc::new(AtomicBool::new(false));
+        let (p, g) = (pool.clone(), go.clone());
+        std::thread::spawn(move || {
+            smol::block_on(p.run(src([10, 9, 9, 9], false), move || {
+                while !g.load(Ordering::SeqCst) {
+                    std::thread::sleep(core::time::Duration::from_millis(1));
+                }
+            }))
+        });
+        std::thread::sleep(core::time::Duration::from_millis(50));
+        (pool, go)
+    }
+
+    #[test]
+    fn full_queue_pushes_out_the_fattest_network_and_reserved_lane_is_kept() {
+        let limits = Limits {
+            workers: 1,
+            queue: 4,
+            per_address: 1,
+            reserved: 1,
+        };
+        let (pool, go) = held(limits);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        let spawn = |s: Source, tag: &'static str, tasks: &mut Vec<_>| {
+            let (p, o) = (pool.clone(), order.clone());
+            tasks.push((
+                tag,
+                std::thread::spawn(move || {
+                    smol::block_on(p.run(s, move || {
+                        o.lock().map(|mut v| v.push(tag)).ok();
+                    }))
+                }),
+            ));
+            std::thread::sleep(core::time::Duration::from_millis(20));
+        };
+        // A flood of one /24 fills the queue (one job per address).
+        for (i, tag) in ["f1", "f2", "f3", "f4"].into_iter().enumerate() {
+            let last = u8::try_from(i).unwrap_or(0) + 10;
+            spawn(src([10, 0, 0, last], false), tag, &mut tasks);
+        }
+        // Its fifth address: no room (its network already holds the most).
+        spawn(src([10, 0, 0, 20], false), "f5", &mut tasks);
+        // Another network: pushes out the flood's newest.
+        spawn(src([10, 0, 1, 2], false), "other", &mut tasks);
+        // A second job from that address: over its per-address share.
+        spawn(src([10, 0, 1, 2], false), "other-again", &mut tasks);
+        // A known user: the reserved lane, served first.
+        spawn(src([10, 0, 0, 2], true), "known", &mut tasks);
+        go.store(true, Ordering::SeqCst);
+        let results: HashMap<&str, Result<(), PoolError>> = tasks
+            .into_iter()
+            .map(|(t, h)| (t, h.join().unwrap_or(Err(PoolError::Closed))))
+            .collect();
+        assert_eq!(results["f5"], Err(PoolError::Busy));
+        assert_eq!(results["f4"], Err(PoolError::Busy), "pushed out");
+        assert_eq!(results["other-again"], Err(PoolError::Busy));
+        for t in ["f1", "f2", "f3", "other", "known"] {
+            assert_eq!(results[t], Ok(()), "{t}");
+        }
+        let order = order.lock().map(|v| v.clone()).unwrap_or_default();
+        // Reserved first; then the networks take turns.
+        assert_eq!(order, ["known", "f1", "other", "f2", "f3"]);
+        pool.close();
+    }
+
+    #[test]
+    fn reserved_lane_full_falls_back_to_the_shared_queue_and_close_drains() {
+        let limits = Limits {
+            workers: 1,
+            queue: 1,
+            per_address: 1,
+            reserved: 1,
+        };
+        let (pool, go) = held(limits);
+        let mut tasks = Vec::new();
+        for last in [2u8, 3, 4] {
+            let p = pool.clone();
+            tasks.push(std::thread::spawn(move || {
+                smol::block_on(p.run(src([10, 0, 5, last], true), || 7))
+            }));
+            std::thread::sleep(core::time::Duration::from_millis(20));
+        }
+        go.store(true, Ordering::SeqCst);
+        let r: Vec<Result<i32, PoolError>> = tasks
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(PoolError::Closed)))
+            .collect();
+        assert_eq!(r, [Ok(7), Ok(7), Err(PoolError::Busy)]);
+        pool.close();
+        assert_eq!(
+            smol::block_on(pool.run(src([10, 0, 0, 1], false), || 1)),
+            Err(PoolError::Closed)
+        );
     }
 }

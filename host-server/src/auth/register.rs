@@ -81,9 +81,19 @@ pub async fn start(
     let salt = random::<SALT_LEN>().map_err(|_| Refusal::internal())?;
     let pw = Zeroizing::new(password.as_bytes().to_vec());
     let iterations = shared.config.pbkdf2_iterations;
+    // Hashing shares the pool fairly with logins from everywhere (see auth::pool).
+    let src = super::pool::Source {
+        origin: super::source::Origin::of(
+            ip_port
+                .parse::<core::net::SocketAddr>()
+                .map_or(core::net::IpAddr::from([0u8; 4]), |a| a.ip()),
+            &shared.config,
+        ),
+        reserved: false,
+    };
     let phc = shared
         .pool
-        .run(move || {
+        .run(src, move || {
             let mut out = [0u8; MAX_PHC_LEN];
             hash_password(&pw, &salt, iterations, &mut out).map(str::to_owned)
         })
