@@ -1,7 +1,7 @@
 //! A small blocking test client that drives chatbox_core's session and messages directly.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -143,6 +143,12 @@ impl Client {
         Client::over(TcpStream::connect(addr).unwrap())
     }
 
+    /// Connects from the source address `from` (any of 127.0.0.0/8), to play a client on
+    /// another address.
+    pub fn connect_from(addr: SocketAddr, from: IpAddr) -> Client {
+        Client::over(tcp_from(addr, from))
+    }
+
     /// Handshakes over an already connected stream (e.g. one bound to another source address).
     pub fn over(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -274,6 +280,15 @@ impl Client {
             |m| matches!(m, ServerMsg::Pong { token: t } if *t == token),
         );
     }
+}
+
+/// A TCP connection to `addr` from the source address `from` (port chosen by the system).
+pub fn tcp_from(addr: SocketAddr, from: IpAddr) -> TcpStream {
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::new(from, 0).into()).unwrap();
+    sock.connect_timeout(&addr.into(), TIMEOUT).unwrap();
+    sock.into()
 }
 
 pub fn now_secs() -> u64 {
