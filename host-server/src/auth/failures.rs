@@ -28,14 +28,14 @@ pub const NAME_WEIGHT: u32 = 8;
 /// A map of at most `cap` keys, each with a count and the time it was last touched; a key
 /// untouched for `ttl` counts as absent. When full, expired keys go first, then the oldest half.
 #[derive(Debug)]
-struct Recent<K> {
+pub(crate) struct Recent<K> {
     map: HashMap<K, (u32, Instant)>,
     cap: usize,
     ttl: Duration,
 }
 
 impl<K: Hash + Eq + Clone> Recent<K> {
-    fn new(cap: usize, ttl: Duration) -> Self {
+    pub(crate) fn new(cap: usize, ttl: Duration) -> Self {
         Recent {
             map: HashMap::new(),
             cap: cap.max(1),
@@ -43,7 +43,7 @@ impl<K: Hash + Eq + Clone> Recent<K> {
         }
     }
 
-    fn get(&self, k: &K, now: Instant) -> u32 {
+    pub(crate) fn get(&self, k: &K, now: Instant) -> u32 {
         match self.map.get(k) {
             Some((n, t)) if now.saturating_duration_since(*t) < self.ttl => *n,
             _ => 0,
@@ -51,7 +51,7 @@ impl<K: Hash + Eq + Clone> Recent<K> {
     }
 
     /// Adds one to `k` (starting again from zero if it had expired); returns the new count.
-    fn bump(&mut self, k: &K, now: Instant) -> u32 {
+    pub(crate) fn bump(&mut self, k: &K, now: Instant) -> u32 {
         let n = self.get(k, now).saturating_add(1);
         if !self.map.contains_key(k) {
             self.make_room(now);

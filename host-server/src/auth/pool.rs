@@ -10,7 +10,8 @@
 //! - one address holds at most `per_address` queued jobs;
 //! - a job arriving at a full queue pushes out the newest job of the aggregate (or, inside its
 //!   own aggregate, the address) holding the most when that one holds at least two more than
-//!   the newcomer's; that job is answered `Busy`;
+//!   the newcomer's, or else of the queued address that had the most jobs run in the last
+//!   minute when that is at least twice the newcomer's (plus one); that job is answered `Busy`;
 //! - a reserved lane of `reserved` places, served first, takes only logins of a (user, address)
 //!   that logged in successfully before, so a flood from anywhere else cannot take them.
 
@@ -18,8 +19,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use core::time::Duration;
+use std::time::Instant;
+
 use smol::channel;
 
+use super::failures::Recent;
 use super::source::{Net, Origin};
 
 /// A queued job: called with `true` on a worker to run it, or with `false` when it was pushed
@@ -66,10 +71,10 @@ struct Aggregate {
 }
 
 impl Aggregate {
-    fn pop(&mut self) -> Option<Job> {
+    fn pop(&mut self) -> Option<(Net, Job)> {
         let addr = self.ring.pop_front()?;
         let q = self.addrs.get_mut(&addr)?;
-        let job = q.pop_front().map(|(_, j)| j);
+        let job = q.pop_front().map(|(_, j)| (addr, j));
         if q.is_empty() {
             self.addrs.remove(&addr);
         } else {
@@ -81,12 +86,16 @@ impl Aggregate {
         job
     }
 
-    /// The newest job among the addresses holding the most.
-    fn pop_newest_of_fattest(&mut self) -> Option<Job> {
-        let (&addr, _) = self
-            .addrs
+    /// The address holding the most jobs (of those, the one with the newest job).
+    fn fattest(&self) -> Option<(Net, usize)> {
+        self.addrs
             .iter()
-            .max_by_key(|(_, q)| (q.len(), q.back().map_or(0, |(seq, _)| *seq)))?;
+            .max_by_key(|(_, q)| (q.len(), q.back().map_or(0, |(seq, _)| *seq)))
+            .map(|(a, q)| (*a, q.len()))
+    }
+
+    /// The newest job of `addr`.
+    fn pop_newest_of(&mut self, addr: Net) -> Option<Job> {
         let q = self.addrs.get_mut(&addr)?;
         let job = q.pop_back().map(|(_, j)| j);
         if q.is_empty() {
@@ -99,12 +108,8 @@ impl Aggregate {
         job
     }
 
-    fn fattest_address(&self) -> usize {
-        self.addrs.values().map(VecDeque::len).max().unwrap_or(0)
-    }
 }
 
-#[derive(Default)]
 struct Lanes {
     aggregates: HashMap<Net, Aggregate>,
     ring: VecDeque<Net>,
@@ -112,9 +117,28 @@ struct Lanes {
     reserved: VecDeque<Job>,
     closed: bool,
     arrivals: u64,
+    /// Jobs run per address in the last [`SERVED_WINDOW`] (bounded).
+    served: Recent<Net>,
 }
 
+/// How long a job run for an address counts as its share of the pool.
+const SERVED_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses whose served jobs are remembered at most.
+const SERVED_KEYS: usize = 100_000;
+
 impl Lanes {
+    fn new() -> Lanes {
+        Lanes {
+            aggregates: HashMap::new(),
+            ring: VecDeque::new(),
+            queued: 0,
+            reserved: VecDeque::new(),
+            closed: false,
+            arrivals: 0,
+            served: Recent::new(SERVED_KEYS, SERVED_WINDOW),
+        }
+    }
+
     fn pop(&mut self) -> Option<Job> {
         if let Some(job) = self.reserved.pop_front() {
             return Some(job);
@@ -129,12 +153,53 @@ impl Lanes {
             } else {
                 self.ring.push_back(net);
             }
-            if job.is_some() {
+            if let Some((addr, job)) = job {
                 self.queued -= 1;
-                return job;
+                self.served.bump(&addr, Instant::now());
+                return Some(job);
             }
         }
         None
+    }
+
+    /// Whose job (aggregate, address) makes room for a newcomer from `origin` whose aggregate
+    /// holds `mine` jobs and whose address `my_addr`, at a full queue; `None`: nobody's, the
+    /// newcomer is the one refused. In this order: the aggregate holding the most, if at least
+    /// two more than the newcomer's; in the newcomer's aggregate, the address holding the
+    /// most, if at least two more; the queued address served the most in the last minute, if
+    /// at least twice more than the newcomer's (so a new address gets in ahead of a flood
+    /// that is being served all the time, even from the same network).
+    fn victim(&self, origin: Origin, mine: usize, my_addr: usize) -> Option<(Net, Net)> {
+        let fattest = self
+            .aggregates
+            .iter()
+            .filter(|(n, _)| **n != origin.aggregate)
+            .max_by_key(|(_, a)| a.len);
+        if let Some((net, agg)) = fattest
+            && agg.len >= mine + 2
+        {
+            return agg.fattest().map(|(a, _)| (*net, a));
+        }
+        if let Some(agg) = self.aggregates.get(&origin.aggregate)
+            && let Some((a, len)) = agg.fattest()
+            && len >= my_addr + 2
+        {
+            return Some((origin.aggregate, a));
+        }
+        let now = Instant::now();
+        let me = self.served.get(&origin.addr, now);
+        self.aggregates
+            .iter()
+            .flat_map(|(net, agg)| {
+                agg.addrs.iter().map(move |(a, q)| {
+                    let newest = q.back().map_or(0, |(seq, _)| *seq);
+                    (*net, *a, newest)
+                })
+            })
+            .map(|(net, a, newest)| (self.served.get(&a, now), newest, net, a))
+            .filter(|(served, ..)| *served >= (me + 1) * 2)
+            .max_by_key(|(served, newest, ..)| (*served, *newest))
+            .map(|(_, _, net, a)| (net, a))
     }
 
     /// Queues `job`; returns a job pushed out to make room, or gives `job` back if there is
@@ -153,26 +218,13 @@ impl Lanes {
         }
         let mut evicted = None;
         if self.queued >= limits.queue {
-            let fattest = self
-                .aggregates
-                .iter()
-                .max_by_key(|(_, a)| a.len)
-                .map(|(n, a)| (*n, a.len));
-            let victim = match fattest {
-                Some((net, len)) if net != aggregate && len >= mine + 2 => Some(net),
-                _ => self
-                    .aggregates
-                    .get(&aggregate)
-                    .is_some_and(|a| a.fattest_address() >= my_addr + 2)
-                    .then_some(aggregate),
-            };
-            let Some(net) = victim else {
+            let Some((net, victim)) = self.victim(src.origin, mine, my_addr) else {
                 return Err(job);
             };
             let Some(agg) = self.aggregates.get_mut(&net) else {
                 return Err(job);
             };
-            evicted = agg.pop_newest_of_fattest();
+            evicted = agg.pop_newest_of(victim);
             if agg.len == 0 {
                 self.aggregates.remove(&net);
                 self.ring.retain(|n| *n != net);
@@ -228,7 +280,7 @@ impl HashPool {
             reserved: limits.reserved,
         };
         let state = std::sync::Arc::new(State {
-            lanes: Mutex::new(Lanes::default()),
+            lanes: Mutex::new(Lanes::new()),
             ready: Condvar::new(),
         });
         let mut threads = Vec::new();
