@@ -325,10 +325,11 @@ fn ip_throttle_holds_against_parallel_attempts() {
     // All attempts are in flight before any has failed: each must count when it begins, or
     // every one of them passes the check and reaches the password.
     // A hashing queue long enough for every attempt that passes the throttle: on a machine with
-    // one or two cores the default (twice the workers) can answer Busy, which is not judged.
+    // one or two cores the default (twice the workers, one per address) answers Busy.
     let s = TestServer::start_with(|c| {
         c.ip_failures_per_min = 5;
         c.hash_queue = 32;
+        c.hash_queue_per_address = 32;
     });
     let _acc = register(s.addr(), "parallel");
     let mut clients: Vec<Client> = (0..20).map(|_| Client::connect(s.addr())).collect();
@@ -361,17 +362,24 @@ fn ip_throttle_holds_against_parallel_attempts() {
 
 #[test]
 fn account_lockout_after_consecutive_failures() {
+    // Wrong codes after the right password (TOTP brute force) lock; wrong passwords do not
+    // (the login_attacks tests show that).
     let s = TestServer::start_with(|c| {
         c.lock_after = 3;
         c.failure_delay = Duration::from_millis(5);
     });
     let acc = register(s.addr(), "gina");
+    let near: Vec<String> = (-1..=1).map(|o| code_at_offset(&acc.secret, o)).collect();
+    let wrong = &["000000", "000001", "000002", "000003"]
+        .into_iter()
+        .find(|c| !near.iter().any(|n| n == c))
+        .unwrap();
     for _ in 0..3 {
         let mut c = Client::connect(s.addr());
         c.send(&ClientMsg::Login {
             user: "gina",
-            password: "not the password",
-            otp: "000000",
+            password: PASSWORD,
+            otp: wrong,
         });
         c.expect_error(ErrorCode::InvalidCredentials);
         c.expect_closed();

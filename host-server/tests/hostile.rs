@@ -1050,6 +1050,36 @@ fn wrong_code(secret: &[u8]) -> String {
         .unwrap()
 }
 
+fn attempt_from(
+    addr: SocketAddr,
+    from: [u8; 4],
+    user: &str,
+    password: &str,
+    otp: &str,
+) -> (Option<u16>, Duration) {
+    let mut c = Client::connect_from(addr, from.into());
+    let t = Instant::now();
+    c.send(&ClientMsg::Login {
+        user,
+        password,
+        otp,
+    });
+    let r = c.recv();
+    let took = t.elapsed();
+    (r.error_code(), took)
+}
+
+fn lock_state(room: &Room, user: &str) -> (i64, i64) {
+    room.s
+        .db()
+        .query_row(
+            "SELECT failures, locked_until FROM REGISTERED WHERE User = ?1",
+            [user],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
 #[test]
 fn brute_force_on_password_and_on_otp_is_slowed_then_locked() {
     let mut room = Room::with(|c| {
@@ -1058,46 +1088,76 @@ fn brute_force_on_password_and_on_otp_is_slowed_then_locked() {
         c.lock_duration = Duration::from_millis(2500);
     });
     let addr = room.addr();
-    for mode in ["password", "otp"] {
+    // Each mode from its own address, so that the per-address delay starts afresh.
+    for (mode, from) in [
+        ("password", [127, 0, 0, 20]),
+        ("unknown", [127, 0, 0, 21]),
+        ("otp", [127, 0, 0, 22]),
+    ] {
         let user = format!("victim-{mode}");
-        let acc = register(addr, &user);
+        let acc = (mode != "unknown").then(|| register(addr, &user));
         let before = room.snapshot();
         let mut times = Vec::new();
         for _ in 0..4 {
-            let (pw, otp) = if mode == "password" {
-                (
+            let (pw, otp) = match (&acc, mode) {
+                (Some(acc), "otp") => (PASSWORD.to_owned(), wrong_code(&acc.secret)),
+                (Some(acc), _) => (
                     "guessed password".to_owned(),
                     code_at_offset(&acc.secret, 0),
-                )
-            } else {
-                (PASSWORD.to_owned(), wrong_code(&acc.secret))
+                ),
+                (None, _) => ("guessed password".to_owned(), "123456".to_owned()),
             };
-            let (code, took) = attempt(addr, &user, &pw, &otp);
+            let (code, took) = attempt_from(addr, from, &user, &pw, &otp);
             assert_eq!(code, Some(ErrorCode::InvalidCredentials as u16));
             times.push(took);
         }
-        // The delay grows: 40, 80, 160, 320 ms.
+        // The delay grows: 40, 80, 160, 320 ms, for a wrong password on a real account, on an
+        // unknown name and for a wrong code alike.
         assert!(
             times[3] >= Duration::from_millis(300) && times[3] > times[0] * 3,
             "{mode}: delays {times:?}"
         );
-        // Locked: the right password and code are refused now, and the row says so.
-        let (code, _) = attempt(addr, &user, PASSWORD, &code_at_offset(&acc.secret, 0));
+        let Some(acc) = acc else {
+            room.honest();
+            continue;
+        };
+        let from_ip = format!("{}.{}.{}.{}", from[0], from[1], from[2], from[3]);
+        if mode == "password" {
+            // Wrong passwords, `lock_after` of them, locked nothing and counted nothing on the
+            // account: the owner logs in, even from the guesser's address.
+            assert_eq!(lock_state(&room, &user), (0, 0), "{mode}");
+            let after = room.snapshot();
+            assert_eq!(after, before, "a wrong password changed stored data");
+            let mut c = Client::connect_from(addr, from.into());
+            c.send(&ClientMsg::Login {
+                user: &user,
+                password: PASSWORD,
+                otp: &code_at_offset(&acc.secret, 0),
+            });
+            assert!(matches!(c.recv().msg(), ServerMsg::LoginOk { .. }));
+            room.s.wait_for("wrong passwords logged", |s| {
+                s.log("credentials.log")
+                    .matches(&format!("login failed user={user} from={from_ip}"))
+                    .count()
+                    == 4
+            });
+            room.honest();
+            continue;
+        }
+        // OTP brute force (the right password, wrong codes): locked after `lock_after`; the
+        // right password and code are refused now, and the row says so.
+        let (code, _) = attempt_from(addr, from, &user, PASSWORD, &code_at_offset(&acc.secret, 0));
         assert_eq!(code, Some(ErrorCode::InvalidCredentials as u16), "{mode}");
-        let locked: i64 = room
-            .s
-            .db()
-            .query_row(
-                "SELECT locked_until FROM REGISTERED WHERE User = ?1",
-                [&user],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert!(locked > 0, "{mode}: not locked");
+        let (failures, locked) = lock_state(&room, &user);
+        assert!(
+            locked > 0 && failures == 4,
+            "{mode}: not locked ({failures}, {locked})"
+        );
         room.s.wait_for("lock logged", |s| {
-            s.log("credentials.log")
-                .contains(&format!("login failed user={user} from=127.0.0.1"))
-                && s.log("credentials.log").contains("reason=account locked")
+            let log = s.log("credentials.log");
+            log.contains(&format!("login failed user={user} from={from_ip}"))
+                && log.contains("(account now locked)")
+                && log.contains("reason=account locked")
         });
         // Only the victim's row changed.
         let after = room.snapshot();
@@ -1114,6 +1174,7 @@ fn brute_force_on_password_and_on_otp_is_slowed_then_locked() {
         // The lock expires; then the right credentials work and reset the count.
         std::thread::sleep(Duration::from_millis(2600));
         let _c = login(addr, &acc, 0);
+        assert_eq!(lock_state(&room, &user).0, 0);
     }
     room.honest();
 }

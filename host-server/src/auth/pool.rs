@@ -107,7 +107,6 @@ impl Aggregate {
         }
         job
     }
-
 }
 
 struct Lanes {
