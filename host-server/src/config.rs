@@ -66,13 +66,16 @@ pub struct Config {
     pub rate_burst: f64,
     /// Rate-limit warnings before the connection is closed.
     pub rate_violations: u32,
-    /// Failed logins per minute from one IP before further attempts are refused.
+    /// Login attempts per minute from one address (failed, or answered `Busy`) before further
+    /// attempts are refused.
     pub ip_failures_per_min: u32,
-    /// Consecutive failed logins that lock an account.
+    /// Consecutive wrong codes after the right password (TOTP brute force) that lock an
+    /// account; wrong passwords never count toward it.
     pub lock_after: u32,
     /// How long a lock lasts.
     pub lock_duration: Duration,
-    /// Base of the growing delay before answering a failed login (doubles per failure, ≤ 2 s).
+    /// Base of the delay before answering a failed login: doubled per failure level (the most
+    /// of the address's failures, the (name, address) pair's and the name's / 8), ≤ 2 s.
     pub failure_delay: Duration,
     /// Wrong confirmation codes allowed during a registration.
     pub register_tries: u32,

@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Account administration on the database.
     User {
         #[command(subcommand)]
@@ -155,10 +155,10 @@ struct ServeArgs {
     /// Rate-limit warnings before disconnecting.
     #[arg(long, default_value_t = 5)]
     rate_violations: u32,
-    /// Failed logins per minute per IP before refusing.
+    /// Login attempts per minute per address (failed, or answered busy) before refusing.
     #[arg(long, default_value_t = 5)]
     ip_failures_per_min: u32,
-    /// Consecutive failures that lock an account.
+    /// Consecutive wrong codes after the right password that lock an account (wrong passwords only slow their sender).
     #[arg(long, default_value_t = 10)]
     lock_after: u32,
     /// Lock duration in seconds.

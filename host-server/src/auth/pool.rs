@@ -367,7 +367,7 @@ mod tests {
     use super::*;
     use core::net::IpAddr;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use core::sync::atomic::{AtomicBool, Ordering};
 
     fn src(a: [u8; 4], reserved: bool) -> Source {
         let ip = IpAddr::from(a);
@@ -388,11 +388,11 @@ mod tests {
         std::thread::spawn(move || {
             smol::block_on(p.run(src([10, 9, 9, 9], false), move || {
                 while !g.load(Ordering::SeqCst) {
-                    std::thread::sleep(core::time::Duration::from_millis(1));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             }))
         });
-        std::thread::sleep(core::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
         (pool, go)
     }
 
@@ -417,7 +417,7 @@ mod tests {
                     }))
                 }),
             ));
-            std::thread::sleep(core::time::Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
         };
         // A flood of one /24 fills the queue (one job per address).
         for (i, tag) in ["f1", "f2", "f3", "f4"].into_iter().enumerate() {
@@ -464,7 +464,7 @@ mod tests {
             tasks.push(std::thread::spawn(move || {
                 smol::block_on(p.run(src([10, 0, 5, last], true), || 7))
             }));
-            std::thread::sleep(core::time::Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
         }
         go.store(true, Ordering::SeqCst);
         let r: Vec<Result<i32, PoolError>> = tasks

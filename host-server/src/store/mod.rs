@@ -456,7 +456,8 @@ impl Store {
             pg: |p| p.login_success(user, step, ip_port, &self.node))
     }
 
-    /// Records a failed login; returns the consecutive failures.
+    /// Records a wrong code after the right password; returns how many in a row (locks at
+    /// `lock_after`).
     pub async fn login_failure(
         &self,
         user: &str,

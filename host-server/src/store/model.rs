@@ -19,7 +19,7 @@ pub struct Account {
     pub totp_last_step: Option<u64>,
     /// `user` or `op`.
     pub role: String,
-    /// Consecutive failed logins.
+    /// Consecutive wrong codes after the right password (what the lock counts).
     pub failures: u32,
     /// Locked until this Unix time in ms (0 = not locked).
     pub locked_until: u64,

@@ -58,7 +58,8 @@ pub const SCRATCH_LEFT: &str = "SELECT COUNT(*) FROM SCRATCH WHERE \"User\" = $1
 pub const LOGIN_SUCCESS: &str = "UPDATE REGISTERED SET failures = 0, locked_until = 0, statut = 'ok', online = 'ok', ip_port_last = $2,
      totp_last_step = COALESCE($3, totp_last_step)
      WHERE \"User\" = $1 AND ($3 IS NULL OR totp_last_step IS NULL OR totp_last_step < $3)";
-/// A failed login, counted in the row itself (no read-modify-write); locks at `$2` failures.
+/// A wrong code after the right password, counted in the row itself (no read-modify-write);
+/// locks at `$2` of them.
 pub const LOGIN_FAILURE: &str = "UPDATE REGISTERED SET failures = failures + 1,
      locked_until = CASE WHEN failures + 1 >= $2 THEN $3 ELSE locked_until END
      WHERE \"User\" = $1 RETURNING failures";
