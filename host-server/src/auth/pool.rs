@@ -366,8 +366,8 @@ fn work(state: &State) {
 mod tests {
     use super::*;
     use core::net::IpAddr;
-    use std::sync::Arc;
     use core::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
     fn src(a: [u8; 4], reserved: bool) -> Source {
         let ip = IpAddr::from(a);
@@ -446,6 +446,83 @@ mod tests {
         let order = order.lock().map(|v| v.clone()).unwrap_or_default();
         // Reserved first; then the networks take turns.
         assert_eq!(order, ["known", "f1", "other", "f2", "f3"]);
+        pool.close();
+    }
+
+    #[test]
+    fn a_new_address_pushes_out_one_served_much_more_even_in_its_own_network() {
+        let limits = Limits {
+            workers: 1,
+            queue: 2,
+            per_address: 1,
+            reserved: 0,
+        };
+        let pool = Arc::new(HashPool::new(limits).unwrap_or_else(|e| panic!("{e}")));
+        // Two addresses of one /24 are served 3 times each.
+        for _ in 0..3 {
+            for last in [10u8, 11] {
+                let r = smol::block_on(pool.run(src([10, 0, 0, last], false), || ()));
+                assert_eq!(r, Ok(()));
+            }
+        }
+        let (pool, go) = {
+            let go = Arc::new(AtomicBool::new(false));
+            let (p, g) = (pool.clone(), go.clone());
+            std::thread::spawn(move || {
+                smol::block_on(p.run(src([10, 9, 9, 9], false), move || {
+                    while !g.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }))
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            (pool, go)
+        };
+        let mut tasks = Vec::new();
+        for last in [10u8, 11, 12, 13] {
+            let p = pool.clone();
+            tasks.push(std::thread::spawn(move || {
+                smol::block_on(p.run(src([10, 0, 0, last], false), || ()))
+            }));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        go.store(true, Ordering::SeqCst);
+        let r: Vec<Result<(), PoolError>> = tasks
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(PoolError::Closed)))
+            .collect();
+        // .12 (never served) pushes out the newest of the most served (.11), then .13 (never
+        // served) pushes out .10 (served 3); neither newcomer can push out the other.
+        assert_eq!(
+            r,
+            [Err(PoolError::Busy), Err(PoolError::Busy), Ok(()), Ok(())]
+        );
+        // Both newcomers were served once now: .14 finds no one served twice more than it.
+        let (p, g) = (pool.clone(), Arc::new(AtomicBool::new(false)));
+        let g2 = g.clone();
+        let hold = std::thread::spawn(move || {
+            smol::block_on(p.run(src([10, 9, 9, 9], false), move || {
+                while !g2.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }))
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let mut tasks = Vec::new();
+        for last in [12u8, 13, 14] {
+            let p = pool.clone();
+            tasks.push(std::thread::spawn(move || {
+                smol::block_on(p.run(src([10, 0, 0, last], false), || ()))
+            }));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        g.store(true, Ordering::SeqCst);
+        let r: Vec<Result<(), PoolError>> = tasks
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(PoolError::Closed)))
+            .collect();
+        assert_eq!(r, [Ok(()), Ok(()), Err(PoolError::Busy)]);
+        assert_eq!(hold.join().unwrap_or(Err(PoolError::Closed)), Ok(()));
         pool.close();
     }
 
