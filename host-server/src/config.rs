@@ -87,7 +87,8 @@ pub struct Config {
     pub hash_queue: usize,
     /// Where to serve `/metrics` and `/healthz`; `None`: no metrics (the default).
     pub metrics: Option<SocketAddr>,
-    /// Password hashing jobs waiting per address at most.
+    /// Password hashing jobs waiting per address at most (0 = the whole queue: one address
+    /// alone may fill it, and gives places back as other addresses arrive).
     pub hash_queue_per_address: usize,
     /// Places in the hashing pool reserved for logins of a user from an address it logged in
     /// from before (0 = one per worker).
@@ -146,7 +147,7 @@ impl Config {
             hash_workers: 0,
             hash_queue: 0,
             metrics: None,
-            hash_queue_per_address: 1,
+            hash_queue_per_address: 0,
             hash_reserved: 0,
             address_prefix_v4: 32,
             address_prefix_v6: 64,
@@ -200,14 +201,19 @@ impl Config {
 
     pub(crate) fn pool_limits(&self) -> crate::auth::pool::Limits {
         let workers = self.workers();
+        let queue = if self.hash_queue > 0 {
+            self.hash_queue
+        } else {
+            workers * 2
+        };
         crate::auth::pool::Limits {
             workers,
-            queue: if self.hash_queue > 0 {
-                self.hash_queue
+            queue,
+            per_address: if self.hash_queue_per_address > 0 {
+                self.hash_queue_per_address
             } else {
-                workers * 2
+                queue
             },
-            per_address: self.hash_queue_per_address,
             reserved: if self.hash_reserved > 0 {
                 self.hash_reserved
             } else {

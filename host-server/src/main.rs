@@ -174,8 +174,8 @@ struct ServeArgs {
     /// Password hashing jobs waiting at most (0 = twice the workers).
     #[arg(long, default_value_t = 0)]
     hash_queue: usize,
-    /// Password hashing jobs waiting per address at most.
-    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    /// Password hashing jobs waiting per address at most (0 = the whole queue; other addresses still push them out as they arrive).
+    #[arg(long, default_value_t = 0)]
     hash_queue_per_address: usize,
     /// Hashing places reserved for users logging in from an address they logged in from before (0 = one per worker).
     #[arg(long, default_value_t = 0)]

@@ -22,11 +22,12 @@ fn logins_per_sec(iterations: u32, n: usize) -> f64 {
             let codes: Vec<String> = acc.scratch.clone();
             std::thread::spawn(move || {
                 for i in 0..n / 4 {
-                    // Wrong code after a right password: full hash work, no state change.
+                    // Wrong password: full hash work, no state change (a wrong code after the
+                    // right password would count toward the lock).
                     let mut c = Client::connect(addr);
                     c.send(&ClientMsg::Login {
                         user: "alice",
-                        password: PASSWORD,
+                        password: "not the password",
                         otp: "00000000",
                     });
                     let _ = c.recv();

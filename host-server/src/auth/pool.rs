@@ -7,7 +7,7 @@
 //! - workers take jobs round-robin over aggregates (IPv4 /24, IPv6 /48 by default), and within
 //!   an aggregate round-robin over addresses (/32, /64), so a flood from many addresses of one
 //!   network gets one network's share;
-//! - one address holds at most `per_address` queued jobs;
+//! - one address holds at most `per_address` queued jobs (the whole queue by default);
 //! - a job arriving at a full queue pushes out the newest job of the aggregate (or, inside its
 //!   own aggregate, the address) holding the most when that one holds at least two more than
 //!   the newcomer's, or else of the queued address that had the most jobs run in the last
