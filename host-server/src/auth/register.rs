@@ -83,12 +83,7 @@ pub async fn start(
     let iterations = shared.config.pbkdf2_iterations;
     // Hashing shares the pool fairly with logins from everywhere (see auth::pool).
     let src = super::pool::Source {
-        origin: super::source::Origin::of(
-            ip_port
-                .parse::<core::net::SocketAddr>()
-                .map_or(core::net::IpAddr::from([0u8; 4]), |a| a.ip()),
-            &shared.config,
-        ),
+        origin: super::source::Origin::of(ip, &shared.config),
         reserved: false,
     };
     let phc = shared
