@@ -806,6 +806,10 @@ fn unicode_separators_and_invisible_characters_in_every_text() {
     room.ca.send(&ClientMsg::Away { text: &h });
     assert_eq!(presence(&mut room.cb, "back"), (4, String::new()));
     room.ca.send(&ClientMsg::Join { room: "#side" });
+    // Alice is in before Bob joins: otherwise Bob may see her join before her part.
+    room.ca.recv_until("alice joined", |m| {
+        matches!(m, ServerMsg::History { done: true, .. })
+    });
     room.cb.send(&ClientMsg::Join { room: "#side" });
     room.cb.recv_until("joined", |m| {
         matches!(m, ServerMsg::History { done: true, .. })
