@@ -558,7 +558,10 @@ impl Logs {
                 lines: resume.lines + u64::from(resume.partial),
                 lost: 0,
                 anchor_path: anchor.map(Path::to_owned),
-                dirty: anchor.is_some(),
+                // A first anchor is written at once; an existing one is left as it is until
+                // the next line (after a cut, it keeps saying so at every start until then,
+                // and the next line, chained from the anchor, keeps the gap visible).
+                dirty: anchor.is_some() && (saved.is_none() || resume.continues),
                 last_anchor: Instant::now(),
                 anchor_failing: false,
             },
