@@ -84,6 +84,11 @@ pub struct Config {
     pub hash_queue: usize,
     /// Where to serve `/metrics` and `/healthz`; `None`: no metrics (the default).
     pub metrics: Option<SocketAddr>,
+    /// Rooms one user may be in at once, over all its connections (`#lobby` included).
+    pub max_rooms_per_user: usize,
+    /// Private messages stored for an offline recipient from one sender, until the recipient
+    /// has been online again.
+    pub max_offline_per_sender: u32,
 }
 
 impl Config {
@@ -125,6 +130,8 @@ impl Config {
             hash_workers: 0,
             hash_queue: 0,
             metrics: None,
+            max_rooms_per_user: 32,
+            max_offline_per_sender: 100,
         }
     }
 

@@ -649,6 +649,16 @@ impl Logs {
         self.push(Cmd::Line(File4::Sql, one_line(text.as_ref())));
     }
 
+    /// A line in `sql.log` that a flood repeats, coalesced per `kind` like
+    /// [`Logs::info_coalesced`].
+    pub fn sql_coalesced(&self, kind: &str, text: impl AsRef<str>) {
+        self.push(Cmd::Coalesced(
+            File4::Sql,
+            one_line(kind),
+            one_line(text.as_ref()),
+        ));
+    }
+
     /// A line in `credentials.log`.
     pub fn credentials(&self, text: impl AsRef<str>) {
         self.push(Cmd::Line(File4::Credentials, one_line(text.as_ref())));

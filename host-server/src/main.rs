@@ -197,6 +197,12 @@ struct ServeArgs {
     /// Seconds allowed for the handshake.
     #[arg(long, default_value_t = 10)]
     handshake_timeout: u64,
+    /// Rooms one user may be in at once, over all its connections (#lobby included).
+    #[arg(long, env = "CHATBOX_MAX_ROOMS_PER_USER", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    max_rooms_per_user: u64,
+    /// Private messages kept for an offline user from one sender until that user is online again.
+    #[arg(long, env = "CHATBOX_MAX_OFFLINE_PER_SENDER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    max_offline_per_sender: u32,
 }
 
 fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
@@ -258,6 +264,8 @@ impl ServeArgs {
         c.admin_poll = Duration::from_millis(self.admin_poll_ms);
         c.handshake_timeout = Duration::from_secs(self.handshake_timeout);
         c.metrics = self.metrics;
+        c.max_rooms_per_user = usize::try_from(self.max_rooms_per_user).unwrap_or(usize::MAX);
+        c.max_offline_per_sender = self.max_offline_per_sender;
         Ok(c)
     }
 }

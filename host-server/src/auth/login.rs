@@ -30,6 +30,12 @@ fn generic() -> Refusal {
     Refusal::close(ErrorCode::InvalidCredentials, GENERIC)
 }
 
+/// The address part of `ip:port` (`[v6]:port` keeps its brackets): what coalesced log lines
+/// are counted by.
+fn host_of(ip_port: &str) -> &str {
+    ip_port.rsplit_once(':').map_or(ip_port, |(h, _)| h)
+}
+
 /// Spends a password verification's work without an account.
 async fn dummy(shared: &Shared, password: &str) -> Result<(), Refusal> {
     let pw = Zeroizing::new(password.as_bytes().to_vec());
@@ -62,10 +68,17 @@ async fn fail(
             .unwrap_or(0);
     }
     let locked = account.is_some() && failures >= shared.config.lock_after;
-    shared.logs.credentials(format!(
+    let line = format!(
         "login failed user={user} from={ip_port} reason={reason} failures={failures}{}",
         if locked { " (account now locked)" } else { "" }
-    ));
+    );
+    if locked {
+        shared.logs.credentials(line);
+    } else {
+        // What an attacker repeats at will: one line per kind and 10 s, with a count.
+        let kind = format!("login failed user={user} from={} reason={reason}", host_of(ip_port));
+        shared.logs.credentials_coalesced(&kind, line);
+    }
     if failures > 0 && !shared.config.failure_delay.is_zero() {
         let factor = 1u32 << (failures - 1).min(5);
         let delay = shared
@@ -90,10 +103,13 @@ pub async fn login(
     ip_port: &str,
 ) -> Result<LoggedIn, Refusal> {
     let Some(attempt) = shared.ip_throttle.begin(ip).await else {
-        shared.logs.credentials(format!(
-            "login refused user={} from={ip_port} reason=too many failures from this address",
-            printable(raw_user)
-        ));
+        let user = printable(raw_user);
+        shared.logs.credentials_coalesced(
+            &format!("login refused user={user} from={ip} reason=too many failures"),
+            format!(
+                "login refused user={user} from={ip_port} reason=too many failures from this address"
+            ),
+        );
         return Err(generic());
     };
     let r = check(shared, raw_user, password, otp, ip_port).await;
@@ -148,9 +164,10 @@ async fn check(
     let now = now_ms();
     if acc.locked_until > now {
         dummy(shared, password).await?;
-        shared.logs.credentials(format!(
-            "login failed user={user} from={ip_port} reason=account locked"
-        ));
+        shared.logs.credentials_coalesced(
+            &format!("login failed user={user} from={} reason=account locked", host_of(ip_port)),
+            format!("login failed user={user} from={ip_port} reason=account locked"),
+        );
         return Err(generic());
     }
     let pw = Zeroizing::new(password.as_bytes().to_vec());

@@ -72,6 +72,12 @@ pub const SET_ROLE: &str = "UPDATE REGISTERED SET role = $2 WHERE \"User\" = $1"
 pub const RESET_OTP: &str = "UPDATE REGISTERED SET totp_sealed = $2, totp_last_step = NULL, statut = 'ko' WHERE \"User\" = $1";
 /// Offline, unless the user still has a logged-in connection on another node (`$2` is this
 /// node; its own connections are known to the node itself).
+/// When `$1` was last seen logging in or going offline (`$2`, Unix ms): private messages stored
+/// after it count against [`OFFLINE_COUNT`]'s limit.
+pub const SEEN: &str = "UPDATE REGISTERED SET seen_ms = $2 WHERE \"User\" = $1";
+/// Messages from `$2` to `$1` stored since `$1` was last seen (for the offline limit).
+pub const OFFLINE_COUNT: &str = "SELECT COUNT(*) FROM MESSAGES WHERE target = $1 AND sender = $2
+     AND time_ms >= COALESCE((SELECT seen_ms FROM REGISTERED WHERE \"User\" = $1), 0)";
 pub const SET_OFFLINE: &str =
     "UPDATE REGISTERED SET online = 'ko' WHERE \"User\" = $1 AND NOT EXISTS
      (SELECT 1 FROM ONLINE WHERE Client_Id = $1 AND statut = 'online' AND node <> $2)";

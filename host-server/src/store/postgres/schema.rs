@@ -92,6 +92,10 @@ pub const MIGRATIONS: &[&str] = &[
         action TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS ADMIN_EVENTS_time ON ADMIN_EVENTS (time_ms);"#,
+    // 4: growth limits. When an account was last seen (login, going offline): the private
+    // messages stored for it since then are bounded per sender.
+    r"ALTER TABLE REGISTERED ADD COLUMN IF NOT EXISTS seen_ms BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX IF NOT EXISTS MESSAGES_pair ON MESSAGES (target, sender, time_ms);",
 ];
 
 /// Applies the missing migrations in one transaction, holding the migration lock; returns the

@@ -96,6 +96,10 @@ pub const MIGRATIONS: &[&str] = &[
         action TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS ADMIN_EVENTS_time ON ADMIN_EVENTS (time_ms);",
+    // 4: growth limits. When an account was last seen (login, going offline): the private
+    // messages stored for it since then are bounded per sender.
+    "ALTER TABLE REGISTERED ADD COLUMN seen_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX IF NOT EXISTS MESSAGES_pair ON MESSAGES (target, sender, time_ms);",
 ];
 
 /// Opens the database file with WAL and a busy timeout, and applies pending migrations.
