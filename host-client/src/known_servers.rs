@@ -246,7 +246,9 @@ fn tighten(path: &Path) -> io::Result<Option<String>> {
     fs::set_permissions(path, fs::Permissions::from_mode(new)).map_err(|e| {
         io::Error::new(
             e.kind(),
-            format!("it is accessible to other users (mode {mode:04o}) and cannot be made private: {e}"),
+            format!(
+                "it is accessible to other users (mode {mode:04o}) and cannot be made private: {e}"
+            ),
         )
     })?;
     Ok(Some(format!(

@@ -181,7 +181,9 @@ async fn finish(shared: Arc<Shared>, mut conn: Conn, reason: Reason) {
         )),
         // Refused and anonymous: what a flood repeats, coalesced per address and reason.
         None => {
-            let host = ip_port.rsplit_once(':').map_or(ip_port.as_str(), |(h, _)| h);
+            let host = ip_port
+                .rsplit_once(':')
+                .map_or(ip_port.as_str(), |(h, _)| h);
             shared.logs.info_coalesced(
                 &format!("anonymous connection closed from {host}: {reason}"),
                 format!("connection {id} closed from {ip_port} (anonymous): {reason}"),

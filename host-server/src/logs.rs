@@ -28,8 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-pub use chain::{Anchor, AnchorCheck, Verdict, anchor_name, verify_chat_logs};
 use chain::{ANCHOR_EVERY, CONTINUES, chain_tag, tag_b64};
+pub use chain::{Anchor, AnchorCheck, Verdict, anchor_name, verify_chat_logs};
 
 use crate::private;
 use crate::time::{fmt_utc, now_ms};
@@ -267,8 +267,7 @@ impl Writer {
             return Ok(());
         }
         let tag = chain_tag(&self.chain.key, &self.chain.prev, line);
-        self.chat
-            .line(format_args!("{line}\t{}", tag_b64(&tag)))?;
+        self.chat.line(format_args!("{line}\t{}", tag_b64(&tag)))?;
         self.chain.prev = tag;
         self.chain.lines += 1;
         self.chain.dirty = true;
@@ -391,7 +390,9 @@ impl Writer {
     }
 
     fn write_coalesced(&mut self, which: File4, kind: &str, text: String) {
-        if let Some(line) = self.coalesce.note(&format!("{which:?}:{kind}"), text, Instant::now())
+        if let Some(line) = self
+            .coalesce
+            .note(&format!("{which:?}:{kind}"), text, Instant::now())
         {
             self.write_line(which, &line);
         }
@@ -435,7 +436,10 @@ impl Writer {
             .chain
             .dirty
             .then(|| self.chain.last_anchor + ANCHOR_EVERY);
-        [anchor, self.coalesce.next_due()].into_iter().flatten().min()
+        [anchor, self.coalesce.next_due()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Reopens the four files by name (after a rotation). Returns what went wrong, if anything.
@@ -470,9 +474,7 @@ impl Writer {
             self.report(p);
         }
         let stamp = fmt_utc(now_ms());
-        let _ = self
-            .info
-            .line(format_args!("{stamp} log files reopened"));
+        let _ = self.info.line(format_args!("{stamp} log files reopened"));
         problems
     }
 
@@ -529,7 +531,9 @@ impl Logs {
         let saved = match anchor.map(Anchor::read).transpose() {
             Ok(a) => a.flatten(),
             Err(e) => {
-                notes.push(format!("chat log anchor unreadable ({e}); starting a new one"));
+                notes.push(format!(
+                    "chat log anchor unreadable ({e}); starting a new one"
+                ));
                 None
             }
         };
@@ -733,7 +737,10 @@ mod tests {
     fn repeated_lines_are_coalesced_with_a_count_and_summarised_when_the_window_ends() {
         let mut c = Coalescer::new(COALESCE_EVERY);
         let t0 = Instant::now();
-        assert_eq!(c.note("refused", "refused 1".into(), t0).as_deref(), Some("refused 1"));
+        assert_eq!(
+            c.note("refused", "refused 1".into(), t0).as_deref(),
+            Some("refused 1")
+        );
         for i in 2..=1001 {
             assert_eq!(c.note("refused", format!("refused {i}"), t0), None);
         }
@@ -748,7 +755,8 @@ mod tests {
         // Quiet for a whole window: forgotten, the next one is written in full.
         assert!(c.due(later + COALESCE_EVERY).is_empty());
         assert_eq!(
-            c.note("refused", "again".into(), later + COALESCE_EVERY).as_deref(),
+            c.note("refused", "again".into(), later + COALESCE_EVERY)
+                .as_deref(),
             Some("again")
         );
     }

@@ -306,7 +306,10 @@ fn serve(args: &ServeArgs) -> Result<()> {
             if problems.is_empty() {
                 println!("SIGHUP: log files reopened");
             } else {
-                println!("SIGHUP: log files reopened with problems: {}", problems.join("; "));
+                println!(
+                    "SIGHUP: log files reopened with problems: {}",
+                    problems.join("; ")
+                );
             }
             continue;
         }
@@ -486,7 +489,11 @@ fn verify_log(
             return ExitCode::from(2);
         }
     };
-    let name = |i: usize| files.get(i).map_or_else(String::new, |p| p.display().to_string());
+    let name = |i: usize| {
+        files
+            .get(i)
+            .map_or_else(String::new, |p| p.display().to_string())
+    };
     // One file: its lines are named as before ("line 3"); several: "chat.log line 3".
     let at = |i: usize| {
         if files.len() > 1 {
@@ -527,7 +534,10 @@ fn verify_log(
         }
         Ok(Verdict::BadLine { file, line }) => {
             let boundary = if line == 1 && file > 0 {
-                format!(" (a line is missing at the boundary after {})", name(file - 1))
+                format!(
+                    " (a line is missing at the boundary after {})",
+                    name(file - 1)
+                )
             } else {
                 String::new()
             };
@@ -538,7 +548,10 @@ fn verify_log(
             ExitCode::FAILURE
         }
         Ok(Verdict::Truncated { file, line }) => {
-            println!("FAILED: {}line {line} is truncated (no end of line)", at(file));
+            println!(
+                "FAILED: {}line {line} is truncated (no end of line)",
+                at(file)
+            );
             ExitCode::FAILURE
         }
         Ok(Verdict::Missing { file, from, to }) => {

@@ -141,7 +141,11 @@ mod tests {
         let notes = tighten_dir(&sub, &["chat.log"]).unwrap_or_default();
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes.iter().any(|n| n.contains("from 0755 to 0700")));
-        assert!(notes.iter().any(|n| n.contains("chat.log.1 from 0644 to 0600")));
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("chat.log.1 from 0644 to 0600"))
+        );
         assert_eq!(mode(&sub), 0o700);
         assert_eq!(mode(&sub.join("chat.log.1")), 0o600);
         assert_eq!(mode(&sub.join("other.txt")), 0o644, "not ours: untouched");

@@ -19,7 +19,8 @@ use common::*;
 fn join(c: &mut Client, room: &str) -> Option<u16> {
     c.send(&ClientMsg::Join { room });
     let rec = c.recv_until("join answer", |m| {
-        matches!(m, ServerMsg::Topic { room: r, .. } if *r == room) || matches!(m, ServerMsg::Error { .. })
+        matches!(m, ServerMsg::Topic { room: r, .. } if *r == room)
+            || matches!(m, ServerMsg::Error { .. })
     });
     rec.error_code()
 }
@@ -57,7 +58,10 @@ fn rooms_per_user_are_limited_over_all_connections_and_nothing_joined_is_lost() 
         room: "#r3",
         text: "still here",
     });
-    a.recv_until("echo", |m| matches!(m, ServerMsg::Message(x) if x.text == "still here"));
+    a.recv_until(
+        "echo",
+        |m| matches!(m, ServerMsg::Message(x) if x.text == "still here"),
+    );
     // Parting one frees a place.
     a.send(&ClientMsg::Part {
         room: "#r1",
@@ -70,7 +74,10 @@ fn rooms_per_user_are_limited_over_all_connections_and_nothing_joined_is_lost() 
     a.ping(1);
     a2.ping(2);
     assert_eq!(join(&mut a, "#r4"), None);
-    s.wait_for("refusal logged", |s| s.log("info.log").contains("join #r4 refused: alice is in 4 rooms (limit 4)"));
+    s.wait_for("refusal logged", |s| {
+        s.log("info.log")
+            .contains("join #r4 refused: alice is in 4 rooms (limit 4)")
+    });
 }
 
 fn private(c: &mut Client, to: &str, text: &str) -> Result<u64, u16> {
@@ -130,7 +137,9 @@ fn private_messages_for_an_offline_user_are_limited_per_sender() {
     drop(b);
     s.wait_for("bob offline", |s| {
         s.db()
-            .query_row("SELECT online FROM REGISTERED WHERE User='bob'", [], |r| r.get::<_, String>(0))
+            .query_row("SELECT online FROM REGISTERED WHERE User='bob'", [], |r| {
+                r.get::<_, String>(0)
+            })
             .unwrap()
             == "ko"
     });
@@ -138,8 +147,14 @@ fn private_messages_for_an_offline_user_are_limited_per_sender() {
     for i in 0..3 {
         private(&mut a, "bob", &format!("second absence {i}")).unwrap();
     }
-    assert_eq!(private(&mut a, "bob", "again too many"), Err(ErrorCode::OfflineLimit as u16));
-    s.wait_for("refusal logged", |s| s.log("info.log").contains("private message refused: bob is offline"));
+    assert_eq!(
+        private(&mut a, "bob", "again too many"),
+        Err(ErrorCode::OfflineLimit as u16)
+    );
+    s.wait_for("refusal logged", |s| {
+        s.log("info.log")
+            .contains("private message refused: bob is offline")
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -154,14 +169,21 @@ fn failed_login_from(server: SocketAddr, src: Ipv4Addr) -> bool {
     {
         return false;
     }
-    if sock.connect_timeout(&server.into(), Duration::from_secs(2)).is_err() {
+    if sock
+        .connect_timeout(&server.into(), Duration::from_secs(2))
+        .is_err()
+    {
         return false;
     }
     let mut stream: std::net::TcpStream = sock.into();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut session = chatbox_core::session::Session::client(random32());
     let mut out = [0u8; 256];
-    let Ok(n) = session.poll_transmit(&mut out) else { return false };
+    let Ok(n) = session.poll_transmit(&mut out) else {
+        return false;
+    };
     if stream.write_all(&out[..n]).is_err() {
         return false;
     }
@@ -235,7 +257,11 @@ fn flood(addresses: u8, secs: u64) -> (u64, u64, String) {
     let written = log_bytes(&log) - before;
     for name in ["info.log", "credentials.log", "sql.log", "chat.log"] {
         let text = std::fs::read_to_string(log.join(name)).unwrap_or_default();
-        println!("{name}: {} bytes, {} lines", text.len(), text.lines().count());
+        println!(
+            "{name}: {} bytes, {} lines",
+            text.len(),
+            text.lines().count()
+        );
         for l in text.lines().skip(text.lines().count() / 2).take(8) {
             println!("    {l}");
         }
@@ -257,7 +283,10 @@ fn a_login_flood_writes_coalesced_lines_not_one_per_attempt() {
         "login flood, 4 addresses, {secs} s: {attempts} failed attempts, {written} bytes of logs \
          ({per_attempt:.1} bytes per attempt)"
     );
-    assert!(attempts >= 200, "the flood was too weak to judge: {attempts}");
+    assert!(
+        attempts >= 200,
+        "the flood was too weak to judge: {attempts}"
+    );
     // Every refusal is still accounted for: the counts in the coalesced lines.
     assert!(
         creds.contains("more like this"),

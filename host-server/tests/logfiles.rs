@@ -122,12 +122,24 @@ fn every_file_and_directory_is_private_under_umask_022() {
     wait_in(&d.log.join("chat.log"), "private line 19");
     // While it runs, after writes: the WAL and the shared memory exist and are private too.
     let data_files = assert_private(&d.data);
-    for name in ["chatbox.db", "chatbox.db-wal", "chatbox.db-shm", "server.key", "chat.anchor"] {
-        assert!(data_files.iter().any(|f| f == name), "no {name} in {data_files:?}");
+    for name in [
+        "chatbox.db",
+        "chatbox.db-wal",
+        "chatbox.db-shm",
+        "server.key",
+        "chat.anchor",
+    ] {
+        assert!(
+            data_files.iter().any(|f| f == name),
+            "no {name} in {data_files:?}"
+        );
     }
     let log_files = assert_private(&d.log);
     for name in ["chat.log", "info.log", "sql.log", "credentials.log"] {
-        assert!(log_files.iter().any(|f| f == name), "no {name} in {log_files:?}");
+        assert!(
+            log_files.iter().any(|f| f == name),
+            "no {name} in {log_files:?}"
+        );
     }
     drop(c);
     assert_eq!(srv.terminate(), Some(0));
@@ -163,14 +175,25 @@ fn existing_open_files_and_directories_are_tightened_and_said_in_info_log() {
         d.log.join("chat.log.1"),
         d.log.join("credentials.log"),
     ] {
-        let want = if p.is_dir() { "0755 to 0700" } else { "0644 to 0600" };
+        let want = if p.is_dir() {
+            "0755 to 0700"
+        } else {
+            "0644 to 0600"
+        };
         assert!(
-            info.contains(&format!("tightened permissions of {} from {want}", p.display())),
+            info.contains(&format!(
+                "tightened permissions of {} from {want}",
+                p.display()
+            )),
             "no tightening line for {}:\n{info}",
             p.display()
         );
     }
-    assert_eq!(mode(&d.data.join("notes.txt")), 0o644, "not the server's: left alone");
+    assert_eq!(
+        mode(&d.data.join("notes.txt")),
+        0o644,
+        "not the server's: left alone"
+    );
     std::fs::remove_file(d.data.join("notes.txt")).unwrap();
     assert_private(&d.data);
     assert_private(&d.log);
@@ -198,13 +221,15 @@ fn cutting_the_end_of_chat_log_fails_verify_log_and_is_reported_at_start() {
     let log = d.log.join("chat.log");
     let full = read(&log);
     assert_eq!(full.lines().count(), 10);
-    let ok = verify(&d.data, std::slice::from_ref(&log));
+    let ok = verify(&d.data, core::slice::from_ref(&log));
     assert!(ok.status.success(), "{ok:?}");
-    assert!(stdout(&ok).contains("10 lines verified") && stdout(&ok).contains("ends at its anchor"));
+    assert!(
+        stdout(&ok).contains("10 lines verified") && stdout(&ok).contains("ends at its anchor")
+    );
     // Cut the last three lines: every remaining line still chains, but the anchor says 10.
     let kept: String = full.lines().take(7).map(|l| format!("{l}\n")).collect();
     std::fs::write(&log, &kept).unwrap();
-    let cut = verify(&d.data, std::slice::from_ref(&log));
+    let cut = verify(&d.data, core::slice::from_ref(&log));
     assert_eq!(cut.status.code(), Some(1), "{cut:?}");
     assert!(
         stdout(&cut).contains("lines 8..10 are missing at the end"),
@@ -227,9 +252,13 @@ fn cutting_the_end_of_chat_log_fails_verify_log_and_is_reported_at_start() {
     say(&mut c, "after the cut");
     drop(c);
     assert_eq!(srv.terminate(), Some(0));
-    let after = verify(&d.data, std::slice::from_ref(&log));
+    let after = verify(&d.data, core::slice::from_ref(&log));
     assert!(!after.status.success(), "{after:?}");
-    assert!(stdout(&after).contains("line 8 does not verify"), "{}", stdout(&after));
+    assert!(
+        stdout(&after).contains("line 8 does not verify"),
+        "{}",
+        stdout(&after)
+    );
 }
 
 #[test]
@@ -240,12 +269,15 @@ fn a_kill_9_is_not_reported_as_a_cut_log() {
     let _c = chat_lines(&srv, &acc, 0, "before the kill", 30);
     srv.kill9();
     let log = d.log.join("chat.log");
-    let out = verify(&d.data, std::slice::from_ref(&log));
+    let out = verify(&d.data, core::slice::from_ref(&log));
     assert!(out.status.success(), "{out:?}");
     let mut srv = BinServer::start(&d.data, &d.log, &[]);
     assert_eq!(srv.terminate(), Some(0));
     let err = srv.stderr();
-    assert!(!err.contains("shortened") && !err.contains("anchor"), "{err}");
+    assert!(
+        !err.contains("shortened") && !err.contains("anchor"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,8 +315,14 @@ fn sighup_reopens_the_logs_and_the_chain_goes_on_across_files() {
     // New lines land in the new files, none in the old ones.
     let old = read(&d.log.join("chat.log.1"));
     let new = read(&d.log.join("chat.log"));
-    assert!(!old.contains("second file") && old.contains("first file 4"), "{old}");
-    assert!(new.contains("chain continues from") && new.contains("second file 0"), "{new}");
+    assert!(
+        !old.contains("second file") && old.contains("first file 4"),
+        "{old}"
+    );
+    assert!(
+        new.contains("chain continues from") && new.contains("second file 0"),
+        "{new}"
+    );
     wait_in(&d.log.join("info.log"), "log files reopened");
     assert!(read(&d.log.join("info.log.1")).contains("listening on"));
     assert_private(&d.log);
@@ -293,9 +331,13 @@ fn sighup_reopens_the_logs_and_the_chain_goes_on_across_files() {
     let (f1, f2) = (d.log.join("chat.log.1"), d.log.join("chat.log"));
     let both = verify(&d.data, &[f1.clone(), f2.clone()]);
     assert!(both.status.success(), "{both:?}");
-    assert!(stdout(&both).contains("11 lines verified in 2 files"), "{}", stdout(&both));
+    assert!(
+        stdout(&both).contains("11 lines verified in 2 files"),
+        "{}",
+        stdout(&both)
+    );
     // The newer file alone: it starts at a rotation point, which is said.
-    let alone = verify(&d.data, std::slice::from_ref(&f2));
+    let alone = verify(&d.data, core::slice::from_ref(&f2));
     assert!(alone.status.success(), "{alone:?}");
     assert!(stdout(&alone).contains("starts where a rotation left the chain"));
     // The wrong order fails.
@@ -331,9 +373,10 @@ fn sighup_while_the_log_directory_is_gone_keeps_the_chat_and_a_later_one_recover
     for i in 0..3 {
         say(&mut c, &format!("while gone {i}"));
     }
-    b.recv_until("line from alice", |m| {
-        matches!(m, ServerMsg::Message(x) if x.text == "while gone 2")
-    });
+    b.recv_until(
+        "line from alice",
+        |m| matches!(m, ServerMsg::Message(x) if x.text == "while gone 2"),
+    );
     // The directory is back (empty): a second SIGHUP recovers.
     std::fs::create_dir(&d.log).unwrap();
     srv.signal("HUP");

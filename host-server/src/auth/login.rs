@@ -76,7 +76,10 @@ async fn fail(
         shared.logs.credentials(line);
     } else {
         // What an attacker repeats at will: one line per kind and 10 s, with a count.
-        let kind = format!("login failed user={user} from={} reason={reason}", host_of(ip_port));
+        let kind = format!(
+            "login failed user={user} from={} reason={reason}",
+            host_of(ip_port)
+        );
         shared.logs.credentials_coalesced(&kind, line);
     }
     if failures > 0 && !shared.config.failure_delay.is_zero() {
@@ -165,7 +168,10 @@ async fn check(
     if acc.locked_until > now {
         dummy(shared, password).await?;
         shared.logs.credentials_coalesced(
-            &format!("login failed user={user} from={} reason=account locked", host_of(ip_port)),
+            &format!(
+                "login failed user={user} from={} reason=account locked",
+                host_of(ip_port)
+            ),
             format!("login failed user={user} from={ip_port} reason=account locked"),
         );
         return Err(generic());

@@ -105,8 +105,6 @@ pub async fn on_login(shared: &Shared, me: &Me, out: &mut Replies) {
     join(shared, me, LOBBY, out).await;
 }
 
-
-
 /// A connection went away: the other nodes forget it; `Quit` to its rooms and offline if it
 /// was the user's last connection anywhere.
 pub async fn on_leave(shared: &Shared, id: ConnId, d: Departed) {
@@ -148,7 +146,10 @@ async fn join(shared: &Shared, me: &Me, room: &str, out: &mut Replies) {
             Join::TooMany(n) => {
                 shared.logs.info_coalesced(
                     "room limit",
-                    format!("join {room} refused: {} is in {n} rooms (limit {max})", me.user),
+                    format!(
+                        "join {room} refused: {} is in {n} rooms (limit {max})",
+                        me.user
+                    ),
                 );
                 out.error(
                     ErrorCode::TooManyRooms,

@@ -13,11 +13,11 @@
 //! power loss) the log is never shorter than its anchor: lines written after the last anchor may
 //! be lost by a crash, which is not tampering; lines the anchor covers that are gone are.
 
+use core::time::Duration;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chatbox_core::crypto::hash::hmac_sha256;
 use chatbox_core::encoding::{base64_decode, base64_encode};
@@ -173,8 +173,12 @@ pub(crate) fn resume(path: &Path, anchor: Option<&Anchor>) -> Resume {
         Ok((_, m)) if !m.is_file() => return r,
         Ok((mut f, m)) => {
             let mut data = Vec::new();
-            if let Err(e) = f.seek(SeekFrom::Start(0)).and_then(|_| f.read_to_end(&mut data)) {
-                r.notes.push(format!("cannot read chat.log to resume its chain: {e}"));
+            if let Err(e) = f
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| f.read_to_end(&mut data))
+            {
+                r.notes
+                    .push(format!("cannot read chat.log to resume its chain: {e}"));
             }
             (data, Some(m.ino()))
         }
@@ -183,8 +187,7 @@ pub(crate) fn resume(path: &Path, anchor: Option<&Anchor>) -> Resume {
     r.partial = !data.is_empty() && !data.ends_with(b"\n");
     let complete_len = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let complete = data.get(..complete_len).unwrap_or_default();
-    let count = |b: &[u8]| b.iter().filter(|&&c| c == b'\n').count() as u64;
-    r.lines = count(complete);
+    r.lines = complete.iter().filter(|&&c| c == b'\n').count() as u64;
     r.prev = last_tag(complete).unwrap_or([0; 32]);
     let Some(a) = anchor else {
         return r;
@@ -322,7 +325,8 @@ pub fn verify_chat_logs(
     let mut last_lines = 0u64;
     let last = files.len().saturating_sub(1);
     for (fi, path) in files.iter().enumerate() {
-        let data = fs::read(path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let data = fs::read(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let mut count = 0usize;
         let mut offset = 0usize;
         let mut rest: &[u8] = &data;
@@ -353,9 +357,9 @@ pub fn verify_chat_logs(
             // The first file may start where a rotation left the chain.
             if fi == 0
                 && count == 1
-                && let Some(from) = body.split_once(CONTINUES).and_then(|(_, r)| {
-                    parse_tag(r.split_whitespace().next().unwrap_or_default())
-                })
+                && let Some(from) = body
+                    .split_once(CONTINUES)
+                    .and_then(|(_, r)| parse_tag(r.split_whitespace().next().unwrap_or_default()))
                 && subtle_eq(&chain_tag(log_key, &from, body), &tag)
             {
                 prev = from;

@@ -574,7 +574,10 @@ impl Store {
     pub async fn online_insert(&self, client_id: &str, ip_port: &str) -> Result<(), StoreError> {
         let (id, ip, n) = (client_id.to_owned(), ip_port.to_owned(), self.node.clone());
         let r = match &self.backend {
-            Backend::Sqlite(b) => b.call(move |c| lite::online_put(c, &n, &id, &ip, "anonyme")).await,
+            Backend::Sqlite(b) => {
+                b.call(move |c| lite::online_put(c, &n, &id, &ip, "anonyme"))
+                    .await
+            }
             Backend::Postgres(p) => p
                 .online_put(&self.node, client_id, ip_port, "anonyme")
                 .await
