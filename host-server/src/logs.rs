@@ -345,13 +345,18 @@ impl Writer {
     /// Syncs `chat.log` and then records its end in the anchor: the anchor never covers a line
     /// that is not on disk.
     fn anchor(&mut self) {
-        let Some(path) = self.chain.anchor_path.clone() else {
-            return;
-        };
-        if !self.chain.dirty || self.chat.failing {
+        if !self.chain.dirty {
             return;
         }
-        let Some(w) = self.chat.w.as_mut() else {
+        // Whatever happens below, the next attempt is not due before `ANCHOR_EVERY`.
+        self.chain.last_anchor = Instant::now();
+        let (Some(path), false, Some(w)) = (
+            self.chain.anchor_path.clone(),
+            self.chat.failing,
+            self.chat.w.as_mut(),
+        ) else {
+            // No anchor kept, or lines that did not reach the disk: nothing to record.
+            self.chain.dirty = false;
             return;
         };
         let r = w.flush().and_then(|()| {

@@ -311,7 +311,7 @@ impl Store {
         let backend = match db {
             Database::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| start && !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
+                    crate::private::create_dir(dir).map_err(|e| {
                         StoreError::Config(format!("creating {}: {e}", dir.display()))
                     })?;
                 }
