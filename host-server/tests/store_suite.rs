@@ -940,6 +940,8 @@ fn sqlite_version_1_upgrades_in_place() {
              INSERT INTO REGISTERED (User, password, statut, pending_reg) VALUES ('pend', 'phc', 'ko', 1);
              INSERT INTO SCRATCH VALUES ('ada', x'00', 0);
              INSERT INTO MESSAGES (time_ms, target, sender, kind, text) VALUES (7, '#lobby', 'ada', 0, 'old message');
+             INSERT INTO MESSAGES (time_ms, target, sender, kind, text) VALUES (8, 'ada', 'bob', 2, 'old private 1');
+             INSERT INTO MESSAGES (time_ms, target, sender, kind, text) VALUES (9, 'ada', 'bob', 2, 'old private 2');
              INSERT INTO TOPICS VALUES ('#lobby', 'old topic', 'ada', 7);
              PRAGMA user_version = 1;",
         )
@@ -956,6 +958,15 @@ fn sqlite_version_1_upgrades_in_place() {
             (Some(5), 42, vec![1, 2])
         );
         assert!(s.account("pend").await.unwrap().is_none());
+        // Accounts count as seen at the upgrade: messages from before do not use up the
+        // offline allowance (2 old ones, a cap of 1).
+        assert!(
+            s.insert_offline(now_ms(), "ada", "bob", 2, "new", 1)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(s.insert_offline(now_ms(), "ada", "bob", 2, "newer", 1).await.unwrap(), None);
         assert_eq!(s.scratch_left("ada").await.unwrap(), 1);
         assert_eq!(
             s.history("ada", "#lobby", 0, 10).await.unwrap()[0].text,

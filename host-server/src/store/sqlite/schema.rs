@@ -98,7 +98,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX IF NOT EXISTS ADMIN_EVENTS_time ON ADMIN_EVENTS (time_ms);",
     // 4: growth limits. When an account was last seen (login, going offline): the private
     // messages stored for it since then are bounded per sender.
+    // Existing accounts count as seen at the upgrade: older messages to them do not count.
     "ALTER TABLE REGISTERED ADD COLUMN seen_ms INTEGER NOT NULL DEFAULT 0;
+    UPDATE REGISTERED SET seen_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
     CREATE INDEX IF NOT EXISTS MESSAGES_pair ON MESSAGES (target, sender, time_ms);",
 ];
 
