@@ -510,7 +510,11 @@ async fn offline_messages_capped_per_sender_since_last_seen(f: Fixture) {
     );
     let h = a.history("uma", "vic", 0, 50).await.unwrap();
     let texts: Vec<&str> = h.iter().map(|m| m.text.as_str()).collect();
-    assert_eq!(texts, ["kept 0", "kept 1", "kept 2"], "nothing refused was stored");
+    assert_eq!(
+        texts,
+        ["kept 0", "kept 1", "kept 2"],
+        "nothing refused was stored"
+    );
     // Seen again (a login, then offline): a fresh allowance; what was kept stays.
     smol::Timer::after(Duration::from_millis(5)).await;
     assert!(b.login_success("uma", None, "10.0.0.2:1").await.unwrap());
@@ -966,7 +970,12 @@ fn sqlite_version_1_upgrades_in_place() {
                 .unwrap()
                 .is_some()
         );
-        assert_eq!(s.insert_offline(now_ms(), "ada", "bob", 2, "newer", 1).await.unwrap(), None);
+        assert_eq!(
+            s.insert_offline(now_ms(), "ada", "bob", 2, "newer", 1)
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(s.scratch_left("ada").await.unwrap(), 1);
         assert_eq!(
             s.history("ada", "#lobby", 0, 10).await.unwrap()[0].text,

@@ -415,3 +415,109 @@ pub fn verify_chat_logs(
 fn subtle_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::Logs;
+
+    const KEY: [u8; 32] = [9; 32];
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("chatbox-chain-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn anchor_lines_round_trip_and_bad_ones_are_refused() {
+        let a = Anchor {
+            lines: 7,
+            bytes: 700,
+            tag: [3; 32],
+            ino: 12,
+        };
+        assert_eq!(Anchor::parse(&a.to_line()), Some(a));
+        assert_eq!(
+            Anchor::parse("chatbox-chat-anchor v1 lines=1 bytes=2"),
+            None
+        );
+        assert_eq!(Anchor::parse("something else"), None);
+    }
+
+    #[test]
+    fn the_end_is_checked_against_the_anchor() {
+        let dir = temp("end");
+        let anchor = dir.join("chat.anchor");
+        let logs = Logs::open_anchored(&dir, KEY, Some(&anchor)).unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..5 {
+            logs.chat(format!("line {i}"));
+        }
+        logs.close();
+        let log = dir.join("chat.log");
+        let a = Anchor::read(&anchor).ok().flatten();
+        assert_eq!(a.as_ref().map(|a| a.lines), Some(5));
+        let files = [log.clone()];
+        let v = verify_chat_logs(&files, &KEY, a.as_ref()).ok();
+        assert!(
+            matches!(
+                v,
+                Some(Verdict::Ok {
+                    lines: 5,
+                    anchor: AnchorCheck::AtEnd,
+                    ..
+                })
+            ),
+            "{v:?}"
+        );
+        // A line written after the last anchor (a crash before the next one): fine, noted.
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let last = text
+            .lines()
+            .last()
+            .and_then(|l| l.rsplit_once('\t'))
+            .map(|(_, t)| t);
+        let prev = last.and_then(parse_tag).unwrap_or([0; 32]);
+        let body = "2026-01-01T00:00:00.000Z after";
+        let extra = format!("{text}{body}\t{}\n", tag_b64(&chain_tag(&KEY, &prev, body)));
+        let _ = fs::write(&log, &extra);
+        let v = verify_chat_logs(&files, &KEY, a.as_ref()).ok();
+        assert!(
+            matches!(
+                v,
+                Some(Verdict::Ok {
+                    lines: 6,
+                    anchor: AnchorCheck::Beyond(1),
+                    ..
+                })
+            ),
+            "{v:?}"
+        );
+        // The last two anchored lines cut: named.
+        let cut: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+        let _ = fs::write(&log, cut);
+        let v = verify_chat_logs(&files, &KEY, a.as_ref()).ok();
+        assert_eq!(
+            v,
+            Some(Verdict::Missing {
+                file: 0,
+                from: 4,
+                to: 5
+            })
+        );
+        // Without the anchor the cut cannot be seen (what the anchor is for).
+        let v = verify_chat_logs(&files, &KEY, None).ok();
+        assert!(
+            matches!(
+                v,
+                Some(Verdict::Ok {
+                    lines: 3,
+                    anchor: AnchorCheck::None,
+                    ..
+                })
+            ),
+            "{v:?}"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
