@@ -145,7 +145,7 @@ async fn join(shared: &Shared, me: &Me, room: &str, out: &mut Replies) {
             Join::Already => false,
             Join::TooMany(n) => {
                 shared.logs.info_coalesced(
-                    "room limit",
+                    &format!("room limit {}", me.user),
                     format!(
                         "join {room} refused: {} is in {n} rooms (limit {max})",
                         me.user
@@ -261,7 +261,7 @@ async fn post(
         Ok(Some(id)) => id,
         Ok(None) => {
             shared.logs.info_coalesced(
-                "offline limit",
+                &format!("offline limit {} to {target}", me.user),
                 format!(
                     "private message refused: {target} is offline and holds {} from {} (limit)",
                     shared.config.max_offline_per_sender, me.user
