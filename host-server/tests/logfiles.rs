@@ -395,3 +395,41 @@ fn sighup_while_the_log_directory_is_gone_keeps_the_chat_and_a_later_one_recover
     let out = verify(&d.data, &[moved.join("chat.log"), d.log.join("chat.log")]);
     assert!(out.status.success(), "{out:?}");
 }
+
+/// Where the mode cannot be changed (here an immutable file: even root's chmod fails), the
+/// server refuses to start and names the file, rather than serve with it readable by others.
+#[test]
+fn a_file_that_cannot_be_made_private_stops_the_start_with_its_name() {
+    let d = dirs();
+    std::fs::create_dir_all(&d.log).unwrap();
+    let rotated = d.log.join("chat.log.1");
+    std::fs::write(&rotated, b"old private lines\n").unwrap();
+    set_mode(&rotated, 0o644);
+    let immutable = Command::new("chattr").arg("+i").arg(&rotated).status();
+    if !immutable.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: chattr +i is not available here (needs root on ext2/3/4)");
+        return;
+    }
+    let out = Command::new(server_bin())
+        .args(["--listen", "127.0.0.1:0", "--pbkdf2-iterations", "10000"])
+        .arg("--data-dir")
+        .arg(&d.data)
+        .arg("--log-dir")
+        .arg(&d.log)
+        .output()
+        .unwrap();
+    let _ = Command::new("chattr").arg("-i").arg(&rotated).status();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started with {} readable by others",
+        rotated.display()
+    );
+    assert!(
+        err.contains(&format!(
+            "{} is accessible to other users (mode 0644)",
+            rotated.display()
+        )) && err.contains("cannot be changed"),
+        "{err}"
+    );
+}
