@@ -285,11 +285,14 @@ fn a_kill_9_is_not_reported_as_a_cut_log() {
 
 const LOGS: [&str; 4] = ["chat.log", "info.log", "sql.log", "credentials.log"];
 
-/// Renames the four logs to `NAME.1` (logrotate's default), then SIGHUP.
+/// Renames the four logs to `NAME.1` (logrotate's default) and, as logrotate's `create 0600`
+/// does, makes a new empty `chat.log` before the SIGHUP (the others the server creates itself).
 fn rotate(srv: &BinServer, log: &Path) {
     for name in LOGS {
         std::fs::rename(log.join(name), log.join(format!("{name}.1"))).unwrap();
     }
+    std::fs::write(log.join("chat.log"), b"").unwrap();
+    set_mode(&log.join("chat.log"), 0o600);
     srv.signal("HUP");
     for name in LOGS {
         let end = Instant::now() + TIMEOUT;
