@@ -490,7 +490,7 @@ async fn offline_messages_capped_per_sender_since_last_seen(f: Fixture) {
     for i in 0..3u64 {
         let node = if i % 2 == 0 { &a } else { &b };
         let id = node
-            .insert_offline(now + i, "uma", "vic", 2, &format!("kept {i}"), 3)
+            .insert_offline(now + 1 + i, "uma", "vic", 2, &format!("kept {i}"), 3)
             .await
             .unwrap();
         assert!(id.is_some(), "message {i} refused");
@@ -965,13 +965,13 @@ fn sqlite_version_1_upgrades_in_place() {
         // Accounts count as seen at the upgrade: messages from before do not use up the
         // offline allowance (2 old ones, a cap of 1).
         assert!(
-            s.insert_offline(now_ms(), "ada", "bob", 2, "new", 1)
+            s.insert_offline(now_ms() + 1, "ada", "bob", 2, "new", 1)
                 .await
                 .unwrap()
                 .is_some()
         );
         assert_eq!(
-            s.insert_offline(now_ms(), "ada", "bob", 2, "newer", 1)
+            s.insert_offline(now_ms() + 1, "ada", "bob", 2, "newer", 1)
                 .await
                 .unwrap(),
             None
@@ -1001,7 +1001,7 @@ fn sqlite_version_1_upgrades_in_place() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert!(cols.contains(&"pending_node".to_owned()), "{cols:?}");
-    assert!(cols.contains(&"seen_ms".to_owned()), "{cols:?}");
+    assert!(cols.contains(&"seen_id".to_owned()), "{cols:?}");
 }
 
 /// A PostgreSQL server that cannot be reached is an error, and its password is never shown.

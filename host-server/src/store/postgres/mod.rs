@@ -158,9 +158,7 @@ impl Pg {
         if n != 1 {
             return Ok(false);
         }
-        q!(sql::SEEN, user, i64_of(crate::time::now_ms()))
-            .execute(&mut *tx)
-            .await?;
+        q!(sql::SEEN, user).execute(&mut *tx).await?;
         q!(sql::ONLINE_PUT, node, user, ip_port, "online")
             .execute(&mut *tx)
             .await?;
@@ -271,9 +269,7 @@ impl Pg {
             .await?
             .rows_affected();
         if n == 1 {
-            q!(sql::SEEN, user, i64_of(crate::time::now_ms()))
-                .execute(&mut *tx)
-                .await?;
+            q!(sql::SEEN, user).execute(&mut *tx).await?;
         }
         tx.commit().await
     }

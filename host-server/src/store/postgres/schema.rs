@@ -95,9 +95,9 @@ pub const MIGRATIONS: &[&str] = &[
     // 4: growth limits. When an account was last seen (login, going offline): the private
     // messages stored for it since then are bounded per sender.
     // Existing accounts count as seen at the upgrade: older messages to them do not count.
-    r"ALTER TABLE REGISTERED ADD COLUMN IF NOT EXISTS seen_ms BIGINT NOT NULL DEFAULT 0;
-    UPDATE REGISTERED SET seen_ms = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT;
-    CREATE INDEX IF NOT EXISTS MESSAGES_pair ON MESSAGES (target, sender, time_ms);",
+    r"ALTER TABLE REGISTERED ADD COLUMN IF NOT EXISTS seen_id BIGINT NOT NULL DEFAULT 0;
+    UPDATE REGISTERED SET seen_id = (SELECT COALESCE(MAX(id), 0) FROM MESSAGES);
+    CREATE INDEX IF NOT EXISTS MESSAGES_pair ON MESSAGES (target, sender, id);",
 ];
 
 /// Applies the missing migrations in one transaction, holding the migration lock; returns the

@@ -122,7 +122,7 @@ pub fn login_success(
     {
         return Ok(false);
     }
-    exec(c, sql::SEEN, params![user, i64_of(crate::time::now_ms())])?;
+    exec(c, sql::SEEN, params![user])?;
     online_put(c, node, user, ip_port, "online").map(|()| true)
 }
 
@@ -207,7 +207,7 @@ pub fn scratch_left(c: &Connection, user: &str) -> rusqlite::Result<u32> {
 /// Marks an account offline unless it is logged in on another node than `node`.
 pub fn set_offline(c: &Connection, user: &str, node: &str) -> rusqlite::Result<()> {
     if exec(c, sql::SET_OFFLINE, params![user, node])? == 1 {
-        exec(c, sql::SEEN, params![user, i64_of(crate::time::now_ms())])?;
+        exec(c, sql::SEEN, params![user])?;
     }
     Ok(())
 }

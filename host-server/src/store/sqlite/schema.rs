@@ -99,9 +99,9 @@ pub const MIGRATIONS: &[&str] = &[
     // 4: growth limits. When an account was last seen (login, going offline): the private
     // messages stored for it since then are bounded per sender.
     // Existing accounts count as seen at the upgrade: older messages to them do not count.
-    "ALTER TABLE REGISTERED ADD COLUMN seen_ms INTEGER NOT NULL DEFAULT 0;
-    UPDATE REGISTERED SET seen_ms = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER);
-    CREATE INDEX IF NOT EXISTS MESSAGES_pair ON MESSAGES (target, sender, time_ms);",
+    "ALTER TABLE REGISTERED ADD COLUMN seen_id INTEGER NOT NULL DEFAULT 0;
+    UPDATE REGISTERED SET seen_id = (SELECT COALESCE(MAX(id), 0) FROM MESSAGES);
+    CREATE INDEX IF NOT EXISTS MESSAGES_pair ON MESSAGES (target, sender, id);",
 ];
 
 /// Opens the database file with WAL and a busy timeout, and applies pending migrations.
