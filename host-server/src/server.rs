@@ -90,9 +90,6 @@ struct Anonymous {
     per_prefix: HashMap<IpAddr, usize>,
     /// Not yet evicted, in all.
     live: usize,
-    /// Evictions not yet reported in info.log (reported at most once per 10 s).
-    unreported: u64,
-    reported: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -263,23 +260,15 @@ impl Shared {
                 a.evict(v, &bye);
             }
             a.enter(id, ip, mailbox);
-            // Reported at most once per 10 s, with a count: a flood must not flood info.log.
-            let report = victim.is_some() && {
-                a.unreported += 1;
-                a.reported
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
-            };
-            let n = core::mem::take(&mut a.unreported);
-            if report {
-                a.reported = Some(Instant::now());
-            } else {
-                a.unreported = n;
-            }
             drop(a);
-            if report {
-                self.logs.info(format!(
-                    "{n} connection(s) not logged in evicted: {cap} (the anonymous cap) were waiting"
-                ));
+            // A flood must not flood info.log: one line per 10 s, with a count of the rest.
+            if victim.is_some() {
+                self.logs.info_coalesced(
+                    "anonymous connection evicted",
+                    format!(
+                        "a connection not logged in evicted: {cap} (the anonymous cap) were waiting"
+                    ),
+                );
             }
         }
         ConnGuard {
