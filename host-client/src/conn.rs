@@ -122,6 +122,9 @@ impl Conn {
                 );
             }
         }
+        for note in &check.tightened {
+            eprintln!("note: {note} (private: the server keys you trust)");
+        }
         conn.outcome = check.outcome;
         Ok(conn)
     }

@@ -117,6 +117,8 @@ pub struct Check {
     pub outcome: Outcome,
     /// Line numbers (1-based) that were not `host:port SHA256:<base64>` and were ignored.
     pub skipped: Vec<usize>,
+    /// Group or other access removed from `$CHATBOX_HOME` or `known_servers` (what changed).
+    pub tightened: Vec<String>,
 }
 
 /// Checks `got` (the server's fingerprint) for `server` (`host:port`).
@@ -125,6 +127,7 @@ pub fn check(trust: &Trust, server: &str, got: &str) -> Result<Check, TrustError
         Trust::Pinned(expected) if expected == got => Ok(Check {
             outcome: Outcome::Pinned,
             skipped: Vec::new(),
+            tightened: Vec::new(),
         }),
         Trust::Pinned(expected) => Err(TrustError::Mismatch {
             server: server.to_owned(),
@@ -138,6 +141,11 @@ pub fn check(trust: &Trust, server: &str, got: &str) -> Result<Check, TrustError
 
 fn check_file(path: &Path, server: &str, got: &str) -> Result<Check, TrustError> {
     let io_err = |e| TrustError::Io(path.to_owned(), e);
+    let mut tightened = Vec::new();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tightened.extend(tighten(dir).map_err(|e| TrustError::Io(dir.to_owned(), e))?);
+    }
+    tightened.extend(tighten(path).map_err(io_err)?);
     let text = match fs::read(path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
@@ -165,6 +173,7 @@ fn check_file(path: &Path, server: &str, got: &str) -> Result<Check, TrustError>
                 return Ok(Check {
                     outcome: Outcome::Known,
                     skipped,
+                    tightened,
                 });
             }
             recorded.get_or_insert((fp.to_owned(), line_no));
@@ -182,6 +191,7 @@ fn check_file(path: &Path, server: &str, got: &str) -> Result<Check, TrustError>
     Ok(Check {
         outcome: Outcome::Recorded(path.to_owned()),
         skipped,
+        tightened,
     })
 }
 
@@ -189,7 +199,7 @@ fn append(path: &Path, server: &str, fingerprint: &str, existing: &str) -> io::R
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_private_dir(dir)?;
     }
-    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut file = private_append(path)?;
     let sep = if existing.is_empty() || existing.ends_with('\n') {
         ""
     } else {
@@ -197,6 +207,59 @@ fn append(path: &Path, server: &str, fingerprint: &str, existing: &str) -> io::R
     };
     writeln!(file, "{sep}{server} {fingerprint}")?;
     file.sync_all()
+}
+
+/// Opens for appending, creating it 0600 (readable by its owner only from its first byte).
+#[cfg(unix)]
+fn private_append(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn private_append(path: &Path) -> io::Result<fs::File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Removes group and other access from an existing directory or regular file (a missing path
+/// or a symbolic link is left alone); says what changed. An error if it cannot be changed.
+#[cfg(unix)]
+fn tighten(path: &Path) -> io::Result<Option<String>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !(meta.is_dir() || meta.is_file()) {
+        return Ok(None);
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    let new = mode & !0o077;
+    fs::set_permissions(path, fs::Permissions::from_mode(new)).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "it is accessible to other users (mode {mode:04o}) and cannot be made private: {e}"
+            ),
+        )
+    })?;
+    Ok(Some(format!(
+        "tightened permissions of {} from {mode:04o} to {new:04o}",
+        path.display()
+    )))
+}
+
+#[cfg(not(unix))]
+fn tighten(_path: &Path) -> io::Result<Option<String>> {
+    Ok(None)
 }
 
 #[cfg(unix)]

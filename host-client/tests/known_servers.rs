@@ -134,3 +134,35 @@ fn unreadable_file_is_a_clear_error() {
         other => panic!("expected an I/O error, got {other:?}"),
     }
 }
+
+#[cfg(unix)]
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::metadata(p).map_or(0, |m| m.permissions().mode() & 0o777)
+}
+
+#[cfg(unix)]
+#[test]
+fn chatbox_home_and_known_servers_are_private_and_tightened() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // The usual umask: without an explicit mode, new files would be 0644.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("chatbox");
+    let path = dir.join("known_servers");
+    let trust = Trust::File(path.clone());
+    let first = check(&trust, "127.0.0.1:6001", FP_A).unwrap();
+    assert!(first.tightened.is_empty());
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&path), 0o600);
+    // Opened up by someone else: tightened at the next use, and said.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let again = check(&trust, "127.0.0.1:6001", FP_A).unwrap();
+    assert_eq!(again.outcome, Outcome::Known);
+    assert_eq!(again.tightened.len(), 2, "{:?}", again.tightened);
+    assert!(again.tightened[0].contains("from 0755 to 0700"));
+    assert!(again.tightened[1].contains("known_servers from 0644 to 0600"));
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&path), 0o600);
+}

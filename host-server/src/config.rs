@@ -106,6 +106,11 @@ pub struct Config {
     pub failure_keys: usize,
     /// (user, address) pairs of successful logins remembered at most.
     pub remember_logins: usize,
+    /// Rooms one user may be in at once, over all its connections (`#lobby` included).
+    pub max_rooms_per_user: usize,
+    /// Private messages stored for an offline recipient from one sender, until the recipient
+    /// has been online again.
+    pub max_offline_per_sender: u32,
 }
 
 impl Config {
@@ -155,6 +160,8 @@ impl Config {
             aggregate_prefix_v6: 48,
             failure_keys: 100_000,
             remember_logins: 10_000,
+            max_rooms_per_user: 32,
+            max_offline_per_sender: 100,
         }
     }
 

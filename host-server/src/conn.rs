@@ -104,9 +104,11 @@ pub async fn run(
     rx: Arc<Mailbox>,
 ) {
     let ip_port = peer.to_string();
-    shared
-        .logs
-        .info(format!("connection {id} opened from {ip_port}"));
+    // Anyone can open connections at will: one line per address and 10 s, with a count.
+    shared.logs.info_coalesced(
+        &format!("connection opened from {}", peer.ip()),
+        format!("connection {id} opened from {ip_port}"),
+    );
     let _ = stream.get_ref().set_nodelay(true);
     let session = match random::<32>().map_err(|e| e.to_string()).and_then(|eph| {
         Session::server(&shared.keys.static_key, eph, SERVER_HELLO).map_err(|e| e.to_string())
@@ -172,10 +174,22 @@ async fn finish(shared: Arc<Shared>, mut conn: Conn, reason: Reason) {
     {
         shared.logs.info(format!("database error: {e}"));
     }
-    let who = conn.me.as_ref().map_or("anonymous", |m| m.user.as_str());
-    shared.logs.info(format!(
-        "connection {id} closed from {ip_port} ({who}): {reason}"
-    ));
+    match conn.me.as_ref() {
+        Some(me) => shared.logs.info(format!(
+            "connection {id} closed from {ip_port} ({}): {reason}",
+            me.user
+        )),
+        // Refused and anonymous: what a flood repeats, coalesced per address and reason.
+        None => {
+            let host = ip_port
+                .rsplit_once(':')
+                .map_or(ip_port.as_str(), |(h, _)| h);
+            shared.logs.info_coalesced(
+                &format!("anonymous connection closed from {host}: {reason}"),
+                format!("connection {id} closed from {ip_port} (anonymous): {reason}"),
+            );
+        }
+    }
     conn.guard.authenticated = conn.me.is_some();
     drop(conn);
 }

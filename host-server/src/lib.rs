@@ -26,6 +26,7 @@ mod conn;
 pub mod keys;
 pub mod logs;
 pub mod metrics;
+pub mod private;
 mod server;
 pub mod settings;
 pub mod store;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use chatbox_server::admin::{self, Action};
-use chatbox_server::logs::{Verdict, verify_chat_log};
+use chatbox_server::logs::{Anchor, AnchorCheck, Verdict, anchor_name, verify_chat_logs};
 use chatbox_server::settings::{self, FileValues};
 use chatbox_server::store::{Database, valid_node_id};
 use chatbox_server::{Config, keys::ServerKeys};
@@ -66,13 +66,22 @@ enum Cmd {
         #[arg(long, env = "CHATBOX_DATABASE", hide_env_values = true)]
         database: Option<String>,
     },
-    /// Check the HMAC chain of a chat log; exit 0 only if every line verifies.
+    /// Check the HMAC chain of chat logs (several files: one chain, oldest first, e.g.
+    /// chat.log.1 chat.log) and the end of the last against the anchor in the data directory;
+    /// exit 0 only if every line verifies and no anchored line is missing.
     VerifyLog {
-        /// The chat log to check.
-        file: PathBuf,
-        /// Data directory holding server.key.
+        /// The chat log files to check, in chain order (the current chat.log last).
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Data directory holding server.key (and the anchor chat.anchor).
         #[arg(long, env = "CHATBOX_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// The node whose anchor to use (chat.NODE.anchor, for nodes on a shared database).
+        #[arg(long)]
+        node_id: Option<String>,
+        /// Check the chain only, not its end (for a copy of an older log).
+        #[arg(long)]
+        no_anchor: bool,
     },
 }
 
@@ -222,6 +231,12 @@ struct ServeArgs {
     /// Seconds allowed for the handshake.
     #[arg(long, default_value_t = 10)]
     handshake_timeout: u64,
+    /// Rooms one user may be in at once, over all its connections (#lobby included).
+    #[arg(long, env = "CHATBOX_MAX_ROOMS_PER_USER", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    max_rooms_per_user: u64,
+    /// Private messages kept for an offline user from one sender until that user is online again.
+    #[arg(long, env = "CHATBOX_MAX_OFFLINE_PER_SENDER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    max_offline_per_sender: u32,
 }
 
 fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
@@ -294,6 +309,8 @@ impl ServeArgs {
         c.admin_poll = Duration::from_millis(self.admin_poll_ms);
         c.handshake_timeout = Duration::from_secs(self.handshake_timeout);
         c.metrics = self.metrics;
+        c.max_rooms_per_user = usize::try_from(self.max_rooms_per_user).unwrap_or(usize::MAX);
+        c.max_offline_per_sender = self.max_offline_per_sender;
         Ok(c)
     }
 }
@@ -310,6 +327,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ])
     .context("installing signal handlers")?;
     let (config_db, node_id) = (config.database(), config.node_id.clone());
@@ -326,8 +344,23 @@ fn serve(args: &ServeArgs) -> Result<()> {
         println!("metrics: http://{a}/metrics  health: http://{a}/healthz");
     }
     let mut signals = signals;
-    let sig = signals.forever().next();
-    println!("signal {sig:?}: shutting down");
+    for sig in signals.forever() {
+        if sig == signal_hook::consts::SIGHUP {
+            // logrotate's postrotate: reopen the log files by name; the chat goes on either way.
+            let problems = server.reopen_logs();
+            if problems.is_empty() {
+                println!("SIGHUP: log files reopened");
+            } else {
+                println!(
+                    "SIGHUP: log files reopened with problems: {}",
+                    problems.join("; ")
+                );
+            }
+            continue;
+        }
+        println!("signal {sig}: shutting down");
+        break;
+    }
     server.shutdown();
     println!("stopped");
     Ok(())
@@ -452,8 +485,14 @@ fn main() -> ExitCode {
                 admin::run_on(data_dir, &db, issuer, &action, &mut std::io::stdout())
             })
         }
-        Some(Cmd::VerifyLog { file, data_dir }) => {
-            return verify_log(file, data_dir);
+        Some(Cmd::VerifyLog {
+            files,
+            data_dir,
+            node_id,
+            no_anchor,
+        }) => {
+            let anchor = (!no_anchor).then(|| data_dir.join(anchor_name(node_id.as_deref())));
+            return verify_log(files, data_dir, anchor.as_deref());
         }
         Some(Cmd::Config {
             action: ConfigCmd::Check(a),
@@ -473,7 +512,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn verify_log(file: &std::path::Path, data_dir: &std::path::Path) -> ExitCode {
+fn verify_log(
+    files: &[PathBuf],
+    data_dir: &std::path::Path,
+    anchor_path: Option<&std::path::Path>,
+) -> ExitCode {
     let keys = match ServerKeys::load(data_dir) {
         Ok(k) => k,
         Err(e) => {
@@ -484,21 +527,94 @@ fn verify_log(file: &std::path::Path, data_dir: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match verify_chat_log(file, &keys.log_key()) {
-        Ok(Verdict::Ok { lines }) => {
-            println!("OK: {lines} lines verified");
+    let anchor = match anchor_path.map(Anchor::read).transpose() {
+        Ok(a) => a.flatten(),
+        Err(e) => {
+            eprintln!("chatbox-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let name = |i: usize| {
+        files
+            .get(i)
+            .map_or_else(String::new, |p| p.display().to_string())
+    };
+    // One file: its lines are named as before ("line 3"); several: "chat.log line 3".
+    let at = |i: usize| {
+        if files.len() > 1 {
+            format!("{} ", name(i))
+        } else {
+            String::new()
+        }
+    };
+    match verify_chat_logs(files, &keys.log_key(), anchor.as_ref()) {
+        Ok(Verdict::Ok {
+            lines,
+            continued,
+            anchor: check,
+        }) => {
+            let files_n = if files.len() > 1 {
+                format!(" in {} files", files.len())
+            } else {
+                String::new()
+            };
+            println!("OK: {lines} lines verified{files_n}");
+            if continued {
+                println!(
+                    "note: {} starts where a rotation left the chain (older files not given)",
+                    name(0)
+                );
+            }
+            match check {
+                AnchorCheck::AtEnd => println!("the chain ends at its anchor"),
+                AnchorCheck::Beyond(n) => println!(
+                    "note: {n} lines after the anchor (written in its last 100 ms, or just before a crash)"
+                ),
+                AnchorCheck::None => println!(
+                    "note: no anchor checked (missing trailing lines cannot be noticed without {})",
+                    anchor_path.map_or_else(|| "an anchor".to_owned(), |p| p.display().to_string())
+                ),
+            }
             ExitCode::SUCCESS
         }
-        Ok(Verdict::BadLine { line }) => {
-            println!("FAILED: line {line} does not verify (edited, removed or reordered lines)");
+        Ok(Verdict::BadLine { file, line }) => {
+            let boundary = if line == 1 && file > 0 {
+                format!(
+                    " (a line is missing at the boundary after {})",
+                    name(file - 1)
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "FAILED: {}line {line} does not verify (edited, removed or reordered lines){boundary}",
+                at(file)
+            );
             ExitCode::FAILURE
         }
-        Ok(Verdict::Truncated { line }) => {
-            println!("FAILED: line {line} is truncated (no end of line)");
+        Ok(Verdict::Truncated { file, line }) => {
+            println!(
+                "FAILED: {}line {line} is truncated (no end of line)",
+                at(file)
+            );
+            ExitCode::FAILURE
+        }
+        Ok(Verdict::Missing { file, from, to }) => {
+            println!(
+                "FAILED: {} lines {from}..{to} are missing at the end (the anchor records {to} lines): the log was cut",
+                name(file)
+            );
+            ExitCode::FAILURE
+        }
+        Ok(Verdict::NotAnchored { file, line, bytes }) => {
+            println!(
+                "FAILED: {} has no line {line} ending at byte {bytes} as its anchor records: lines were removed or replaced",
+                name(file)
+            );
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("chatbox-server: {}: {e}", file.display());
+            eprintln!("chatbox-server: {e}");
             ExitCode::from(2)
         }
     }

@@ -22,8 +22,9 @@ use crate::chat::hub::{ConnId, Hub, Mailbox, Outbound};
 use crate::chat::records;
 use crate::config::Config;
 use crate::keys::ServerKeys;
-use crate::logs::Logs;
+use crate::logs::{Logs, anchor_name};
 use crate::metrics::{self, Metrics};
+use crate::private;
 use crate::store::{Database, Store};
 
 /// State every connection task shares.
@@ -92,9 +93,6 @@ struct Anonymous {
     per_prefix: HashMap<IpAddr, usize>,
     /// Not yet evicted, in all.
     live: usize,
-    /// Evictions not yet reported in info.log (reported at most once per 10 s).
-    unreported: u64,
-    reported: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -265,23 +263,15 @@ impl Shared {
                 a.evict(v, &bye);
             }
             a.enter(id, ip, mailbox);
-            // Reported at most once per 10 s, with a count: a flood must not flood info.log.
-            let report = victim.is_some() && {
-                a.unreported += 1;
-                a.reported
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
-            };
-            let n = core::mem::take(&mut a.unreported);
-            if report {
-                a.reported = Some(Instant::now());
-            } else {
-                a.unreported = n;
-            }
             drop(a);
-            if report {
-                self.logs.info(format!(
-                    "{n} connection(s) not logged in evicted: {cap} (the anonymous cap) were waiting"
-                ));
+            // A flood must not flood info.log: one line per 10 s, with a count of the rest.
+            if victim.is_some() {
+                self.logs.info_coalesced(
+                    "anonymous connection evicted",
+                    format!(
+                        "a connection not logged in evicted: {cap} (the anonymous cap) were waiting"
+                    ),
+                );
             }
         }
         ConnGuard {
@@ -361,6 +351,12 @@ impl ServerHandle {
     #[must_use]
     pub fn public_key(&self) -> [u8; 32] {
         self.public_key
+    }
+
+    /// Reopens the four log files by name (SIGHUP, after logrotate moved them); returns the
+    /// problems, each also reported on stderr (and in `info.log` when it works).
+    pub fn reopen_logs(&self) -> Vec<String> {
+        self.shared.logs.reopen()
     }
 
     /// Graceful stop: `Bye` to every client, writer and logs flushed, threads joined.
@@ -665,6 +661,38 @@ async fn restore_online(shared: &Shared) {
     }
 }
 
+/// Creates the data and log directories 0700 (and the SQLite file 0600, so its `-wal` and
+/// `-shm` are too), and tightens what already exists there with group or other access. Returns
+/// what it changed (for `info.log`); an error if something stays readable by others.
+fn make_private(config: &Config) -> io::Result<Vec<String>> {
+    let mut notes = Vec::new();
+    private::create_dir(&config.data_dir)?;
+    notes.extend(private::tighten_dir(
+        &config.data_dir,
+        &["chatbox.db", crate::keys::KEY_FILE, "chat"],
+    )?);
+    if let Database::Sqlite(db) = config.database() {
+        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+            private::create_dir(dir)?;
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = db.clone().into_os_string();
+            p.push(suffix);
+            notes.extend(private::tighten(std::path::Path::new(&p))?);
+        }
+        private::create_file(&db)?;
+    }
+    // The log directory may be impossible to create (the server then runs without logs).
+    if config.log_dir.exists() {
+        notes.extend(private::tighten_dir(
+            &config.log_dir,
+            &["chat.log", "info.log", "sql.log", "credentials.log"],
+        )?);
+    }
+    notes.dedup();
+    Ok(notes)
+}
+
 /// Binds, opens storage and logs, and runs the server on its own threads; returns at once.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
     if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&config.pbkdf2_iterations) {
@@ -679,9 +707,16 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             "--register-timeout must be within 1..=60 seconds",
         ));
     }
-    std::fs::create_dir_all(&config.data_dir)?;
+    let private_notes = make_private(&config)?;
     let keys = ServerKeys::load_or_create(&config.data_dir)?;
-    let logs = Logs::open(&config.log_dir, keys.log_key())?;
+    let anchor = config.data_dir.join(anchor_name(
+        matches!(config.database(), Database::Postgres(_)).then_some(config.node_id.as_str()),
+    ));
+    let logs = Logs::open_anchored(&config.log_dir, keys.log_key(), Some(&anchor))?;
+    for note in private_notes {
+        eprintln!("chatbox-server: {note}");
+        logs.info(note);
+    }
     logs.info(format!(
         "chatbox-server {} starting (data dir {}, log dir {})",
         env!("CARGO_PKG_VERSION"),

@@ -413,6 +413,11 @@ fn three_nodes_one_chat_survives_a_node_kill() {
         common::PASSWORD,
         &code_at_offset(&mallory.secret, 0),
     );
+    // The log is written asynchronously: wait for the line rather than read it at once.
+    wait_until("n3 logs the refusal", Duration::from_secs(5), || {
+        cl.log("n3", "credentials.log")
+            .contains("too many failures from this address")
+    });
     assert!(
         cl.log("n3", "credentials.log")
             .contains("too many failures from this address"),

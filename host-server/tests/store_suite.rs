@@ -167,6 +167,7 @@ suite!(
     scratch_code_used_once,
     failures_count_and_lock,
     messages_and_history,
+    offline_messages_capped_per_sender_since_last_seen,
     moderation_topics_motd,
     online_per_node_and_reaping,
     concurrent_reapers_split_the_dead,
@@ -474,6 +475,58 @@ async fn messages_and_history(f: Fixture) {
     all.dedup();
     assert_eq!(all.len(), 40);
     assert_eq!(a.history("x", "#race", 0, 100).await.unwrap().len(), 40);
+}
+
+async fn offline_messages_capped_per_sender_since_last_seen(f: Fixture) {
+    let (a, b) = (f.node("a:1"), f.node("b:1"));
+    for u in ["uma", "vic", "wes"] {
+        account(&a, u).await;
+    }
+    // uma logged in and went offline: from then on, at most 3 from each sender are kept.
+    assert!(a.login_success("uma", None, "10.0.0.1:1").await.unwrap());
+    a.set_offline("uma").await.unwrap();
+    a.online_remove("10.0.0.1:1").await.unwrap();
+    let now = now_ms();
+    for i in 0..3u64 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let id = node
+            .insert_offline(now + 1 + i, "uma", "vic", 2, &format!("kept {i}"), 3)
+            .await
+            .unwrap();
+        assert!(id.is_some(), "message {i} refused");
+    }
+    assert_eq!(
+        b.insert_offline(now + 5, "uma", "vic", 2, "one too many", 3)
+            .await
+            .unwrap(),
+        None
+    );
+    // Another sender has an allowance of its own.
+    assert!(
+        a.insert_offline(now + 6, "uma", "wes", 2, "from wes", 3)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let h = a.history("uma", "vic", 0, 50).await.unwrap();
+    let texts: Vec<&str> = h.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["kept 0", "kept 1", "kept 2"],
+        "nothing refused was stored"
+    );
+    // Seen again (a login, then offline): a fresh allowance; what was kept stays.
+    smol::Timer::after(Duration::from_millis(5)).await;
+    assert!(b.login_success("uma", None, "10.0.0.2:1").await.unwrap());
+    b.set_offline("uma").await.unwrap();
+    let later = now_ms() + 1;
+    assert!(
+        a.insert_offline(later, "uma", "vic", 2, "after", 3)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(a.history("uma", "vic", 0, 50).await.unwrap().len(), 4);
 }
 
 async fn moderation_topics_motd(f: Fixture) {
@@ -801,8 +854,8 @@ async fn migrations_idempotent(f: Fixture) {
     assert_eq!(b.history("zoe", "#lobby", 0, 5).await.unwrap().len(), 1);
     assert_eq!(a.scratch_left("zoe").await.unwrap(), 10);
     let want = match f.kind {
-        Kind::Sqlite => vec![3],
-        Kind::Postgres => vec![1, 2, 3],
+        Kind::Sqlite => vec![4],
+        Kind::Postgres => vec![1, 2, 3, 4],
     };
     assert_eq!(schema_version(&f), want);
 }
@@ -824,8 +877,8 @@ async fn fresh_database_opened_by_two_nodes_at_once(f: Fixture) {
     account(&nodes[0], "amy").await;
     assert!(nodes[3].account("amy").await.unwrap().is_some());
     let want = match f.kind {
-        Kind::Sqlite => vec![3],
-        Kind::Postgres => vec![1, 2, 3],
+        Kind::Sqlite => vec![4],
+        Kind::Postgres => vec![1, 2, 3, 4],
     };
     assert_eq!(schema_version(&f), want);
 }
@@ -891,6 +944,8 @@ fn sqlite_version_1_upgrades_in_place() {
              INSERT INTO REGISTERED (User, password, statut, pending_reg) VALUES ('pend', 'phc', 'ko', 1);
              INSERT INTO SCRATCH VALUES ('ada', x'00', 0);
              INSERT INTO MESSAGES (time_ms, target, sender, kind, text) VALUES (7, '#lobby', 'ada', 0, 'old message');
+             INSERT INTO MESSAGES (time_ms, target, sender, kind, text) VALUES (8, 'ada', 'bob', 2, 'old private 1');
+             INSERT INTO MESSAGES (time_ms, target, sender, kind, text) VALUES (9, 'ada', 'bob', 2, 'old private 2');
              INSERT INTO TOPICS VALUES ('#lobby', 'old topic', 'ada', 7);
              PRAGMA user_version = 1;",
         )
@@ -907,6 +962,20 @@ fn sqlite_version_1_upgrades_in_place() {
             (Some(5), 42, vec![1, 2])
         );
         assert!(s.account("pend").await.unwrap().is_none());
+        // Accounts count as seen at the upgrade: messages from before do not use up the
+        // offline allowance (2 old ones, a cap of 1).
+        assert!(
+            s.insert_offline(now_ms() + 1, "ada", "bob", 2, "new", 1)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            s.insert_offline(now_ms() + 1, "ada", "bob", 2, "newer", 1)
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(s.scratch_left("ada").await.unwrap(), 1);
         assert_eq!(
             s.history("ada", "#lobby", 0, 10).await.unwrap()[0].text,
@@ -923,7 +992,7 @@ fn sqlite_version_1_upgrades_in_place() {
     let v: i64 = c
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 3);
+    assert_eq!(v, 4);
     let cols: Vec<String> = c
         .prepare("SELECT name FROM pragma_table_info('REGISTERED')")
         .unwrap()
@@ -932,6 +1001,7 @@ fn sqlite_version_1_upgrades_in_place() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert!(cols.contains(&"pending_node".to_owned()), "{cols:?}");
+    assert!(cols.contains(&"seen_id".to_owned()), "{cols:?}");
 }
 
 /// A PostgreSQL server that cannot be reached is an error, and its password is never shown.

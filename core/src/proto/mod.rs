@@ -112,6 +112,11 @@ pub enum ErrorCode {
     ServerFull = 19,
     /// Invalid room name.
     InvalidRoom = 20,
+    /// The user is in as many rooms as the server allows; part one first.
+    TooManyRooms = 21,
+    /// The recipient is offline and holds as many messages from this sender as the server
+    /// keeps; nothing was stored. Try again once they have been online.
+    OfflineLimit = 22,
 }
 
 impl ErrorCode {
@@ -140,6 +145,8 @@ impl ErrorCode {
             18 => NotInRoom,
             19 => ServerFull,
             20 => InvalidRoom,
+            21 => TooManyRooms,
+            22 => OfflineLimit,
             _ => return None,
         })
     }
@@ -169,6 +176,8 @@ impl ErrorCode {
             NotInRoom => "not_in_room",
             ServerFull => "server_full",
             InvalidRoom => "invalid_room",
+            TooManyRooms => "too_many_rooms",
+            OfflineLimit => "offline_limit",
         }
     }
 }

@@ -304,4 +304,13 @@ fn error_codes_are_stable() {
     }
     assert_eq!(ErrorCode::from_u16(3), Some(ErrorCode::InvalidCredentials));
     assert_eq!(ErrorCode::from_u16(0), None);
+    // Known answers for the growth limits (issue 13.11).
+    assert_eq!(
+        ErrorCode::from_u16(21).map(ErrorCode::name),
+        Some("too_many_rooms")
+    );
+    assert_eq!(
+        ErrorCode::from_u16(22).map(ErrorCode::name),
+        Some("offline_limit")
+    );
 }

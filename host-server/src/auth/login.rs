@@ -37,6 +37,12 @@ fn generic() -> Refusal {
     Refusal::close(ErrorCode::InvalidCredentials, GENERIC)
 }
 
+/// The address part of `ip:port` (`[v6]:port` keeps its brackets): what coalesced log lines
+/// are counted by.
+fn host_of(ip_port: &str) -> &str {
+    ip_port.rsplit_once(':').map_or(ip_port, |(h, _)| h)
+}
+
 /// Why a login failed: logged, never told. Every kind is answered the same way after the same
 /// work (one password hash) and the same delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,10 +122,21 @@ async fn fail(
     }
     let level = shared.attempts.fail(name, origin.addr);
     let wait = delay(shared.config.failure_delay, level);
-    shared.logs.credentials(format!(
+    let line = format!(
         "login failed user={name} from={ip_port} reason={} level={level}{lock}",
         failure.reason()
-    ));
+    );
+    if lock.ends_with("(account now locked)") {
+        shared.logs.credentials(line);
+    } else {
+        // What an attacker repeats at will: one line per kind and 10 s, with a count.
+        let kind = format!(
+            "login failed user={name} from={} reason={}",
+            host_of(ip_port),
+            failure.reason()
+        );
+        shared.logs.credentials_coalesced(&kind, line);
+    }
     wait_until(since + wait).await;
     generic()
 }
@@ -149,9 +166,15 @@ pub async fn login(
         .map(|u| u.as_str().to_owned());
     let name = user.clone().unwrap_or_else(|| printable(raw_user));
     let Some(attempt) = shared.ip_throttle.begin(origin.addr.ip()).await else {
-        shared.logs.credentials(format!(
-            "login refused user={name} from={ip_port} reason=too many failures from this address"
-        ));
+        shared.logs.credentials_coalesced(
+            &format!(
+                "login refused user={name} from={} reason=too many failures",
+                host_of(ip_port)
+            ),
+            format!(
+                "login refused user={name} from={ip_port} reason=too many failures from this address"
+            ),
+        );
         // No password work, but the same delay as a judged failure.
         let level = shared.attempts.level_now(&name, origin.addr);
         wait_until(Instant::now() + delay(shared.config.failure_delay, level)).await;

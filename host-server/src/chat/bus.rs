@@ -22,7 +22,6 @@
 use core::time::Duration;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use chatbox_core::crypto::cipher::{RecordKeys, TAG_LEN};
 use chatbox_core::proto::{PresenceKind, ServerMsg};
@@ -770,7 +769,6 @@ impl RedisTasks {
                         shared.bus.publish(&shared, EventKind::Snapshot(snap));
                         shared.bus.publish(&shared, EventKind::Hello);
                         let mut stream = ps.on_message();
-                        let mut refused = RefusalLog::default();
                         while let Some(msg) = stream.next().await {
                             match opener.open(&shared.keys, msg.get_payload_bytes()) {
                                 Ok(plain) => match Event::decode(&plain) {
@@ -783,11 +781,12 @@ impl RedisTasks {
                                     }
                                     None => shared.logs.info("cluster: undecodable bus event"),
                                 },
-                                Err(e) => {
-                                    if let Some(line) = refused.note(&format!("{e:?}")) {
-                                        shared.logs.info(line);
-                                    }
-                                }
+                                // Forged, replayed, or another cluster's on the same Redis:
+                                // at most one line per 10 s, with a count of the rest.
+                                Err(e) => shared.logs.info_coalesced(
+                                    "cluster: bus message refused",
+                                    format!("cluster: bus message refused: {e:?}"),
+                                ),
                             }
                         }
                         shared.logs.info("cluster: bus subscription ended");
@@ -819,57 +818,8 @@ impl RedisTasks {
     }
 }
 
-/// Refused bus messages (forged, replayed, or another cluster's on the same Redis) are logged
-/// at most once per [`RefusalLog::EVERY`] with the count of those not logged, so a flood on the
-/// channel cannot flood `info.log`.
-#[derive(Debug, Default)]
-struct RefusalLog {
-    last: Option<Instant>,
-    unlogged: u64,
-}
-
-impl RefusalLog {
-    const EVERY: Duration = Duration::from_secs(10);
-
-    /// The line to log for this refusal, if any.
-    fn note(&mut self, why: &str) -> Option<String> {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
-        {
-            self.unlogged = self.unlogged.saturating_add(1);
-            return None;
-        }
-        self.last = Some(now);
-        let more = core::mem::take(&mut self.unlogged);
-        Some(if more == 0 {
-            format!("cluster: bus message refused: {why}")
-        } else {
-            format!("cluster: bus message refused: {why} (and {more} more since the last report)")
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn refusals_are_logged_at_most_once_per_interval_with_a_count() {
-        let mut log = RefusalLog::default();
-        assert_eq!(
-            log.note("Forged").as_deref(),
-            Some("cluster: bus message refused: Forged")
-        );
-        for _ in 0..1000 {
-            assert_eq!(log.note("Forged"), None);
-        }
-        log.last = log.last.map(|t| t - RefusalLog::EVERY);
-        assert_eq!(
-            log.note("Replayed").as_deref(),
-            Some("cluster: bus message refused: Replayed (and 1000 more since the last report)")
-        );
-    }
-
     use super::*;
 
     fn samples() -> Vec<EventKind> {

@@ -7,7 +7,7 @@ use chatbox_core::proto::{
 use chatbox_core::username;
 
 use super::bus::EventKind;
-use super::hub::{ConnId, Departed};
+use super::hub::{ConnId, Departed, Join};
 use super::{JOIN_HISTORY, LOBBY, MAX_HISTORY, Me, Replies, records, sanitize};
 use crate::server::Shared;
 use crate::store::{Sanction, TopicRow};
@@ -126,6 +126,8 @@ pub async fn on_leave(shared: &Shared, id: ConnId, d: Departed) {
     }
 }
 
+/// Joins a room: at most `max_rooms_per_user` rooms per user over all its connections (the
+/// lobby, joined at login, counts but is never refused).
 async fn join(shared: &Shared, me: &Me, room: &str, out: &mut Replies) {
     if !is_valid_room(room) {
         out.error(
@@ -134,7 +136,30 @@ async fn join(shared: &Shared, me: &Me, room: &str, out: &mut Replies) {
         );
         return;
     }
-    if shared.hub.join(me.id, room) {
+    let max = shared.config.max_rooms_per_user;
+    let joined = if room == LOBBY {
+        shared.hub.join(me.id, room)
+    } else {
+        match shared.hub.join_limited(me.id, room, max) {
+            Join::Joined => true,
+            Join::Already => false,
+            Join::TooMany(n) => {
+                shared.logs.info_coalesced(
+                    &format!("room limit {}", me.user),
+                    format!(
+                        "join {room} refused: {} is in {n} rooms (limit {max})",
+                        me.user
+                    ),
+                );
+                out.error(
+                    ErrorCode::TooManyRooms,
+                    &format!("you are in {n} rooms, the most allowed; /part one first"),
+                );
+                return;
+            }
+        }
+    };
+    if joined {
         shared.bus.publish(
             shared,
             EventKind::Join {
@@ -187,6 +212,7 @@ async fn post(
         return;
     }
     let is_room = target.starts_with('#');
+    let mut offline = false;
     let target = if is_room {
         if !is_valid_room(target) {
             out.error(ErrorCode::InvalidRoom, "invalid room name");
@@ -205,7 +231,7 @@ async fn post(
         let peer = peer.as_str().to_owned();
         if !shared.hub.online(&peer) {
             match shared.store.account(&peer).await {
-                Ok(Some(a)) if !a.pending_reg => {}
+                Ok(Some(a)) if !a.pending_reg => offline = true,
                 Ok(_) => {
                     out.error(ErrorCode::NoSuchUser, "no such user");
                     return;
@@ -216,12 +242,40 @@ async fn post(
         peer
     };
     let time_ms = now_ms();
-    let id = match shared
-        .store
-        .insert_message(time_ms, &target, &me.user, kind as u8, &text)
-        .await
-    {
-        Ok(id) => id,
+    let stored = if offline && target != me.user {
+        // Stored for later: at most `max_offline_per_sender` from one sender until the
+        // recipient has been online again.
+        let cap = shared.config.max_offline_per_sender;
+        shared
+            .store
+            .insert_offline(time_ms, &target, &me.user, kind as u8, &text, cap)
+            .await
+    } else {
+        shared
+            .store
+            .insert_message(time_ms, &target, &me.user, kind as u8, &text)
+            .await
+            .map(Some)
+    };
+    let id = match stored {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            shared.logs.info_coalesced(
+                &format!("offline limit {} to {target}", me.user),
+                format!(
+                    "private message refused: {target} is offline and holds {} from {} (limit)",
+                    shared.config.max_offline_per_sender, me.user
+                ),
+            );
+            out.error(
+                ErrorCode::OfflineLimit,
+                &format!(
+                    "{target} is offline and already has {} messages from you; try again once they have been online",
+                    shared.config.max_offline_per_sender
+                ),
+            );
+            return;
+        }
         Err(e) => return store_failed(shared, out, &e),
     };
     shared.metrics.message();

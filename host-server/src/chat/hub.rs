@@ -193,6 +193,17 @@ pub struct Hub {
     state: Mutex<State>,
 }
 
+/// What [`Hub::join_limited`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Join {
+    /// Joined now.
+    Joined,
+    /// Already in the room (or not a logged-in connection): nothing changed.
+    Already,
+    /// Refused: the user is already in this many rooms, the limit.
+    TooMany(usize),
+}
+
 /// What remains of a connection that left.
 #[derive(Debug)]
 pub struct Departed {
@@ -353,6 +364,36 @@ impl Hub {
         }
         s.rooms.entry(room.to_owned()).or_default().insert(id);
         true
+    }
+
+    /// Adds a connection to a room unless its user would then be in more than `max` rooms
+    /// (counted over all its connections on every node).
+    pub fn join_limited(&self, id: ConnId, room: &str, max: usize) -> Join {
+        let mut s = self.lock();
+        let Some(user) = s.conns.get(&id).and_then(|e| e.user.clone()) else {
+            return Join::Already;
+        };
+        let mut rooms: BTreeSet<&str> = BTreeSet::new();
+        for c in s.user_conns(&user) {
+            if let Some(e) = s.conns.get(&c) {
+                rooms.extend(e.rooms.iter().map(String::as_str));
+            }
+        }
+        for c in s.remote_conns().filter(|c| c.user == user) {
+            rooms.extend(c.rooms.iter().map(String::as_str));
+        }
+        if !rooms.contains(room) && rooms.len() >= max {
+            return Join::TooMany(rooms.len());
+        }
+        drop(rooms);
+        let Some(e) = s.conns.get_mut(&id) else {
+            return Join::Already;
+        };
+        if !e.rooms.insert(room.to_owned()) {
+            return Join::Already;
+        }
+        s.rooms.entry(room.to_owned()).or_default().insert(id);
+        Join::Joined
     }
 
     /// Removes a connection from a room; `true` if it was in it.

@@ -177,6 +177,11 @@ pub fn redact(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
+/// The address part of `ip:port`.
+fn host(ip_port: &str) -> &str {
+    ip_port.rsplit_once(':').map_or(ip_port, |(h, _)| h)
+}
+
 /// Whether `s` can name a node: 1–64 of `A-Z a-z 0-9 _ . : -`.
 #[must_use]
 pub fn valid_node_id(s: &str) -> bool {
@@ -306,7 +311,7 @@ impl Store {
         let backend = match db {
             Database::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| start && !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
+                    crate::private::create_dir(dir).map_err(|e| {
                         StoreError::Config(format!("creating {}: {e}", dir.display()))
                     })?;
                 }
@@ -362,6 +367,22 @@ impl Store {
             Backend::Sqlite(b) => b.close(),
             Backend::Postgres(p) => smol::block_on(p.close()),
         }
+    }
+
+    /// [`Store::logged`] for statements a flood repeats: successes coalesced per `kind`.
+    fn logged_coalesced<T>(
+        &self,
+        kind: &str,
+        what: String,
+        r: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(logs) = &self.logs {
+            match &r {
+                Ok(_) => logs.sql_coalesced(kind, what),
+                Err(e) => logs.sql(format!("{what} FAILED: {e}")),
+            }
+        }
+        r
     }
 
     fn logged<T>(&self, what: String, r: Result<T, StoreError>) -> Result<T, StoreError> {
@@ -549,12 +570,22 @@ impl Store {
             pg: |p| p.set_offline(user, &self.node))
     }
 
-    /// A connection of this node in `ONLINE` (`anonyme` until login).
+    /// A connection of this node in `ONLINE` (`anonyme` until login). Logged coalesced per
+    /// address (anyone can open connections at will).
     pub async fn online_insert(&self, client_id: &str, ip_port: &str) -> Result<(), StoreError> {
         let (id, ip, n) = (client_id.to_owned(), ip_port.to_owned(), self.node.clone());
-        run!(self, format!("INSERT ONLINE client_id={client_id} ip_port={ip_port} statut=anonyme"),
-            lite: move |c| lite::online_put(c, &n, &id, &ip, "anonyme"),
-            pg: |p| p.online_put(&self.node, client_id, ip_port, "anonyme"))
+        let r = match &self.backend {
+            Backend::Sqlite(b) => {
+                b.call(move |c| lite::online_put(c, &n, &id, &ip, "anonyme"))
+                    .await
+            }
+            Backend::Postgres(p) => p
+                .online_put(&self.node, client_id, ip_port, "anonyme")
+                .await
+                .map_err(StoreError::from),
+        };
+        let what = format!("INSERT ONLINE client_id={client_id} ip_port={ip_port} statut=anonyme");
+        self.logged_coalesced(&format!("INSERT ONLINE from {}", host(ip_port)), what, r)
     }
 
     /// A connection of this node written into `ONLINE` again with its state, its user marked
@@ -590,12 +621,18 @@ impl Store {
         })
     }
 
-    /// A connection of this node gone from `ONLINE`.
+    /// A connection of this node gone from `ONLINE`. Logged coalesced per address.
     pub async fn online_remove(&self, ip_port: &str) -> Result<(), StoreError> {
         let (ip, n) = (ip_port.to_owned(), self.node.clone());
-        run!(self, format!("DELETE ONLINE ip_port={ip_port}"),
-            lite: move |c| lite::online_remove(c, &n, &ip),
-            pg: |p| p.online_remove(&self.node, ip_port))
+        let r = match &self.backend {
+            Backend::Sqlite(b) => b.call(move |c| lite::online_remove(c, &n, &ip)).await,
+            Backend::Postgres(p) => p
+                .online_remove(&self.node, ip_port)
+                .await
+                .map_err(StoreError::from),
+        };
+        let what = format!("DELETE ONLINE ip_port={ip_port}");
+        self.logged_coalesced(&format!("DELETE ONLINE from {}", host(ip_port)), what, r)
     }
 
     /// The whole `ONLINE` table, every node's rows.
@@ -625,6 +662,31 @@ impl Store {
         run!(self, format!("INSERT MESSAGES target={target} sender={sender} kind={kind}"),
             lite: move |c| lite::insert_message(c, &m),
             pg: |p| p.insert_message(&m))
+    }
+
+    /// Stores a private message for an offline recipient (`target`), unless `target` already
+    /// holds `cap` messages from `sender` stored since it was last seen online; `None` then,
+    /// and nothing is stored.
+    pub async fn insert_offline(
+        &self,
+        time_ms: u64,
+        target: &str,
+        sender: &str,
+        kind: u8,
+        text: &str,
+        cap: u32,
+    ) -> Result<Option<u64>, StoreError> {
+        let m = StoredMsg {
+            id: 0,
+            time_ms,
+            target: target.to_owned(),
+            sender: sender.to_owned(),
+            kind,
+            text: text.to_owned(),
+        };
+        run!(self, format!("INSERT MESSAGES target={target} sender={sender} kind={kind} (offline, at most {cap})"),
+            lite: move |c| lite::insert_offline(c, &m, cap),
+            pg: |p| p.insert_offline(&m, cap))
     }
 
     /// History of a room (`#…`) or of the private conversation of `me` with a user: the newest

@@ -71,6 +71,14 @@ pub const UNLOCK: &str = "UPDATE REGISTERED SET locked_until = 0, failures = 0 W
 pub const SET_ROLE: &str = "UPDATE REGISTERED SET role = $2 WHERE \"User\" = $1";
 /// A new TOTP secret: back to pending until the next login with it.
 pub const RESET_OTP: &str = "UPDATE REGISTERED SET totp_sealed = $2, totp_last_step = NULL, statut = 'ko' WHERE \"User\" = $1";
+/// `$1` was seen (a login, going offline): the private messages stored after this moment count
+/// against [`OFFLINE_COUNT`]'s limit. By message id, not time: every message stored before is
+/// at or below it, every later one above, even within one millisecond.
+pub const SEEN: &str = "UPDATE REGISTERED SET seen_id = (SELECT COALESCE(MAX(id), 0) FROM MESSAGES)
+     WHERE \"User\" = $1";
+/// Messages from `$2` to `$1` stored since `$1` was last seen (for the offline limit).
+pub const OFFLINE_COUNT: &str = "SELECT COUNT(*) FROM MESSAGES WHERE target = $1 AND sender = $2
+     AND id > COALESCE((SELECT seen_id FROM REGISTERED WHERE \"User\" = $1), 0)";
 /// Offline, unless the user still has a logged-in connection on another node (`$2` is this
 /// node; its own connections are known to the node itself).
 pub const SET_OFFLINE: &str =

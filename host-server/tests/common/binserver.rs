@@ -32,7 +32,23 @@ impl BinServer {
     /// Starts `chatbox-server --listen 127.0.0.1:0 --data-dir D --log-dir L` with fast hashing
     /// (unless `extra` sets `--pbkdf2-iterations`) plus `extra` flags; waits for the listening line on stdout (10 s at most).
     pub fn start(data: &Path, log: &Path, extra: &[&str]) -> BinServer {
-        let mut child = Command::new(server_bin())
+        Self::start_umask(None, data, log, extra)
+    }
+
+    /// [`BinServer::start`] with the process umask set first (`sh -c 'umask U; exec …'`), for
+    /// checking file modes whatever the operator's umask.
+    pub fn start_umask(umask: Option<&str>, data: &Path, log: &Path, extra: &[&str]) -> BinServer {
+        let mut cmd = match umask {
+            Some(u) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("umask {u}; exec \"$0\" \"$@\""))
+                    .arg(server_bin());
+                c
+            }
+            None => Command::new(server_bin()),
+        };
+        let mut child = cmd
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
@@ -129,6 +145,16 @@ impl BinServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) without waiting.
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill -{sig} failed");
     }
 
     /// `kill -9` and reap.

@@ -393,3 +393,31 @@ pub fn read_all_logs(dir: &Path) -> String {
     }
     all
 }
+
+/// How many events containing `needle` a log records, counting coalesced lines by their
+/// count: `KIND: N more like this in the last 10 s (the last: LINE)` stands for N events and
+/// `LINE (and N more like this since the last report)` for 1 + N.
+pub fn count_events(log: &str, needle: &str) -> usize {
+    log.lines()
+        .map(|l| {
+            if let Some((head, rest)) = l.split_once(" more like this in the last ") {
+                let n = head
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                let last = rest.split_once("(the last: ").map_or("", |(_, t)| t);
+                if last.contains(needle) { n } else { 0 }
+            } else if let Some((line, more)) = l.split_once(" (and ") {
+                let n: usize = more
+                    .split(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                if line.contains(needle) { 1 + n } else { 0 }
+            } else {
+                usize::from(l.contains(needle))
+            }
+        })
+        .sum()
+}

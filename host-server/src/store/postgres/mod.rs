@@ -158,6 +158,7 @@ impl Pg {
         if n != 1 {
             return Ok(false);
         }
+        q!(sql::SEEN, user).execute(&mut *tx).await?;
         q!(sql::ONLINE_PUT, node, user, ip_port, "online")
             .execute(&mut *tx)
             .await?;
@@ -262,7 +263,43 @@ impl Pg {
     }
 
     pub(crate) async fn set_offline(&self, user: &str, node: &str) -> Result<(), sqlx::Error> {
-        self.exec(q!(sql::SET_OFFLINE, user, node)).await.map(drop)
+        let mut tx = self.pool.begin().await?;
+        let n = q!(sql::SET_OFFLINE, user, node)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 1 {
+            q!(sql::SEEN, user).execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }
+
+    pub(crate) async fn insert_offline(
+        &self,
+        m: &StoredMsg,
+        cap: u32,
+    ) -> Result<Option<u64>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // One sender's messages to one recipient are counted under a lock on that pair, so
+        // concurrent sends from several connections cannot overshoot the limit.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1 || ':' || $2))")
+            .bind(&m.target)
+            .bind(&m.sender)
+            .execute(&mut *tx)
+            .await?;
+        let n: i64 = sqlx::query_scalar(sql::OFFLINE_COUNT)
+            .bind(&m.target)
+            .bind(&m.sender)
+            .fetch_one(&mut *tx)
+            .await?;
+        if n >= i64::from(cap) {
+            return Ok(None);
+        }
+        let q = sqlx::query_scalar(sql::MESSAGE_ADD).bind(i64_of(m.time_ms));
+        let q = q.bind(&m.target).bind(&m.sender).bind(i64::from(m.kind));
+        let id: i64 = q.bind(&m.text).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Some(u64_of(id)))
     }
 
     pub(crate) async fn set_online(&self, user: &str) -> Result<(), sqlx::Error> {

@@ -92,6 +92,12 @@ pub const MIGRATIONS: &[&str] = &[
         action TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS ADMIN_EVENTS_time ON ADMIN_EVENTS (time_ms);"#,
+    // 4: growth limits. When an account was last seen (login, going offline): the private
+    // messages stored for it since then are bounded per sender.
+    // Existing accounts count as seen at the upgrade: older messages to them do not count.
+    r"ALTER TABLE REGISTERED ADD COLUMN IF NOT EXISTS seen_id BIGINT NOT NULL DEFAULT 0;
+    UPDATE REGISTERED SET seen_id = (SELECT COALESCE(MAX(id), 0) FROM MESSAGES);
+    CREATE INDEX IF NOT EXISTS MESSAGES_pair ON MESSAGES (target, sender, id);",
 ];
 
 /// Applies the missing migrations in one transaction, holding the migration lock; returns the

@@ -122,6 +122,7 @@ pub fn login_success(
     {
         return Ok(false);
     }
+    exec(c, sql::SEEN, params![user])?;
     online_put(c, node, user, ip_port, "online").map(|()| true)
 }
 
@@ -205,7 +206,10 @@ pub fn scratch_left(c: &Connection, user: &str) -> rusqlite::Result<u32> {
 
 /// Marks an account offline unless it is logged in on another node than `node`.
 pub fn set_offline(c: &Connection, user: &str, node: &str) -> rusqlite::Result<()> {
-    exec(c, sql::SET_OFFLINE, params![user, node]).map(drop)
+    if exec(c, sql::SET_OFFLINE, params![user, node])? == 1 {
+        exec(c, sql::SEEN, params![user])?;
+    }
+    Ok(())
 }
 
 /// A connection of `node` in `ONLINE`.
@@ -240,6 +244,19 @@ pub fn online_rows(c: &Connection) -> rusqlite::Result<Vec<OnlineRow>> {
 }
 
 /// Stores a chat message (its `id` is ignored); returns its id.
+/// Stores a private message for an offline recipient unless it already holds `cap` from this
+/// sender since it was last seen; `None` then (nothing stored).
+pub fn insert_offline(c: &Connection, m: &StoredMsg, cap: u32) -> rusqlite::Result<Option<u64>> {
+    let n = one(c, sql::OFFLINE_COUNT, params![m.target, m.sender], |r| {
+        r.get::<_, i64>(0)
+    })?
+    .unwrap_or(0);
+    if n >= i64::from(cap) {
+        return Ok(None);
+    }
+    insert_message(c, m).map(Some)
+}
+
 pub fn insert_message(c: &Connection, m: &StoredMsg) -> rusqlite::Result<u64> {
     let time = i64_of(m.time_ms);
     let p = params![time, m.target, m.sender, i64::from(m.kind), m.text];

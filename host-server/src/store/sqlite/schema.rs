@@ -96,6 +96,12 @@ pub const MIGRATIONS: &[&str] = &[
         action TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS ADMIN_EVENTS_time ON ADMIN_EVENTS (time_ms);",
+    // 4: growth limits. When an account was last seen (login, going offline): the private
+    // messages stored for it since then are bounded per sender.
+    // Existing accounts count as seen at the upgrade: older messages to them do not count.
+    "ALTER TABLE REGISTERED ADD COLUMN seen_id INTEGER NOT NULL DEFAULT 0;
+    UPDATE REGISTERED SET seen_id = (SELECT COALESCE(MAX(id), 0) FROM MESSAGES);
+    CREATE INDEX IF NOT EXISTS MESSAGES_pair ON MESSAGES (target, sender, id);",
 ];
 
 /// Opens the database file with WAL and a busy timeout, and applies pending migrations.
@@ -121,22 +127,15 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 fn open_once(path: &Path) -> rusqlite::Result<Connection> {
-    // A new database file is created 0600 whatever the umask (SQLite gives its -wal and -shm
-    // files the database's mode); an existing one is left as it is.
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        if let Err(e) = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-        {
-            return Err(rusqlite::Error::SqliteFailure(
+    // Created 0600 before SQLite sees it: SQLite gives `-wal` and `-shm` the database file's
+    // mode, so all three are private from their first byte whatever the umask.
+    if !path.exists() {
+        crate::private::create_file(path).map_err(|e| {
+            rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
                 Some(format!("creating {}: {e}", path.display())),
-            ));
-        }
+            )
+        })?;
     }
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
