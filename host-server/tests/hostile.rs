@@ -1139,12 +1139,11 @@ fn brute_force_on_password_and_on_otp_is_slowed_then_locked() {
                 otp: &code_at_offset(&acc.secret, 0),
             });
             assert!(matches!(c.recv().msg(), ServerMsg::LoginOk { .. }));
-            room.s.wait_for("wrong passwords logged", |s| {
-                s.log("credentials.log")
-                    .matches(&format!("login failed user={user} from={from_ip}"))
-                    .count()
-                    == 4
-            });
+            room.s.wait_events(
+                "credentials.log",
+                &format!("login failed user={user} from={from_ip}"),
+                4,
+            );
             room.honest();
             continue;
         }

@@ -480,12 +480,11 @@ fn twenty_wrong_passwords_from_elsewhere_do_not_stop_the_owner() {
         assert_eq!(text, "invalid credentials");
         assert!(closed);
     }
-    s.wait_for("20 failures logged", |s| {
-        s.log("credentials.log")
-            .matches("login failed user=bob from=127.0.0.30")
-            .count()
-            == 20
-    });
+    s.wait_events(
+        "credentials.log",
+        "login failed user=bob from=127.0.0.30",
+        20,
+    );
     let (failures, locked): (i64, i64) = s
         .db()
         .query_row(

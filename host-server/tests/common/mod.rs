@@ -89,6 +89,24 @@ impl TestServer {
         }
         panic!("timed out waiting for: {what}");
     }
+
+    /// Waits until log `file` records `n` events containing `needle`, counted by
+    /// [`count_events`]: repeated lines are coalesced, the first whole and the rest as a count
+    /// when their 10 s window ends, so this waits up to 20 s.
+    pub fn wait_events(&self, file: &str, needle: &str, n: usize) {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = count_events(&self.log(file), needle);
+            if seen == n {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "{file}: {seen} events with {needle:?}, expected {n}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 impl Drop for TestServer {
