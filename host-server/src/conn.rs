@@ -24,7 +24,7 @@ use smol::future::FutureExt as _;
 use smol::io::AsyncWriteExt as _;
 use smol::{Async, Timer};
 
-use crate::auth::{Refusal, login, register};
+use crate::auth::{Refusal, invite, login, register};
 use crate::chat::bus::EventKind;
 use crate::chat::hub::{ConnId, Mailbox, Outbound};
 use crate::chat::{Me, Replies, commands};
@@ -159,8 +159,11 @@ async fn finish(shared: Arc<Shared>, mut conn: Conn, reason: Reason) {
     if let Some(p) = conn.pending.take() {
         match shared.store.delete_pending(&p.user).await {
             Ok(true) => shared.logs.credentials(format!(
-                "registration discarded (not confirmed) user={} from={ip_port}",
-                p.user
+                "registration discarded (not confirmed) user={} from={ip_port}{}",
+                p.user,
+                p.invite_id
+                    .map(|i| format!(" invite={i} (use given back)"))
+                    .unwrap_or_default()
             )),
             Ok(false) => {}
             Err(e) => shared.logs.info(format!("database error: {e}")),
@@ -495,23 +498,19 @@ impl Conn {
             }
             ClientMsg::Bye => Ok(Flow::Close("client said bye".into())),
             ClientMsg::Register { user, password } => {
-                if self.me.is_some() || self.pending.is_some() {
-                    return self
-                        .refuse(Refusal::keep(
-                            ErrorCode::BadState,
-                            "already logged in or registering",
-                        ))
-                        .await;
-                }
-                match register::start(&shared, user, password, self.peer.ip(), &self.ip_port).await
-                {
-                    Ok((uri, pending)) => {
-                        self.pending = Some(pending);
-                        self.send(&ServerMsg::RegisterStarted { uri: &uri }).await?;
-                        Ok(Flow::Continue)
-                    }
-                    Err(r) => self.refuse(r).await,
-                }
+                Box::pin(self.register(user, password, None)).await
+            }
+            ClientMsg::RegisterInvite {
+                user,
+                password,
+                invite,
+            } => Box::pin(self.register(user, password, Some(invite))).await,
+            ClientMsg::AskPolicy => {
+                let invite_required =
+                    shared.config.registration == crate::invite::Registration::Invite;
+                self.send(&ServerMsg::RegistrationPolicy { invite_required })
+                    .await?;
+                Ok(Flow::Continue)
             }
             ClientMsg::ConfirmTotp { code } => {
                 let Some(pending) = self.pending.as_mut() else {
@@ -600,7 +599,7 @@ impl Conn {
                     return self
                         .refuse(Refusal::keep(
                             ErrorCode::NotAuthenticated,
-                            "log in first (only Register, ConfirmTotp, Login, Ping and Bye are allowed)",
+                            "log in first (only Register, RegisterInvite, ConfirmTotp, Login, AskPolicy, Ping and Bye are allowed)",
                         ))
                         .await;
                 };
@@ -608,6 +607,47 @@ impl Conn {
                 commands::handle(&shared, &me, msg, &mut out).await;
                 self.send_replies(out).await
             }
+        }
+    }
+
+    /// `Register` (`invite` None) or `RegisterInvite`: the policy and the invite first (so a
+    /// refused invite reveals nothing about names), then the registration.
+    async fn register(
+        &mut self,
+        user: &str,
+        password: &str,
+        invite: Option<&str>,
+    ) -> Result<Flow, Reason> {
+        if self.me.is_some() || self.pending.is_some() {
+            return self
+                .refuse(Refusal::keep(
+                    ErrorCode::BadState,
+                    "already logged in or registering",
+                ))
+                .await;
+        }
+        let shared = self.shared.clone();
+        let admit = match invite::admit(&shared, invite, user, self.peer.ip(), &self.ip_port).await
+        {
+            Ok(a) => a,
+            Err(r) => return self.refuse(r).await,
+        };
+        match register::start(
+            &shared,
+            user,
+            password,
+            self.peer.ip(),
+            &self.ip_port,
+            admit.as_ref(),
+        )
+        .await
+        {
+            Ok((uri, pending)) => {
+                self.pending = Some(pending);
+                self.send(&ServerMsg::RegisterStarted { uri: &uri }).await?;
+                Ok(Flow::Continue)
+            }
+            Err(r) => self.refuse(r).await,
         }
     }
 

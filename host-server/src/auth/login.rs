@@ -201,7 +201,7 @@ pub async fn login(
 }
 
 /// The user name as it may appear in a log line (the raw name may be anything).
-fn printable(raw_user: &str) -> String {
+pub(crate) fn printable(raw_user: &str) -> String {
     raw_user
         .chars()
         .take(40)

@@ -3,6 +3,7 @@
 //! These functions decide; the connection task sends what they return.
 
 pub mod failures;
+pub mod invite;
 pub mod login;
 pub mod pool;
 pub mod register;
