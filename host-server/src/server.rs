@@ -1012,9 +1012,10 @@ async fn admission_notes(shared: &Shared, local: SocketAddr) -> (Vec<String>, Op
             shared.logs.credentials(format!(
                 "invite created invite={id} role=op uses=1 (first run)"
             ));
-            notes.push(format!(
+            notes.push(
                 "No account yet: register the first operator with this invite (1 use, 7 days): chatbox-client register --invite LINK --user NAME"
-            ));
+                    .to_owned(),
+            );
             (notes, Some(link.to_string()))
         }
         Err(e) => {

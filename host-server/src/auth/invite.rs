@@ -45,7 +45,9 @@ pub async fn admit(
         return Ok(None);
     }
     let shown = super::login::printable(user);
-    let Some(attempt) = shared.ip_throttle.begin(ip).await else {
+    // The same address key as the login throttle (a prefix when so configured).
+    let addr = super::source::Origin::of(ip, &shared.config).addr.ip();
+    let Some(attempt) = shared.ip_throttle.begin(addr).await else {
         shared.logs.credentials(format!(
             "invite refused user={shown} from={ip_port} reason=too many failures from this address"
         ));

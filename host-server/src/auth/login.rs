@@ -29,6 +29,8 @@ pub struct LoggedIn {
     pub user: String,
     /// `user` or `op`.
     pub role: String,
+    /// The TOTP step this login used (None: a scratch code).
+    pub step: Option<u64>,
 }
 
 const GENERIC: &str = "invalid credentials";
@@ -366,5 +368,6 @@ async fn judge(
     Outcome::In(LoggedIn {
         user: user.to_owned(),
         role: acc.role.clone(),
+        step,
     })
 }

@@ -2,6 +2,7 @@
 //!
 //! These functions decide; the connection task sends what they return.
 
+pub mod account;
 pub mod failures;
 pub mod invite;
 pub mod login;

@@ -192,7 +192,7 @@ pub async fn start(
 }
 
 /// A random 8-digit code, uniformly drawn (rejection sampling).
-fn scratch_code() -> std::io::Result<String> {
+pub(crate) fn scratch_code() -> std::io::Result<String> {
     loop {
         let v = u32::from_be_bytes(random::<4>()?);
         // 4_200_000_000 is the largest multiple of 10^8 below 2^32.

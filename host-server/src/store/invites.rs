@@ -337,4 +337,96 @@ impl Store {
             r.map(u64_of),
         )
     }
+
+    /// Replaces the password hash (self-service); `false` if the account is gone.
+    pub async fn set_password(&self, user: &str, phc: String) -> Result<bool, StoreError> {
+        let what = format!("UPDATE REGISTERED user={user} password");
+        let r = match &self.backend {
+            Backend::Sqlite(b) => {
+                let u = user.to_owned();
+                b.call(move |c| {
+                    Ok(c.prepare_cached(&lite(sql::SET_PASSWORD))?
+                        .execute(params![u, phc])?
+                        == 1)
+                })
+                .await
+            }
+            Backend::Postgres(p) => sqlx::query(sql::SET_PASSWORD)
+                .bind(user)
+                .bind(&phc)
+                .execute(p.pool())
+                .await
+                .map(|r| r.rows_affected() == 1)
+                .map_err(StoreError::from),
+        };
+        self.logged(what, r)
+    }
+
+    /// A re-enrolled second factor: new sealed secret, its step used, new scratch codes (the
+    /// old ones gone), in one transaction; `false` if the account is gone.
+    pub async fn reenrol(
+        &self,
+        user: &str,
+        sealed: Vec<u8>,
+        step: u64,
+        scratch: Vec<[u8; 32]>,
+    ) -> Result<bool, StoreError> {
+        let what = format!(
+            "UPDATE REGISTERED user={user} totp; DELETE+INSERT SCRATCH user={user} count={}",
+            scratch.len()
+        );
+        let r = match &self.backend {
+            Backend::Sqlite(b) => {
+                let u = user.to_owned();
+                b.call(move |c| {
+                    if c.prepare_cached(&lite(sql::REENROL))?.execute(params![
+                        u,
+                        sealed,
+                        i64_of(step)
+                    ])? != 1
+                    {
+                        return Ok(false);
+                    }
+                    c.prepare_cached(&lite(sql::SCRATCH_CLEAR))?
+                        .execute(params![u])?;
+                    for h in &scratch {
+                        c.prepare_cached(&lite(sql::SCRATCH_ADD))?
+                            .execute(params![u, &h[..]])?;
+                    }
+                    Ok(true)
+                })
+                .await
+            }
+            Backend::Postgres(p) => async {
+                let mut tx = p.pool().begin().await?;
+                let n = sqlx::query(sql::REENROL)
+                    .bind(user)
+                    .bind(&sealed)
+                    .bind(i64_of(step))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(sql::SCRATCH_CLEAR)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                for h in &scratch {
+                    sqlx::query(sql::SCRATCH_ADD)
+                        .bind(user)
+                        .bind(&h[..])
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+            .await
+            .map_err(|e: sqlx::Error| StoreError::from(e)),
+        };
+        self.logged(what, r)
+    }
 }

@@ -235,3 +235,8 @@ pub const INVITE_GIVE_BACK: &str =
     "UPDATE INVITES SET uses_left = uses_left + 1 WHERE id = $1 AND uses_left < uses_total";
 /// Confirmed accounts registered with any invite (none: the first-run op invite is due).
 pub const CONFIRMED_COUNT: &str = "SELECT COUNT(*) FROM REGISTERED WHERE pending_reg = 0";
+/// A new password hash (self-service change).
+pub const SET_PASSWORD: &str =
+    "UPDATE REGISTERED SET password = $2 WHERE \"User\" = $1 AND pending_reg = 0";
+/// A re-enrolled second factor: the new sealed secret, its confirming step used.
+pub const REENROL: &str = "UPDATE REGISTERED SET totp_sealed = $2, totp_last_step = $3 WHERE \"User\" = $1 AND pending_reg = 0";
