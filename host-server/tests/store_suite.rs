@@ -1002,6 +1002,7 @@ fn sqlite_version_1_upgrades_in_place() {
         .unwrap();
     assert!(cols.contains(&"pending_node".to_owned()), "{cols:?}");
     assert!(cols.contains(&"seen_id".to_owned()), "{cols:?}");
+    assert!(cols.contains(&"invite_id".to_owned()), "{cols:?}");
 }
 
 /// A PostgreSQL server that cannot be reached is an error, and its password is never shown.
