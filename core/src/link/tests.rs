@@ -178,3 +178,35 @@ fn percent_coding() {
     percent_encode("SHA256:a+b/c=d e~", &mut out).unwrap();
     assert_eq!(out, "SHA256:a%2Bb%2Fc%3Dd%20e~");
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_text_parses_or_errs_and_canonical_forms_are_stable(s in "\\PC{0,200}") {
+        for t in [s.clone(), format!("chatbox://{s}"), format!("chatbox://h:1/?{s}")] {
+            if let Ok(l) = Link::parse(&t) {
+                let canon = l.to_string();
+                let again = Link::parse(&canon);
+                proptest::prop_assert_eq!(again, Ok(l));
+            }
+        }
+        let mut buf = [0u8; 32];
+        let _ = percent_decode(&s, &mut buf);
+    }
+
+    #[test]
+    fn generated_links_round_trip(
+        host in "[a-z0-9][a-z0-9.-]{0,40}",
+        port in 1u16..,
+        key in proptest::option::of(proptest::array::uniform32(proptest::num::u8::ANY)),
+        tok in proptest::option::of(proptest::array::uniform32(proptest::num::u8::ANY)),
+    ) {
+        let l = Link::new(&host, port, key, tok.map(InviteToken::from_bytes)).unwrap();
+        let text = l.to_string();
+        proptest::prop_assert!(!text.contains('+'));
+        let back = Link::parse(&text).unwrap();
+        proptest::prop_assert_eq!(back.host(), host.as_str());
+        proptest::prop_assert_eq!(back.port(), port);
+        proptest::prop_assert_eq!(back.key(), key.as_ref());
+        proptest::prop_assert_eq!(back.invite().map(|t| *t.as_bytes()), tok);
+    }
+}
