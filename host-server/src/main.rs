@@ -71,11 +71,33 @@ enum Cmd {
     Invite {
         #[command(subcommand)]
         action: InviteCmd,
-        /// Data directory (chatbox.db, server.key).
-        #[arg(long, env = "CHATBOX_DATA_DIR", default_value = "data", global = true)]
-        data_dir: PathBuf,
+        /// The server's TOML configuration file: its `data-dir`, `database` and `listen` apply
+        /// unless given here or in the environment.
+        // Ids of their own: the top level's flattened serve flags of the same names have
+        // defaults that would otherwise be propagated into these.
+        #[arg(
+            long = "config",
+            id = "invite_config",
+            env = "CHATBOX_CONFIG",
+            global = true
+        )]
+        config: Option<PathBuf>,
+        /// Data directory (chatbox.db, server.key) [default: data].
+        #[arg(
+            long = "data-dir",
+            id = "invite_data_dir",
+            env = "CHATBOX_DATA_DIR",
+            global = true
+        )]
+        data_dir: Option<PathBuf>,
         /// Database: postgres://USER@HOST/DB, sqlite://PATH or a file path [default: DATA_DIR/chatbox.db].
-        #[arg(long, env = "CHATBOX_DATABASE", hide_env_values = true, global = true)]
+        #[arg(
+            long = "database",
+            id = "invite_database",
+            env = "CHATBOX_DATABASE",
+            hide_env_values = true,
+            global = true
+        )]
         database: Option<String>,
     },
     /// Check the HMAC chain of chat logs (several files: one chain, oldest first, e.g.
@@ -141,9 +163,9 @@ enum InviteCmd {
         /// HOST:PORT users connect to [default: the listen address].
         #[arg(long, value_parser = invite::parse_server)]
         server: Option<(String, u16)>,
-        /// The server's listen address (the link's default address).
-        #[arg(long, env = "CHATBOX_LISTEN", default_value = "127.0.0.1:6001")]
-        listen: SocketAddr,
+        /// The server's listen address (the link's default address) [default: 127.0.0.1:6001].
+        #[arg(long, env = "CHATBOX_LISTEN")]
+        listen: Option<SocketAddr>,
         /// Also draw the link as a QR code (above the link).
         #[arg(long)]
         qr: bool,
@@ -548,36 +570,15 @@ fn main() -> ExitCode {
         }
         Some(Cmd::Invite {
             action,
+            config,
             data_dir,
             database: db,
-        }) => {
-            let action = match action {
-                InviteCmd::Create {
-                    uses,
-                    expires,
-                    role,
-                    note,
-                    server,
-                    listen,
-                    qr,
-                } => InviteAction::Create {
-                    opts: CreateOpts {
-                        uses: *uses,
-                        expires: *expires,
-                        role: role.clone(),
-                        note: note.clone(),
-                        server: server
-                            .clone()
-                            .unwrap_or_else(|| invite::listen_host_port(*listen)),
-                    },
-                    qr: *qr,
-                },
-                InviteCmd::List => InviteAction::List,
-                InviteCmd::Revoke { id } => InviteAction::Revoke(*id),
-            };
-            database(db.as_deref(), data_dir)
-                .and_then(|db| invite::run_on(data_dir, &db, &action, &mut std::io::stdout()))
-        }
+        }) => invite_command(
+            action,
+            config.as_deref(),
+            data_dir.as_deref(),
+            db.as_deref(),
+        ),
         Some(Cmd::VerifyLog {
             files,
             data_dir,
@@ -603,6 +604,72 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The serve settings a configuration file gives (with the environment, as `serve` would
+/// read them), for the `invite` commands.
+fn file_settings(path: &std::path::Path) -> Result<ServeArgs> {
+    let serve_cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+    let plain = serve_cmd
+        .clone()
+        .try_get_matches_from(["serve"])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let file = settings::read_file(path, &serve_cmd, &plain).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut argv = vec![OsString::from("serve")];
+    argv.extend(file.extra_args.iter().cloned());
+    let m = serve_cmd
+        .try_get_matches_from(argv)
+        .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+    ServeArgs::from_arg_matches(&m).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn invite_command(
+    action: &InviteCmd,
+    config: Option<&std::path::Path>,
+    data_dir: Option<&std::path::Path>,
+    db: Option<&str>,
+) -> Result<()> {
+    let file = config.map(file_settings).transpose()?;
+    let data_dir = data_dir.map_or_else(
+        || {
+            file.as_ref()
+                .map_or_else(|| PathBuf::from("data"), |f| f.data_dir.clone())
+        },
+        std::path::Path::to_path_buf,
+    );
+    let db = db
+        .map(str::to_owned)
+        .or_else(|| file.as_ref().and_then(|f| f.database.clone()));
+    let action = match action {
+        InviteCmd::Create {
+            uses,
+            expires,
+            role,
+            note,
+            server,
+            listen,
+            qr,
+        } => InviteAction::Create {
+            opts: CreateOpts {
+                uses: *uses,
+                expires: *expires,
+                role: role.clone(),
+                note: note.clone(),
+                server: server.clone().unwrap_or_else(|| {
+                    invite::listen_host_port(
+                        listen
+                            .or_else(|| file.as_ref().map(|f| f.listen))
+                            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6001))),
+                    )
+                }),
+            },
+            qr: *qr,
+        },
+        InviteCmd::List => InviteAction::List,
+        InviteCmd::Revoke { id } => InviteAction::Revoke(*id),
+    };
+    database(db.as_deref(), &data_dir)
+        .and_then(|db| invite::run_on(&data_dir, &db, &action, &mut std::io::stdout()))
 }
 
 fn verify_log(

@@ -481,3 +481,46 @@ fn open_on_a_non_loopback_address_warns() {
 
 #[allow(dead_code)]
 fn _unused(_: RecvError) {}
+
+#[test]
+fn invite_create_takes_listen_and_data_dir_from_the_config_file() {
+    let s = invite_server();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("chatbox.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen = \"127.0.0.1:7777\"\ndata-dir = \"{}\"\nregistration = \"invite\"\n",
+            s.data_dir().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["invite", "create", "--config"])
+        .arg(&conf)
+        .env_remove("CHATBOX_DATABASE")
+        .env_remove("CHATBOX_LISTEN")
+        .env_remove("CHATBOX_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let link = Link::parse(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(link.server().as_str(), "127.0.0.1:7777");
+    // Stored in the file's data directory: it admits a registration on that server.
+    let (mut c, r) = start_invite(s.addr(), "viaconf", &token(&link));
+    confirm(&mut c, &r.unwrap());
+    // A bad key in the file is refused with its name.
+    std::fs::write(&conf, "no-such-key = 1\n").unwrap();
+    let out = Command::new(bin())
+        .args(["invite", "list", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-key"));
+}
