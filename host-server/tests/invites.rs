@@ -524,3 +524,26 @@ fn invite_create_takes_listen_and_data_dir_from_the_config_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-key"));
 }
+
+#[test]
+fn an_invite_made_by_another_server_is_refused() {
+    let s = invite_server();
+    let other = invite_server();
+    let (foreign, _) = create(&other, &[]);
+    assert_ne!(
+        foreign.key_fingerprint(),
+        create(&s, &[]).0.key_fingerprint(),
+        "two servers, two keys"
+    );
+    let (mut c, r) = start_invite(s.addr(), "stranger", &token(&foreign));
+    assert_eq!(r, Err(ErrorCode::InviteInvalid as u16));
+    c.expect_closed();
+    assert!(
+        s.log("credentials.log")
+            .contains("invite refused user=stranger")
+    );
+    assert!(s.log("credentials.log").contains("reason=unknown token"));
+    // Still good where it was made.
+    let (mut c, r) = start_invite(other.addr(), "stranger", &token(&foreign));
+    confirm(&mut c, &r.unwrap());
+}
