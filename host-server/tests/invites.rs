@@ -547,3 +547,48 @@ fn an_invite_made_by_another_server_is_refused() {
     let (mut c, r) = start_invite(other.addr(), "stranger", &token(&foreign));
     confirm(&mut c, &r.unwrap());
 }
+
+/// Every refusal does the same work (a keyed hash and one lookup, a dummy token when the text
+/// does not parse): the median answer times of the kinds of refusal stay within a few ms.
+#[test]
+fn refusals_take_the_same_time_whatever_the_reason() {
+    let s = invite_server();
+    let (expired, _) = create(&s, &["--expires", "1"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("missing", None),
+        ("garbled", Some("x".repeat(10))),
+        ("unknown", Some("D".repeat(43))),
+        ("expired", Some(token(&expired))),
+    ];
+    let mut medians = Vec::new();
+    for (name, inv) in &cases {
+        let mut times = Vec::new();
+        for i in 0..15 {
+            let mut c = Client::connect(s.addr());
+            let user = format!("t{name}{i}");
+            let t0 = std::time::Instant::now();
+            match inv {
+                None => c.send(&ClientMsg::Register {
+                    user: &user,
+                    password: PASSWORD,
+                }),
+                Some(t) => c.send(&ClientMsg::RegisterInvite {
+                    user: &user,
+                    password: PASSWORD,
+                    invite: t,
+                }),
+            }
+            assert_eq!(c.recv().error_code(), Some(ErrorCode::InviteInvalid as u16));
+            times.push(t0.elapsed());
+        }
+        times.sort();
+        medians.push((name, times[7]));
+    }
+    eprintln!("median refusal times: {medians:?}");
+    let lo = medians.iter().map(|m| m.1).min().unwrap();
+    let hi = medians.iter().map(|m| m.1).max().unwrap();
+    // Loose enough for a loaded 2-core machine; a refusal that hashed the password (PBKDF2)
+    // or slept would be far above it.
+    assert!(hi - lo < Duration::from_millis(10), "{medians:?}");
+}
