@@ -592,3 +592,40 @@ fn refusals_take_the_same_time_whatever_the_reason() {
     // or slept would be far above it.
     assert!(hi - lo < Duration::from_millis(10), "{medians:?}");
 }
+
+#[path = "common/binserver.rs"]
+mod binserver;
+
+/// The real binary, killed with SIGKILL while a registration holds an invite's use: the next
+/// start gives the use back, and the invite then admits someone.
+#[test]
+fn real_binary_killed_mid_registration_gives_the_use_back_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("log"));
+    let args = ["--registration", "invite"];
+    let mut srv = binserver::BinServer::start(&data, &log, &args);
+    let server = srv.addr.to_string();
+    let (ok, out, err) = invite_cmd(&data, &["create", "--server", &server, "--note", "kill"]);
+    assert!(ok, "{err}");
+    let link = Link::parse(out.lines().last().unwrap()).unwrap();
+    assert_eq!(link.key_fingerprint().unwrap().as_str(), srv.fingerprint);
+    let (_c, r) = start_invite(srv.addr, "held", &token(&link));
+    r.unwrap();
+    let left = |data: &Path| -> i64 {
+        let db = rusqlite::Connection::open(data.join("chatbox.db")).unwrap();
+        db.query_row(
+            "SELECT uses_left FROM INVITES WHERE note = 'kill'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(left(&data), 0);
+    srv.kill9();
+    assert_eq!(left(&data), 0, "nothing ran after SIGKILL");
+    let srv = binserver::BinServer::start(&data, &log, &args);
+    assert_eq!(left(&data), 1);
+    let (mut c, r) = start_invite(srv.addr, "second", &token(&link));
+    confirm(&mut c, &r.unwrap());
+    assert_eq!(left(&data), 0);
+}
