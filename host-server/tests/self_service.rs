@@ -279,3 +279,52 @@ impl PingOk for Client {
         self
     }
 }
+
+#[test]
+fn a_locked_account_cannot_change_its_password_from_an_open_session() {
+    let s = TestServer::start();
+    let acc = register(s.addr(), "uma");
+    avoid_step_edge();
+    let mut a = login(s.addr(), &acc, 0);
+    // An administrator locks the account while the session is open.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatbox-server"))
+        .args(["user", "lock", "uma", "--data-dir"])
+        .arg(s.data_dir())
+        .env_remove("CHATBOX_DATABASE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    a.send(&ClientMsg::ChangePassword {
+        password: PASSWORD,
+        otp: &code_at_offset(&acc.secret, 1),
+        new_password: NEW_PASSWORD,
+    });
+    let r = a.recv_until("refusal", |m| {
+        matches!(
+            m,
+            ServerMsg::Error { .. } | ServerMsg::Bye { .. } | ServerMsg::PasswordChanged { .. }
+        )
+    });
+    assert!(
+        !matches!(r.msg(), ServerMsg::PasswordChanged { .. }),
+        "a locked account changed its password"
+    );
+    // Still locked, old password unchanged.
+    let locked: i64 = s
+        .db()
+        .query_row(
+            "SELECT locked_until FROM REGISTERED WHERE User = 'uma'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(locked > 0);
+    assert_eq!(
+        login_pw(&s, "uma", NEW_PASSWORD, &acc.scratch[0]).err(),
+        Some(ErrorCode::InvalidCredentials as u16)
+    );
+}

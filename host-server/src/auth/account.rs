@@ -117,6 +117,17 @@ async fn check(
             return Err(Refusal::internal());
         }
     };
+    if acc.locked_until > now_ms() {
+        // Locked (too many failures, or by an administrator): no change, and this session goes.
+        shared.logs.credentials(format!(
+            "{what} refused user={user} from={} reason=account locked",
+            who.ip_port
+        ));
+        return Err(Refusal::close(
+            ErrorCode::InvalidCredentials,
+            "wrong password or code; account locked",
+        ));
+    }
     let fail = |reason: &'static str| {
         let acc = acc.clone();
         async move {
