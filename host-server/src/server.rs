@@ -915,61 +915,6 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::{Anonymous, Mailbox, address_key, prefix_key};
-    use core::net::IpAddr;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap_or_else(|_| unreachable!())
-    }
-
-    #[test]
-    fn addresses_group_by_v4_address_and_v6_64_prefixes_by_v4_24_and_v6_48() {
-        assert_eq!(address_key(ip("10.1.2.3")), ip("10.1.2.3"));
-        assert_eq!(address_key(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
-        assert_eq!(
-            address_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
-            ip("2001:db8:1:2::")
-        );
-        assert_eq!(prefix_key(ip("10.1.2.3")), ip("10.1.2.0"));
-        assert_eq!(prefix_key(ip("2001:db8:1:2:3::4")), ip("2001:db8:1::"));
-        assert_ne!(
-            address_key(ip("2001:db8:1:2::1")),
-            address_key(ip("2001:db8:1:3::1"))
-        );
-    }
-
-    #[test]
-    fn the_victim_is_the_oldest_of_the_biggest_holder_never_a_newcomer_on_a_tie() {
-        let mut a = Anonymous::default();
-        let mb = || Mailbox::new(4);
-        // Prefix 10.0.0.0/24: .1 holds 3 (ids 1-3), .2 holds 1 (id 4); 10.0.1.0/24: .9 holds 1.
-        for id in 1..=3 {
-            a.enter(id, ip("10.0.0.1"), mb());
-        }
-        a.enter(4, ip("10.0.0.2"), mb());
-        a.enter(5, ip("10.0.1.9"), mb());
-        assert_eq!(a.victim(), Some(1));
-        let bye: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"bye"[..]);
-        a.evict(1, &bye);
-        assert_eq!((a.live, a.victim()), (4, Some(2)));
-        a.evict(2, &bye);
-        a.evict(3, &bye);
-        // 10.0.0.0/24 holds 1, 10.0.1.0/24 holds 1: a tie; the oldest of the tied goes.
-        assert_eq!(a.victim(), Some(4));
-        a.leave(4);
-        a.leave(1);
-        assert_eq!((a.live, a.victim()), (1, Some(5)));
-        // An IPv6 flood from one /48 over many /64s counts as one prefix.
-        for i in 0..5u64 {
-            a.enter(10 + i, ip(&format!("2001:db8:7:{i}::1")), mb());
-        }
-        a.enter(20, ip("2001:db8:9::1"), mb());
-        assert_eq!(a.victim(), Some(10));
-    }
-}
-
 /// The admission notes at start: the `open`-on-a-public-address warning, and the first-run
 /// operator invite (created when invites are required and no account is confirmed yet).
 async fn admission_notes(shared: &Shared, local: SocketAddr) -> (Vec<String>, Option<String>) {
@@ -1022,5 +967,60 @@ async fn admission_notes(shared: &Shared, local: SocketAddr) -> (Vec<String>, Op
             shared.logs.info(format!("first-run invite: {e:#}"));
             (notes, None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Anonymous, Mailbox, address_key, prefix_key};
+    use core::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn addresses_group_by_v4_address_and_v6_64_prefixes_by_v4_24_and_v6_48() {
+        assert_eq!(address_key(ip("10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(address_key(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(
+            address_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(prefix_key(ip("10.1.2.3")), ip("10.1.2.0"));
+        assert_eq!(prefix_key(ip("2001:db8:1:2:3::4")), ip("2001:db8:1::"));
+        assert_ne!(
+            address_key(ip("2001:db8:1:2::1")),
+            address_key(ip("2001:db8:1:3::1"))
+        );
+    }
+
+    #[test]
+    fn the_victim_is_the_oldest_of_the_biggest_holder_never_a_newcomer_on_a_tie() {
+        let mut a = Anonymous::default();
+        let mb = || Mailbox::new(4);
+        // Prefix 10.0.0.0/24: .1 holds 3 (ids 1-3), .2 holds 1 (id 4); 10.0.1.0/24: .9 holds 1.
+        for id in 1..=3 {
+            a.enter(id, ip("10.0.0.1"), mb());
+        }
+        a.enter(4, ip("10.0.0.2"), mb());
+        a.enter(5, ip("10.0.1.9"), mb());
+        assert_eq!(a.victim(), Some(1));
+        let bye: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"bye"[..]);
+        a.evict(1, &bye);
+        assert_eq!((a.live, a.victim()), (4, Some(2)));
+        a.evict(2, &bye);
+        a.evict(3, &bye);
+        // 10.0.0.0/24 holds 1, 10.0.1.0/24 holds 1: a tie; the oldest of the tied goes.
+        assert_eq!(a.victim(), Some(4));
+        a.leave(4);
+        a.leave(1);
+        assert_eq!((a.live, a.victim()), (1, Some(5)));
+        // An IPv6 flood from one /48 over many /64s counts as one prefix.
+        for i in 0..5u64 {
+            a.enter(10 + i, ip(&format!("2001:db8:7:{i}::1")), mb());
+        }
+        a.enter(20, ip("2001:db8:9::1"), mb());
+        assert_eq!(a.victim(), Some(10));
     }
 }
