@@ -629,3 +629,25 @@ fn real_binary_killed_mid_registration_gives_the_use_back_at_restart() {
     confirm(&mut c, &r.unwrap());
     assert_eq!(left(&data), 0);
 }
+
+/// A registration that holds a use and lets its deadline (`--register-timeout`) pass: the
+/// server ends it with a `Bye` and the use comes back.
+#[test]
+fn the_registration_deadline_gives_the_use_back() {
+    let s = TestServer::start_with(|c| {
+        c.registration = Registration::Invite;
+        c.register_timeout = Duration::from_secs(1);
+    });
+    let (link, _) = create(&s, &[]);
+    let (mut c, r) = start_invite(s.addr(), "slowpoke", &token(&link));
+    r.unwrap();
+    assert_eq!(uses_left(&s), vec![0]);
+    let bye = c.recv_until("deadline bye", |m| matches!(m, ServerMsg::Bye { .. }));
+    assert!(
+        matches!(bye.msg(), ServerMsg::Bye { reason } if reason.contains("not confirmed in time")),
+        "{bye:?}"
+    );
+    s.wait_for("use back after the deadline", |s| uses_left(s) == vec![1]);
+    let (mut c, r) = start_invite(s.addr(), "intime", &token(&link));
+    confirm(&mut c, &r.unwrap());
+}
