@@ -328,3 +328,27 @@ fn a_locked_account_cannot_change_its_password_from_an_open_session() {
         Some(ErrorCode::InvalidCredentials as u16)
     );
 }
+
+#[test]
+fn help_lists_the_account_commands() {
+    let s = TestServer::start();
+    let acc = register(s.addr(), "val");
+    avoid_step_edge();
+    let mut a = login(s.addr(), &acc, 0);
+    a.send(&ClientMsg::Help);
+    let r = a.recv_until(
+        "account help line",
+        |m| matches!(m, ServerMsg::Info { text } if text.starts_with("Account:")),
+    );
+    let ServerMsg::Info { text } = r.msg() else {
+        unreachable!()
+    };
+    for cmd in [
+        "/sessions",
+        "/sessions revoke ID|others",
+        "/passwd",
+        "/reenrol",
+    ] {
+        assert!(text.contains(cmd), "{text}");
+    }
+}
