@@ -814,10 +814,10 @@ fn invites_and_self_service_across_nodes() {
         ServerMsg::Bye { reason } if reason == "credentials changed in another session"
     ));
     b.expect_closed();
-    assert!(
+    wait_until("n2's credentials.log line", Duration::from_secs(10), || {
         cl.log("n2", "credentials.log")
             .contains("password changed user=opal")
-    );
+    });
     drop(n2);
     drop(n3);
 }

@@ -39,6 +39,15 @@ fn login_pw(s: &TestServer, user: &str, password: &str, otp: &str) -> Result<Cli
     }
 }
 
+/// credentials.log once it holds every line of `wants` (logs are written asynchronously).
+fn creds_with(s: &TestServer, wants: &[&str]) -> String {
+    s.wait_for("credentials.log lines", |s| {
+        let c = s.log("credentials.log");
+        wants.iter().all(|w| c.contains(w))
+    });
+    s.log("credentials.log")
+}
+
 fn still_open(c: &mut Client) {
     c.ping(77);
 }
@@ -90,7 +99,7 @@ fn password_change_closes_other_sessions_and_old_password_stops_working() {
         Some(ErrorCode::InvalidCredentials as u16)
     );
     assert!(login_pw(&s, "pat", NEW_PASSWORD, &acc.scratch[1]).is_ok());
-    let creds = s.log("credentials.log");
+    let creds = creds_with(&s, &["password changed user=pat"]);
     assert!(
         creds.contains("password change refused user=pat"),
         "{creds}"
@@ -179,7 +188,7 @@ fn reenrolment_replaces_secret_and_scratch_codes_only_when_confirmed() {
     );
     assert!(login_pw(&s, "rae", PASSWORD, &new_scratch[0]).is_ok());
     assert!(login_pw(&s, "rae", PASSWORD, &code_at_offset(&new_secret, 1)).is_ok());
-    let creds = s.log("credentials.log");
+    let creds = creds_with(&s, &["second factor re-enrolled user=rae"]);
     assert!(creds.contains("re-enrolment started user=rae"));
     assert!(creds.contains("re-enrolment code wrong user=rae"));
     assert!(creds.contains("second factor re-enrolled user=rae"));
@@ -258,10 +267,7 @@ fn sessions_list_and_revoke() {
     expect_bye(&mut c, "session closed by its owner");
     still_open(&mut a);
     still_open(&mut t);
-    assert!(
-        s.log("credentials.log")
-            .contains("session revoked by owner user=sam")
-    );
+    creds_with(&s, &["session revoked by owner user=sam"]);
     // Before login, none of this is allowed.
     let mut anon = Client::connect(s.addr());
     anon.send(&ClientMsg::Sessions);
