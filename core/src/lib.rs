@@ -11,6 +11,7 @@
 //! | [`noise`] | Noise `NX` handshake (`ChatBox_NX_25519_AES256CTR-HMAC_SHA256`) |
 //! | [`session`] | sans-IO session state machine: handshake, then the per-record symmetric ratchet |
 //! | [`proto`] | application messages: encode into caller buffers, zero-copy validated decode |
+//! | [`link`] | `chatbox://` invite links (server key pin + invite token), percent-coding |
 //! | [`otp`] | HOTP (RFC 4226) / TOTP (RFC 6238), otpauth URIs |
 //! | [`password`] | PBKDF2-HMAC-SHA256 PHC strings |
 //! | [`encoding`] | Base32 / Base64 helpers |
@@ -30,6 +31,7 @@ extern crate std;
 pub mod crypto;
 pub mod encoding;
 pub mod frame;
+pub mod link;
 pub mod noise;
 pub mod otp;
 pub mod password;

@@ -11,6 +11,7 @@
 pub mod encoding;
 pub mod frame;
 pub mod handshake;
+pub mod link;
 pub mod names;
 pub mod otp;
 pub mod password;
@@ -38,6 +39,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("otp", otp::check),
     ("names", names::check),
     ("qr", qr::check),
+    ("link", link::check),
 ];
 
 /// The check of the target called `name`.

@@ -111,6 +111,10 @@ pub struct Config {
     /// Private messages stored for an offline recipient from one sender, until the recipient
     /// has been online again.
     pub max_offline_per_sender: u32,
+    /// Who may register: `open` (anyone) or `invite` (a valid invite needed).
+    pub registration: crate::invite::Registration,
+    /// `HOST:PORT` users connect to, for the first-run invite's link (None: the listen address).
+    pub public_address: Option<(String, u16)>,
 }
 
 impl Config {
@@ -162,6 +166,8 @@ impl Config {
             remember_logins: 10_000,
             max_rooms_per_user: 32,
             max_offline_per_sender: 100,
+            registration: crate::invite::Registration::Open,
+            public_address: None,
         }
     }
 

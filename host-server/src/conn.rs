@@ -18,13 +18,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chatbox_core::frame::{HEADER_LEN, MAX_PLAINTEXT_LEN, MAX_WIRE_LEN};
-use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg, StrList};
+use chatbox_core::proto::{
+    ClientMsg, ErrorCode, ServerMsg, SessionEntry, SessionEntryList, StrList,
+};
 use chatbox_core::session::{Event, Input, RECORD_OVERHEAD, Session};
 use smol::future::FutureExt as _;
 use smol::io::AsyncWriteExt as _;
 use smol::{Async, Timer};
 
-use crate::auth::{Refusal, login, register};
+use crate::auth::{Refusal, account, invite, login, register};
 use crate::chat::bus::EventKind;
 use crate::chat::hub::{ConnId, Mailbox, Outbound};
 use crate::chat::{Me, Replies, commands};
@@ -80,6 +82,10 @@ struct Conn {
     rx: Arc<Mailbox>,
     me: Option<Me>,
     pending: Option<register::Pending>,
+    /// The TOTP step this session's login used.
+    login_step: Option<u64>,
+    /// A second-factor re-enrolment waiting for its code.
+    reenrol: Option<account::Reenrol>,
     started: Instant,
     last_rx: Instant,
     tokens: f64,
@@ -139,6 +145,8 @@ pub async fn run(
         rx,
         me: None,
         pending: None,
+        login_step: None,
+        reenrol: None,
         started: now,
         last_rx: now,
         refilled: now,
@@ -159,8 +167,11 @@ async fn finish(shared: Arc<Shared>, mut conn: Conn, reason: Reason) {
     if let Some(p) = conn.pending.take() {
         match shared.store.delete_pending(&p.user).await {
             Ok(true) => shared.logs.credentials(format!(
-                "registration discarded (not confirmed) user={} from={ip_port}",
-                p.user
+                "registration discarded (not confirmed) user={} from={ip_port}{}",
+                p.user,
+                p.invite_id
+                    .map(|i| format!(" invite={i} (use given back)"))
+                    .unwrap_or_default()
             )),
             Ok(false) => {}
             Err(e) => shared.logs.info(format!("database error: {e}")),
@@ -495,23 +506,19 @@ impl Conn {
             }
             ClientMsg::Bye => Ok(Flow::Close("client said bye".into())),
             ClientMsg::Register { user, password } => {
-                if self.me.is_some() || self.pending.is_some() {
-                    return self
-                        .refuse(Refusal::keep(
-                            ErrorCode::BadState,
-                            "already logged in or registering",
-                        ))
-                        .await;
-                }
-                match register::start(&shared, user, password, self.peer.ip(), &self.ip_port).await
-                {
-                    Ok((uri, pending)) => {
-                        self.pending = Some(pending);
-                        self.send(&ServerMsg::RegisterStarted { uri: &uri }).await?;
-                        Ok(Flow::Continue)
-                    }
-                    Err(r) => self.refuse(r).await,
-                }
+                Box::pin(self.register(user, password, None)).await
+            }
+            ClientMsg::RegisterInvite {
+                user,
+                password,
+                invite,
+            } => Box::pin(self.register(user, password, Some(invite))).await,
+            ClientMsg::AskPolicy => {
+                let invite_required =
+                    shared.config.registration == crate::invite::Registration::Invite;
+                self.send(&ServerMsg::RegistrationPolicy { invite_required })
+                    .await?;
+                Ok(Flow::Continue)
             }
             ClientMsg::ConfirmTotp { code } => {
                 let Some(pending) = self.pending.as_mut() else {
@@ -558,6 +565,9 @@ impl Conn {
                     Ok(li) => {
                         shared.metrics.login(LoginResult::Ok);
                         shared.metrics.conn_authenticated();
+                        self.login_step = li.step;
+                        let since_ms = crate::time::now_ms();
+                        shared.hub.set_session(self.id, &self.ip_port, since_ms);
                         let me = Me {
                             id: self.id,
                             user: li.user,
@@ -578,6 +588,8 @@ impl Conn {
                             EventKind::Login {
                                 conn: self.id,
                                 user: me.user.clone(),
+                                address: self.ip_port.clone(),
+                                since_ms,
                             },
                         );
                         let mut out = Replies::default();
@@ -595,12 +607,22 @@ impl Conn {
                     }
                 }
             }
+            ClientMsg::ChangePassword { .. }
+            | ClientMsg::Reenrol { .. }
+            | ClientMsg::ConfirmReenrol { .. }
+            | ClientMsg::Sessions
+            | ClientMsg::RevokeSession { .. }
+            | ClientMsg::RevokeOtherSessions
+                if self.me.is_some() =>
+            {
+                Box::pin(self.self_service(msg)).await
+            }
             _ => {
                 let Some(me) = self.me.clone() else {
                     return self
                         .refuse(Refusal::keep(
                             ErrorCode::NotAuthenticated,
-                            "log in first (only Register, ConfirmTotp, Login, Ping and Bye are allowed)",
+                            "log in first (only Register, RegisterInvite, ConfirmTotp, Login, AskPolicy, Ping and Bye are allowed)",
                         ))
                         .await;
                 };
@@ -608,6 +630,157 @@ impl Conn {
                 commands::handle(&shared, &me, msg, &mut out).await;
                 self.send_replies(out).await
             }
+        }
+    }
+
+    /// `Register` (`invite` None) or `RegisterInvite`: the policy and the invite first (so a
+    /// refused invite reveals nothing about names), then the registration.
+    async fn register(
+        &mut self,
+        user: &str,
+        password: &str,
+        invite: Option<&str>,
+    ) -> Result<Flow, Reason> {
+        if self.me.is_some() || self.pending.is_some() {
+            return self
+                .refuse(Refusal::keep(
+                    ErrorCode::BadState,
+                    "already logged in or registering",
+                ))
+                .await;
+        }
+        let shared = self.shared.clone();
+        let admit = match invite::admit(&shared, invite, user, self.peer.ip(), &self.ip_port).await
+        {
+            Ok(a) => a,
+            Err(r) => return self.refuse(r).await,
+        };
+        match register::start(
+            &shared,
+            user,
+            password,
+            self.peer.ip(),
+            &self.ip_port,
+            admit.as_ref(),
+        )
+        .await
+        {
+            Ok((uri, pending)) => {
+                self.pending = Some(pending);
+                self.send(&ServerMsg::RegisterStarted { uri: &uri }).await?;
+                Ok(Flow::Continue)
+            }
+            Err(r) => self.refuse(r).await,
+        }
+    }
+
+    /// Account self-service (logged in).
+    async fn self_service(&mut self, msg: &ClientMsg<'_>) -> Result<Flow, Reason> {
+        let shared = self.shared.clone();
+        let Some(me) = self.me.clone() else {
+            return Ok(Flow::Continue);
+        };
+        let who = account::Who {
+            user: &me.user,
+            conn: self.id,
+            ip: self.peer.ip(),
+            ip_port: &self.ip_port,
+            login_step: self.login_step,
+        };
+        match *msg {
+            ClientMsg::ChangePassword {
+                password,
+                otp,
+                new_password,
+            } => match account::change_password(&shared, who, password, otp, new_password).await {
+                Ok(closed) => {
+                    self.send(&ServerMsg::PasswordChanged { closed }).await?;
+                    Ok(Flow::Continue)
+                }
+                Err(r) => self.refuse(r).await,
+            },
+            ClientMsg::Reenrol { password, otp } => {
+                match account::reenrol_start(&shared, who, password, otp).await {
+                    Ok((uri, r)) => {
+                        self.reenrol = Some(r);
+                        self.send(&ServerMsg::ReenrolStarted { uri: &uri }).await?;
+                        Ok(Flow::Continue)
+                    }
+                    Err(r) => self.refuse(r).await,
+                }
+            }
+            ClientMsg::ConfirmReenrol { code } => {
+                let Some(mut r) = self.reenrol.take() else {
+                    return self
+                        .refuse(Refusal::keep(
+                            ErrorCode::BadState,
+                            "no re-enrolment in progress",
+                        ))
+                        .await;
+                };
+                match account::reenrol_confirm(&shared, who, &mut r, code).await {
+                    Ok((closed, codes)) => {
+                        let list: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+                        self.send(&ServerMsg::Reenrolled {
+                            closed,
+                            scratch_codes: StrList::Items(&list),
+                        })
+                        .await?;
+                        Ok(Flow::Continue)
+                    }
+                    Err((refusal, drop)) => {
+                        if !drop {
+                            self.reenrol = Some(r);
+                        }
+                        self.refuse(refusal).await
+                    }
+                }
+            }
+            ClientMsg::Sessions => {
+                let all = shared.hub.sessions(&shared.node, &me.user);
+                let ids: Vec<String> = all.iter().map(account::session_id).collect();
+                let entries: Vec<SessionEntry<'_>> = all
+                    .iter()
+                    .zip(&ids)
+                    .map(|(s, id)| SessionEntry {
+                        id,
+                        node: &s.node,
+                        address: &s.address,
+                        since_ms: s.since_ms,
+                        current: s.node == shared.node && s.conn == self.id,
+                    })
+                    .collect();
+                let mut chunks = entries.chunks(64).peekable();
+                if chunks.peek().is_none() {
+                    self.queue_msg(&ServerMsg::SessionList {
+                        done: true,
+                        sessions: SessionEntryList::Items(&[]),
+                    })?;
+                }
+                while let Some(c) = chunks.next() {
+                    self.queue_msg(&ServerMsg::SessionList {
+                        done: chunks.peek().is_none(),
+                        sessions: SessionEntryList::Items(c),
+                    })?;
+                }
+                self.flush().await?;
+                Ok(Flow::Continue)
+            }
+            ClientMsg::RevokeSession { id } => match account::revoke(&shared, who, Some(id)) {
+                Ok(count) => {
+                    self.send(&ServerMsg::SessionsRevoked { count }).await?;
+                    Ok(Flow::Continue)
+                }
+                Err(r) => self.refuse(r).await,
+            },
+            ClientMsg::RevokeOtherSessions => match account::revoke(&shared, who, None) {
+                Ok(count) => {
+                    self.send(&ServerMsg::SessionsRevoked { count }).await?;
+                    Ok(Flow::Continue)
+                }
+                Err(r) => self.refuse(r).await,
+            },
+            _ => Ok(Flow::Continue),
         }
     }
 

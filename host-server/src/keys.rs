@@ -3,7 +3,8 @@
 //! `<data dir>/server.key` holds 32 random bytes (mode 0600), the X25519 static secret of the
 //! Noise handshake. Separate keys are derived from it with the Noise HKDF and a label each: one
 //! seals TOTP secrets at rest, one keys the chat log's HMAC chain, one hashes scratch codes, one
-//! seals the events nodes of a cluster exchange over the bus (all nodes share `server.key`).
+//! seals the events nodes of a cluster exchange over the bus (all nodes share `server.key`), one
+//! hashes invite tokens.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
@@ -28,6 +29,7 @@ pub struct ServerKeys {
     log_key: Zeroizing<[u8; 32]>,
     scratch_key: Zeroizing<[u8; 32]>,
     bus_key: Zeroizing<[u8; 32]>,
+    invite_key: Zeroizing<[u8; 32]>,
 }
 
 impl core::fmt::Debug for ServerKeys {
@@ -59,6 +61,7 @@ impl ServerKeys {
             log_key: derive(&secret, b"chatbox chat log"),
             scratch_key: derive(&secret, b"chatbox scratch codes"),
             bus_key: derive(&secret, b"chatbox cluster bus"),
+            invite_key: derive(&secret, b"chatbox invite tokens"),
         }
     }
 
@@ -111,6 +114,14 @@ impl ServerKeys {
     }
 
     /// The key of the chat log's HMAC chain.
+    /// The keyed hash an invite token is stored and looked up under (never the token itself):
+    /// HMAC-SHA256 with a key derived from `server.key`, so a database alone yields no token and
+    /// a token works only with the server (cluster) whose key made it.
+    #[must_use]
+    pub fn invite_hash(&self, token: &[u8; 32]) -> [u8; 32] {
+        hmac_sha256(&self.invite_key[..], &[token])
+    }
+
     #[must_use]
     pub fn log_key(&self) -> [u8; 32] {
         *self.log_key

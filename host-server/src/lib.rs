@@ -23,6 +23,7 @@ pub mod backup;
 pub mod chat;
 pub mod config;
 mod conn;
+pub mod invite;
 pub mod keys;
 pub mod logs;
 pub mod metrics;

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use chatbox_server::admin::{self, Action};
+use chatbox_server::invite::{self, CreateOpts, InviteAction, Registration};
 use chatbox_server::logs::{Anchor, AnchorCheck, Verdict, anchor_name, verify_chat_logs};
 use chatbox_server::settings::{self, FileValues};
 use chatbox_server::store::{Database, valid_node_id};
@@ -66,6 +67,39 @@ enum Cmd {
         #[arg(long, env = "CHATBOX_DATABASE", hide_env_values = true)]
         database: Option<String>,
     },
+    /// Invites on the database (server running or not): create, list, revoke.
+    Invite {
+        #[command(subcommand)]
+        action: InviteCmd,
+        /// The server's TOML configuration file: its `data-dir`, `database` and `listen` apply
+        /// unless given here or in the environment.
+        // Ids of their own: the top level's flattened serve flags of the same names have
+        // defaults that would otherwise be propagated into these.
+        #[arg(
+            long = "config",
+            id = "invite_config",
+            env = "CHATBOX_CONFIG",
+            global = true
+        )]
+        config: Option<PathBuf>,
+        /// Data directory (chatbox.db, server.key) [default: data].
+        #[arg(
+            long = "data-dir",
+            id = "invite_data_dir",
+            env = "CHATBOX_DATA_DIR",
+            global = true
+        )]
+        data_dir: Option<PathBuf>,
+        /// Database: postgres://USER@HOST/DB, sqlite://PATH or a file path [default: DATA_DIR/chatbox.db].
+        #[arg(
+            long = "database",
+            id = "invite_database",
+            env = "CHATBOX_DATABASE",
+            hide_env_values = true,
+            global = true
+        )]
+        database: Option<String>,
+    },
     /// Check the HMAC chain of chat logs (several files: one chain, oldest first, e.g.
     /// chat.log.1 chat.log) and the end of the last against the anchor in the data directory;
     /// exit 0 only if every line verifies and no anchored line is missing.
@@ -108,6 +142,41 @@ enum UserCmd {
     ResetOtp { user: String },
     /// Set the role: op or user.
     Role { user: String, role: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum InviteCmd {
+    /// Create an invite; the last line of stdout is its link.
+    Create {
+        /// How many registrations it admits.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        uses: u32,
+        /// Lifetime: 30m, 12h, 7d, or seconds.
+        #[arg(long, default_value = "7d", value_parser = invite::parse_duration)]
+        expires: Duration,
+        /// Role of the accounts it makes: user or op.
+        #[arg(long, default_value = "user", value_parser = ["user", "op"])]
+        role: String,
+        /// A note for `invite list`.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// HOST:PORT users connect to [default: the listen address].
+        #[arg(long, value_parser = invite::parse_server)]
+        server: Option<(String, u16)>,
+        /// The server's listen address (the link's default address) [default: 127.0.0.1:6001].
+        #[arg(long, env = "CHATBOX_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Also draw the link as a QR code (above the link).
+        #[arg(long)]
+        qr: bool,
+    },
+    /// List invites: id, uses left, expiry, role, note, created (never the token).
+    List,
+    /// Revoke an invite by id.
+    Revoke {
+        /// The invite's id (from `invite list`).
+        id: i64,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -237,6 +306,12 @@ struct ServeArgs {
     /// Private messages kept for an offline user from one sender until that user is online again.
     #[arg(long, env = "CHATBOX_MAX_OFFLINE_PER_SENDER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     max_offline_per_sender: u32,
+    /// Who may register: open (anyone who can reach the server) or invite (a valid invite needed).
+    #[arg(long, env = "CHATBOX_REGISTRATION", default_value = "open")]
+    registration: Registration,
+    /// HOST:PORT users connect to, for the first-run invite's link [default: the listen address].
+    #[arg(long, env = "CHATBOX_PUBLIC_ADDRESS", value_parser = invite::parse_server)]
+    public_address: Option<(String, u16)>,
 }
 
 fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
@@ -311,6 +386,8 @@ impl ServeArgs {
         c.metrics = self.metrics;
         c.max_rooms_per_user = usize::try_from(self.max_rooms_per_user).unwrap_or(usize::MAX);
         c.max_offline_per_sender = self.max_offline_per_sender;
+        c.registration = self.registration;
+        c.public_address.clone_from(&self.public_address);
         Ok(c)
     }
 }
@@ -342,6 +419,12 @@ fn serve(args: &ServeArgs) -> Result<()> {
     println!("database: {}  node: {}", config_db, node_id);
     if let Some(a) = server.metrics_addr() {
         println!("metrics: http://{a}/metrics  health: http://{a}/healthz");
+    }
+    for n in server.notes() {
+        println!("{n}");
+    }
+    if let Some(link) = server.first_invite() {
+        println!("{link}");
     }
     let mut signals = signals;
     for sig in signals.forever() {
@@ -485,6 +568,17 @@ fn main() -> ExitCode {
                 admin::run_on(data_dir, &db, issuer, &action, &mut std::io::stdout())
             })
         }
+        Some(Cmd::Invite {
+            action,
+            config,
+            data_dir,
+            database: db,
+        }) => invite_command(
+            action,
+            config.as_deref(),
+            data_dir.as_deref(),
+            db.as_deref(),
+        ),
         Some(Cmd::VerifyLog {
             files,
             data_dir,
@@ -510,6 +604,72 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The serve settings a configuration file gives (with the environment, as `serve` would
+/// read them), for the `invite` commands.
+fn file_settings(path: &std::path::Path) -> Result<ServeArgs> {
+    let serve_cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+    let plain = serve_cmd
+        .clone()
+        .try_get_matches_from(["serve"])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let file = settings::read_file(path, &serve_cmd, &plain).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut argv = vec![OsString::from("serve")];
+    argv.extend(file.extra_args.iter().cloned());
+    let m = serve_cmd
+        .try_get_matches_from(argv)
+        .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+    ServeArgs::from_arg_matches(&m).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn invite_command(
+    action: &InviteCmd,
+    config: Option<&std::path::Path>,
+    data_dir: Option<&std::path::Path>,
+    db: Option<&str>,
+) -> Result<()> {
+    let file = config.map(file_settings).transpose()?;
+    let data_dir = data_dir.map_or_else(
+        || {
+            file.as_ref()
+                .map_or_else(|| PathBuf::from("data"), |f| f.data_dir.clone())
+        },
+        std::path::Path::to_path_buf,
+    );
+    let db = db
+        .map(str::to_owned)
+        .or_else(|| file.as_ref().and_then(|f| f.database.clone()));
+    let action = match action {
+        InviteCmd::Create {
+            uses,
+            expires,
+            role,
+            note,
+            server,
+            listen,
+            qr,
+        } => InviteAction::Create {
+            opts: CreateOpts {
+                uses: *uses,
+                expires: *expires,
+                role: role.clone(),
+                note: note.clone(),
+                server: server.clone().unwrap_or_else(|| {
+                    invite::listen_host_port(
+                        listen
+                            .or_else(|| file.as_ref().map(|f| f.listen))
+                            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 6001))),
+                    )
+                }),
+            },
+            qr: *qr,
+        },
+        InviteCmd::List => InviteAction::List,
+        InviteCmd::Revoke { id } => InviteAction::Revoke(*id),
+    };
+    database(db.as_deref(), &data_dir)
+        .and_then(|db| invite::run_on(&data_dir, &db, &action, &mut std::io::stdout()))
 }
 
 fn verify_log(

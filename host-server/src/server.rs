@@ -322,6 +322,8 @@ pub struct ServerHandle {
     metrics_addr: Option<SocketAddr>,
     fingerprint: String,
     public_key: [u8; 32],
+    notes: Vec<String>,
+    first_invite: Option<String>,
     shared: Arc<Shared>,
     executor: Option<Arc<Executor<'static>>>,
     stop: Sender<()>,
@@ -339,6 +341,20 @@ impl ServerHandle {
     #[must_use]
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// What the operator must know about admission, for stdout (also in info.log): the
+    /// warning that an `open` server on a non-loopback address lets anyone register.
+    #[must_use]
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The first-run operator invite's link (`--registration invite` and no confirmed
+    /// account yet): to print on stdout, last.
+    #[must_use]
+    pub fn first_invite(&self) -> Option<&str> {
+        self.first_invite.as_deref()
     }
 
     /// `SHA256:<base64>` of the static public key.
@@ -884,16 +900,74 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
                 .info("cluster: not subscribed to the bus after 5 s; serving and retrying");
         }
     }
+    let (notes, first_invite) = smol::block_on(admission_notes(&shared, local_addr));
     Ok(ServerHandle {
         local_addr,
         metrics_addr,
         fingerprint,
         public_key,
+        notes,
+        first_invite,
         shared,
         executor: Some(executor),
         stop,
         threads,
     })
+}
+
+/// The admission notes at start: the `open`-on-a-public-address warning, and the first-run
+/// operator invite (created when invites are required and no account is confirmed yet).
+async fn admission_notes(shared: &Shared, local: SocketAddr) -> (Vec<String>, Option<String>) {
+    use crate::invite::{CreateOpts, Registration, create, listen_host_port};
+    let mut notes = Vec::new();
+    let config = &shared.config;
+    if config.registration == Registration::Open && !local.ip().is_loopback() {
+        let w = format!(
+            "warning: registration is open and the server listens on {local}: anyone who can reach it can register. Start with --registration invite (CHATBOX_REGISTRATION=invite) to require invites (chatbox-server invite create)."
+        );
+        shared.logs.info(w.clone());
+        notes.push(w);
+    }
+    if config.registration != Registration::Invite {
+        return (notes, None);
+    }
+    match shared.store.confirmed_accounts().await {
+        Ok(0) => {}
+        Ok(_) => return (notes, None),
+        Err(e) => {
+            shared.logs.info(format!("first-run invite: {e}"));
+            return (notes, None);
+        }
+    }
+    let opts = CreateOpts {
+        uses: 1,
+        expires: Duration::from_secs(7 * 86_400),
+        role: "op".to_owned(),
+        note: "first-run operator invite".to_owned(),
+        server: config
+            .public_address
+            .clone()
+            .unwrap_or_else(|| listen_host_port(local)),
+    };
+    match create(&shared.store, &shared.keys, &opts).await {
+        Ok((id, link)) => {
+            shared.logs.info(format!(
+                "no confirmed account and registration by invite: created first-run operator invite {id} (1 use, 7 days; link on stdout)"
+            ));
+            shared.logs.credentials(format!(
+                "invite created invite={id} role=op uses=1 (first run)"
+            ));
+            notes.push(
+                "No account yet: register the first operator with this invite (1 use, 7 days): chatbox-client register --invite LINK --user NAME"
+                    .to_owned(),
+            );
+            (notes, Some(link.to_string()))
+        }
+        Err(e) => {
+            shared.logs.info(format!("first-run invite: {e:#}"));
+            (notes, None)
+        }
+    }
 }
 
 #[cfg(test)]

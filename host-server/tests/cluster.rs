@@ -649,3 +649,184 @@ fn admin_changes_reach_live_sessions_on_every_node() {
     drop((op, r));
     drop((n1, n2));
 }
+
+/// `chatbox-server invite ARGS…` on the cluster's database; the last stdout line.
+fn invite_cli(cl: &Cluster, args: &[&str]) -> String {
+    let out = Command::new(binserver::server_bin())
+        .arg("invite")
+        .args(args)
+        .arg("--data-dir")
+        .arg(cl.dir.path().join("data"))
+        .arg("--database")
+        .arg(&cl.db_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "invite {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn invite_token(link: &str) -> String {
+    let l = chatbox_core::link::Link::parse(link).unwrap();
+    l.invite().unwrap().to_text().as_str().to_owned()
+}
+
+fn start_with_invite(addr: SocketAddr, user: &str, token: &str) -> (Client, Option<String>) {
+    let mut c = Client::connect(addr);
+    c.send(&ClientMsg::RegisterInvite {
+        user,
+        password: common::PASSWORD,
+        invite: token,
+    });
+    let r = c.recv();
+    let uri = match r.msg() {
+        ServerMsg::RegisterStarted { uri } => Some(uri.to_owned()),
+        ServerMsg::Error { code, .. } => {
+            assert_eq!(code, ErrorCode::InviteInvalid as u16, "{r:?}");
+            None
+        }
+        other => panic!("{other:?}"),
+    };
+    (c, uri)
+}
+
+/// Issue 14 across PostgreSQL nodes: two registrations on two nodes racing for a 1-use invite
+/// (exactly one wins, every round); an invite used on one node is refused on another; a use held
+/// by a registration on a node that dies is given back when the node is reaped; a password
+/// change on one node closes the user's session on another, and `/sessions` sees both nodes.
+#[test]
+fn invites_and_self_service_across_nodes() {
+    let Some(cl) = Cluster::new() else { return };
+    let inv = ["--registration", "invite"];
+    let mut n1 = cl.node("n1", &inv);
+    let n2 = cl.node("n2", &inv);
+    for round in 0..6 {
+        let link = invite_cli(&cl, &["create", "--server", &n1.addr.to_string()]);
+        let token = invite_token(&link);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let racers: Vec<_> = [n1.addr, n2.addr]
+            .into_iter()
+            .enumerate()
+            .map(|(i, addr)| {
+                let (t, b) = (token.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut c = Client::connect(addr);
+                    b.wait();
+                    let user = format!("race{round}n{i}");
+                    c.send(&ClientMsg::RegisterInvite {
+                        user: &user,
+                        password: common::PASSWORD,
+                        invite: &t,
+                    });
+                    let r = c.recv();
+                    let won = matches!(r.msg(), ServerMsg::RegisterStarted { .. });
+                    if !won {
+                        assert_eq!(r.error_code(), Some(ErrorCode::InviteInvalid as u16));
+                    }
+                    (won, c)
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers.into_iter().map(|h| h.join().unwrap()).collect();
+        let wins = results.iter().filter(|(w, _)| *w).count();
+        assert_eq!(wins, 1, "round {round}: {wins} winners across nodes");
+    }
+
+    // Registered on n1 with an invite: the same invite is refused on n2 (used up there too).
+    let link = invite_cli(
+        &cl,
+        &["create", "--role", "op", "--server", &n1.addr.to_string()],
+    );
+    let token = invite_token(&link);
+    let (mut c, uri) = start_with_invite(n1.addr, "opal", &token);
+    let secret = common::secret_of(&uri.unwrap());
+    avoid_step_edge();
+    c.send(&ClientMsg::ConfirmTotp {
+        code: &code_at_offset(&secret, -1),
+    });
+    assert!(matches!(c.recv().msg(), ServerMsg::Registered { .. }));
+    assert_eq!(
+        cl.sql("SELECT role FROM registered WHERE \"User\" = 'opal'"),
+        "op"
+    );
+    let (_c, again) = start_with_invite(n2.addr, "reuser", &token);
+    assert!(
+        again.is_none(),
+        "a used invite was accepted on another node"
+    );
+
+    // A use held on n1 when n1 dies comes back when n2 reaps it.
+    let link = invite_cli(&cl, &["create", "--server", &n1.addr.to_string()]);
+    let token = invite_token(&link);
+    let id = cl.sql("SELECT max(id) FROM invites");
+    let (_held, uri) = start_with_invite(n1.addr, "holder", &token);
+    assert!(uri.is_some());
+    assert_eq!(
+        cl.sql(&format!("SELECT uses_left FROM invites WHERE id = {id}")),
+        "0"
+    );
+    n1.kill9();
+    wait_until("use given back after reap", Duration::from_secs(20), || {
+        cl.sql(&format!("SELECT uses_left FROM invites WHERE id = {id}")) == "1"
+    });
+    let (_c, ok) = start_with_invite(n2.addr, "holder2", &token);
+    assert!(ok.is_some());
+
+    // Self-service across nodes.
+    let n3 = cl.node("n3", &inv);
+    avoid_step_edge();
+    let mut a = login(n2.addr, &opal_account(secret.clone()), 0);
+    let mut b = login(n3.addr, &opal_account(secret.clone()), 1);
+    wait_until("n2 sees the n3 session", Duration::from_secs(10), || {
+        a.send(&ClientMsg::Sessions);
+        let r = a.recv_until("sessions", |m| matches!(m, ServerMsg::SessionList { .. }));
+        let ServerMsg::SessionList { sessions, .. } = r.msg() else {
+            unreachable!()
+        };
+        sessions.iter().any(|s| s.node == "n3" && !s.current)
+    });
+    a.send(&ClientMsg::ChangePassword {
+        password: common::PASSWORD,
+        otp: &code_at_offset(&secret, 0),
+        new_password: "another long passphrase",
+    });
+    let r = a.recv_until("changed", |m| {
+        matches!(
+            m,
+            ServerMsg::PasswordChanged { .. } | ServerMsg::Error { .. }
+        )
+    });
+    assert!(
+        matches!(r.msg(), ServerMsg::PasswordChanged { closed: 1 }),
+        "{r:?}"
+    );
+    let r = b.recv_until("bye on n3", |m| matches!(m, ServerMsg::Bye { .. }));
+    assert!(matches!(
+        r.msg(),
+        ServerMsg::Bye { reason } if reason == "credentials changed in another session"
+    ));
+    b.expect_closed();
+    wait_until("n2's credentials.log line", Duration::from_secs(10), || {
+        cl.log("n2", "credentials.log")
+            .contains("password changed user=opal")
+    });
+    drop(n2);
+    drop(n3);
+}
+
+fn opal_account(secret: Vec<u8>) -> common::Account {
+    common::Account {
+        user: "opal".into(),
+        uri: String::new(),
+        secret,
+        scratch: Vec::new(),
+    }
+}

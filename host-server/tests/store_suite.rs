@@ -854,8 +854,8 @@ async fn migrations_idempotent(f: Fixture) {
     assert_eq!(b.history("zoe", "#lobby", 0, 5).await.unwrap().len(), 1);
     assert_eq!(a.scratch_left("zoe").await.unwrap(), 10);
     let want = match f.kind {
-        Kind::Sqlite => vec![4],
-        Kind::Postgres => vec![1, 2, 3, 4],
+        Kind::Sqlite => vec![5],
+        Kind::Postgres => vec![1, 2, 3, 4, 5],
     };
     assert_eq!(schema_version(&f), want);
 }
@@ -877,8 +877,8 @@ async fn fresh_database_opened_by_two_nodes_at_once(f: Fixture) {
     account(&nodes[0], "amy").await;
     assert!(nodes[3].account("amy").await.unwrap().is_some());
     let want = match f.kind {
-        Kind::Sqlite => vec![4],
-        Kind::Postgres => vec![1, 2, 3, 4],
+        Kind::Sqlite => vec![5],
+        Kind::Postgres => vec![1, 2, 3, 4, 5],
     };
     assert_eq!(schema_version(&f), want);
 }
@@ -992,7 +992,7 @@ fn sqlite_version_1_upgrades_in_place() {
     let v: i64 = c
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
     let cols: Vec<String> = c
         .prepare("SELECT name FROM pragma_table_info('REGISTERED')")
         .unwrap()
@@ -1002,6 +1002,7 @@ fn sqlite_version_1_upgrades_in_place() {
         .unwrap();
     assert!(cols.contains(&"pending_node".to_owned()), "{cols:?}");
     assert!(cols.contains(&"seen_id".to_owned()), "{cols:?}");
+    assert!(cols.contains(&"invite_id".to_owned()), "{cols:?}");
 }
 
 /// A PostgreSQL server that cannot be reached is an error, and its password is never shown.

@@ -103,6 +103,49 @@ pub enum ClientMsg<'a> {
     },
     /// `0x21`: closing politely.
     Bye,
+    /// `0x22`: start registering with an invite (required by `invite` servers; an `open` server
+    /// accepts it too and ignores nothing: the invite must still be valid).
+    RegisterInvite {
+        /// Requested user name.
+        user: &'a str,
+        /// Password (8–128 bytes).
+        password: &'a str,
+        /// The invite token (43 URL-safe Base64 characters), see [`crate::link`].
+        invite: &'a str,
+    },
+    /// `0x23`: ask whether registering needs an invite; answered by `RegistrationPolicy`.
+    /// Allowed before login.
+    AskPolicy,
+    /// `0x24`: (logged in) change the password; closes the user's other sessions.
+    ChangePassword {
+        /// Current password.
+        password: &'a str,
+        /// A current TOTP code (or a scratch code).
+        otp: &'a str,
+        /// New password (8–128 bytes).
+        new_password: &'a str,
+    },
+    /// `0x25`: (logged in) start re-enrolling the second factor; answered by `ReenrolStarted`.
+    Reenrol {
+        /// Current password.
+        password: &'a str,
+        /// A current TOTP code (or a scratch code) from the old secret.
+        otp: &'a str,
+    },
+    /// `0x26`: (logged in) confirm the re-enrolment with a code from the new secret.
+    ConfirmReenrol {
+        /// The 6-digit code from the new secret.
+        code: &'a str,
+    },
+    /// `0x27`: (logged in) list the user's own live sessions; answered by `SessionList`.
+    Sessions,
+    /// `0x28`: (logged in) close one of the user's own sessions (not this one).
+    RevokeSession {
+        /// The session id from `SessionList`.
+        id: &'a str,
+    },
+    /// `0x29`: (logged in) close every other session of the user.
+    RevokeOtherSessions,
     /// `0x30`: (operator) remove a user from a room.
     Kick {
         /// Room.
@@ -169,6 +212,14 @@ impl<'a> ClientMsg<'a> {
             Self::Help => 0x1B,
             Self::Ping { .. } => 0x20,
             Self::Bye => 0x21,
+            Self::RegisterInvite { .. } => 0x22,
+            Self::AskPolicy => 0x23,
+            Self::ChangePassword { .. } => 0x24,
+            Self::Reenrol { .. } => 0x25,
+            Self::ConfirmReenrol { .. } => 0x26,
+            Self::Sessions => 0x27,
+            Self::RevokeSession { .. } => 0x28,
+            Self::RevokeOtherSessions => 0x29,
             Self::Kick { .. } => 0x30,
             Self::Ban { .. } => 0x31,
             Self::Unban { .. } => 0x32,
@@ -199,6 +250,14 @@ impl<'a> ClientMsg<'a> {
             Self::Help => "help",
             Self::Ping { .. } => "ping",
             Self::Bye => "bye",
+            Self::RegisterInvite { .. } => "register_invite",
+            Self::AskPolicy => "ask_policy",
+            Self::ChangePassword { .. } => "change_password",
+            Self::Reenrol { .. } => "reenrol",
+            Self::ConfirmReenrol { .. } => "confirm_reenrol",
+            Self::Sessions => "sessions",
+            Self::RevokeSession { .. } => "revoke_session",
+            Self::RevokeOtherSessions => "revoke_other_sessions",
             Self::Kick { .. } => "kick",
             Self::Ban { .. } => "ban",
             Self::Unban { .. } => "unban",
@@ -217,7 +276,30 @@ impl<'a> ClientMsg<'a> {
                 w.str(user)?;
                 w.str(password)?;
             }
-            Self::ConfirmTotp { code } => w.str(code)?,
+            Self::ConfirmTotp { code } | Self::ConfirmReenrol { code } => w.str(code)?,
+            Self::RegisterInvite {
+                user,
+                password,
+                invite,
+            } => {
+                w.str(user)?;
+                w.str(password)?;
+                w.str(invite)?;
+            }
+            Self::ChangePassword {
+                password,
+                otp,
+                new_password,
+            } => {
+                w.str(password)?;
+                w.str(otp)?;
+                w.str(new_password)?;
+            }
+            Self::Reenrol { password, otp } => {
+                w.str(password)?;
+                w.str(otp)?;
+            }
+            Self::RevokeSession { id } => w.str(id)?,
             Self::Login {
                 user,
                 password,
@@ -241,7 +323,12 @@ impl<'a> ClientMsg<'a> {
             | Self::Unban { user: a }
             | Self::Unmute { user: a }
             | Self::SetMotd { text: a } => w.str(a)?,
-            Self::ListRooms | Self::Help | Self::Bye => {}
+            Self::ListRooms
+            | Self::Help
+            | Self::Bye
+            | Self::AskPolicy
+            | Self::Sessions
+            | Self::RevokeOtherSessions => {}
             Self::Topic { room, topic } => {
                 w.str(room)?;
                 match topic {
@@ -338,6 +425,25 @@ impl<'a> ClientMsg<'a> {
             0x1B => Self::Help,
             0x20 => Self::Ping { token: r.u64()? },
             0x21 => Self::Bye,
+            0x22 => Self::RegisterInvite {
+                user: r.str()?,
+                password: r.str()?,
+                invite: r.str()?,
+            },
+            0x23 => Self::AskPolicy,
+            0x24 => Self::ChangePassword {
+                password: r.str()?,
+                otp: r.str()?,
+                new_password: r.str()?,
+            },
+            0x25 => Self::Reenrol {
+                password: r.str()?,
+                otp: r.str()?,
+            },
+            0x26 => Self::ConfirmReenrol { code: r.str()? },
+            0x27 => Self::Sessions,
+            0x28 => Self::RevokeSession { id: r.str()? },
+            0x29 => Self::RevokeOtherSessions,
             0x30 => Self::Kick {
                 room: r.str()?,
                 user: r.str()?,

@@ -3,7 +3,7 @@
 
 use super::ProtoError;
 use super::codec::{Reader, Writer};
-use super::server::ChatMessage;
+use super::server::{ChatMessage, SessionEntry};
 
 /// An item that can stand in a [`List`].
 pub trait ListItem<'a>: Copy + PartialEq + 'a {
@@ -31,6 +31,15 @@ impl<'a> ListItem<'a> for ChatMessage<'a> {
     }
 }
 
+impl<'a> ListItem<'a> for SessionEntry<'a> {
+    fn encode_item(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
+        self.encode_fields(w)
+    }
+    fn decode_item(r: &mut Reader<'a>) -> Result<Self, ProtoError> {
+        SessionEntry::decode_fields(r)
+    }
+}
+
 /// A list of items, either decoded from the wire or supplied for encoding.
 #[derive(Debug, Clone, Copy)]
 pub enum List<'a, T> {
@@ -49,6 +58,8 @@ pub enum List<'a, T> {
 pub type StrList<'a> = List<'a, &'a str>;
 /// A list of chat messages (history batches).
 pub type MessageList<'a> = List<'a, ChatMessage<'a>>;
+/// A list of sessions (`SessionList`).
+pub type SessionEntryList<'a> = List<'a, SessionEntry<'a>>;
 
 impl<'a, T: ListItem<'a>> List<'a, T> {
     /// Number of items.

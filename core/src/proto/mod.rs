@@ -14,8 +14,8 @@ mod lists;
 mod server;
 
 pub use client::ClientMsg;
-pub use lists::{List, ListItem, MessageList, StrList};
-pub use server::{ChatMessage, MessageKind, PresenceKind, ServerMsg};
+pub use lists::{List, ListItem, MessageList, SessionEntryList, StrList};
+pub use server::{ChatMessage, MessageKind, PresenceKind, ServerMsg, SessionEntry};
 
 use core::fmt;
 
@@ -117,6 +117,12 @@ pub enum ErrorCode {
     /// The recipient is offline and holds as many messages from this sender as the server
     /// keeps; nothing was stored. Try again once they have been online.
     OfflineLimit = 22,
+    /// The invite is missing (on an invite-only server), garbled, unknown, expired, used up or
+    /// revoked: one answer for all; counted against the address's failure budget; the server
+    /// then closes the connection.
+    InviteInvalid = 30,
+    /// No such session of yours (`RevokeSession`), or it is the asking session.
+    NoSuchSession = 31,
 }
 
 impl ErrorCode {
@@ -147,6 +153,8 @@ impl ErrorCode {
             20 => InvalidRoom,
             21 => TooManyRooms,
             22 => OfflineLimit,
+            30 => InviteInvalid,
+            31 => NoSuchSession,
             _ => return None,
         })
     }
@@ -178,6 +186,8 @@ impl ErrorCode {
             InvalidRoom => "invalid_room",
             TooManyRooms => "too_many_rooms",
             OfflineLimit => "offline_limit",
+            InviteInvalid => "invite_invalid",
+            NoSuchSession => "no_such_session",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Messages from server to client (tags `0x80`–`0xFF`).
 
 use super::codec::{Reader, Writer};
-use super::lists::{MessageList, StrList};
+use super::lists::{MessageList, SessionEntryList, StrList};
 use super::{ErrorCode, ProtoError};
 
 /// What kind of chat line a [`ChatMessage`] is.
@@ -114,6 +114,41 @@ impl<'a> ChatMessage<'a> {
             from: r.str()?,
             kind: MessageKind::from_u8(r.u8()?)?,
             text: r.str()?,
+        })
+    }
+}
+
+/// One live session of the user, in a `SessionList`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionEntry<'a> {
+    /// Opaque id for `RevokeSession` (printable ASCII, no spaces, at most 64 bytes).
+    pub id: &'a str,
+    /// The node holding it (`--node-id`).
+    pub node: &'a str,
+    /// The client's address (`ip:port`).
+    pub address: &'a str,
+    /// When it logged in, Unix milliseconds.
+    pub since_ms: u64,
+    /// Whether it is the session asking.
+    pub current: bool,
+}
+
+impl<'a> SessionEntry<'a> {
+    pub(crate) fn encode_fields(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
+        w.str(self.id)?;
+        w.str(self.node)?;
+        w.str(self.address)?;
+        w.u64(self.since_ms)?;
+        w.u8(u8::from(self.current))
+    }
+
+    pub(crate) fn decode_fields(r: &mut Reader<'a>) -> Result<Self, ProtoError> {
+        Ok(Self {
+            id: r.str()?,
+            node: r.str()?,
+            address: r.str()?,
+            since_ms: r.u64()?,
+            current: flag(r)?,
         })
     }
 }
@@ -236,6 +271,42 @@ pub enum ServerMsg<'a> {
         /// The `Ping`'s token.
         token: u64,
     },
+    /// `0xA1`: answer to `AskPolicy`.
+    RegistrationPolicy {
+        /// Whether `Register` without an invite is refused (`--registration invite`).
+        invite_required: bool,
+    },
+    /// `0xA2`: the password was changed; `closed` other sessions were closed.
+    PasswordChanged {
+        /// How many other sessions of the user were closed.
+        closed: u32,
+    },
+    /// `0xA3`: re-enrolment accepted so far; enrol this new TOTP URI, then `ConfirmReenrol`.
+    /// The old secret stays valid until then.
+    ReenrolStarted {
+        /// The new `otpauth://totp/…` URI (contains the secret: show it, never log it).
+        uri: &'a str,
+    },
+    /// `0xA4`: re-enrolment complete: the new secret replaces the old, new scratch codes
+    /// replace the old ones, and `closed` other sessions were closed.
+    Reenrolled {
+        /// How many other sessions of the user were closed.
+        closed: u32,
+        /// Ten new 8-digit scratch codes.
+        scratch_codes: StrList<'a>,
+    },
+    /// `0xA5`: the user's live sessions; long lists come in several, the last with `done`.
+    SessionList {
+        /// Whether this is the last batch.
+        done: bool,
+        /// The sessions.
+        sessions: SessionEntryList<'a>,
+    },
+    /// `0xA6`: answer to `RevokeSession` / `RevokeOtherSessions`.
+    SessionsRevoked {
+        /// How many sessions were closed.
+        count: u32,
+    },
 }
 
 impl<'a> ServerMsg<'a> {
@@ -267,6 +338,12 @@ impl<'a> ServerMsg<'a> {
             Self::Bye { .. } => 0x8D,
             Self::RateLimit { .. } => 0x8E,
             Self::Pong { .. } => 0xA0,
+            Self::RegistrationPolicy { .. } => 0xA1,
+            Self::PasswordChanged { .. } => 0xA2,
+            Self::ReenrolStarted { .. } => 0xA3,
+            Self::Reenrolled { .. } => 0xA4,
+            Self::SessionList { .. } => 0xA5,
+            Self::SessionsRevoked { .. } => 0xA6,
         }
     }
 
@@ -275,7 +352,22 @@ impl<'a> ServerMsg<'a> {
         let mut w = Writer::new(out);
         w.u8(self.tag())?;
         match self {
-            Self::RegisterStarted { uri } => w.str(uri)?,
+            Self::RegisterStarted { uri } | Self::ReenrolStarted { uri } => w.str(uri)?,
+            Self::RegistrationPolicy { invite_required } => w.u8(u8::from(*invite_required))?,
+            Self::PasswordChanged { closed: n } | Self::SessionsRevoked { count: n } => {
+                w.u32(*n)?
+            }
+            Self::Reenrolled {
+                closed,
+                scratch_codes,
+            } => {
+                w.u32(*closed)?;
+                scratch_codes.encode(&mut w)?;
+            }
+            Self::SessionList { done, sessions } => {
+                w.u8(u8::from(*done))?;
+                sessions.encode(&mut w)?;
+            }
             Self::Registered { scratch_codes } => scratch_codes.encode(&mut w)?,
             Self::LoginOk { user, motd } => {
                 w.str(user)?;
@@ -418,6 +510,20 @@ impl<'a> ServerMsg<'a> {
                 burst: r.u32()?,
             },
             0xA0 => Self::Pong { token: r.u64()? },
+            0xA1 => Self::RegistrationPolicy {
+                invite_required: flag(&mut r)?,
+            },
+            0xA2 => Self::PasswordChanged { closed: r.u32()? },
+            0xA3 => Self::ReenrolStarted { uri: r.str()? },
+            0xA4 => Self::Reenrolled {
+                closed: r.u32()?,
+                scratch_codes: StrList::decode(&mut r)?,
+            },
+            0xA5 => Self::SessionList {
+                done: flag(&mut r)?,
+                sessions: SessionEntryList::decode(&mut r)?,
+            },
+            0xA6 => Self::SessionsRevoked { count: r.u32()? },
             other => return Err(ProtoError::UnknownTag(other)),
         };
         r.finish()?;
@@ -425,7 +531,7 @@ impl<'a> ServerMsg<'a> {
     }
 }
 
-fn flag(r: &mut Reader<'_>) -> Result<bool, ProtoError> {
+pub(crate) fn flag(r: &mut Reader<'_>) -> Result<bool, ProtoError> {
     match r.u8()? {
         0 => Ok(false),
         1 => Ok(true),

@@ -1,5 +1,6 @@
 #![allow(clippy::std_instead_of_alloc)] // test code uses std freely
 use std::format;
+use std::string::String;
 use std::vec::Vec;
 
 use super::*;
@@ -104,6 +105,25 @@ fn client_messages_round_trip() {
         },
         ClientMsg::Unmute { user: "eve" },
         ClientMsg::SetMotd { text: "hi" },
+        ClientMsg::RegisterInvite {
+            user: "alice",
+            password: "correct horse",
+            invite: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+        },
+        ClientMsg::AskPolicy,
+        ClientMsg::ChangePassword {
+            password: "old password",
+            otp: "123456",
+            new_password: "new password",
+        },
+        ClientMsg::Reenrol {
+            password: "pw",
+            otp: "123456",
+        },
+        ClientMsg::ConfirmReenrol { code: "654321" },
+        ClientMsg::Sessions,
+        ClientMsg::RevokeSession { id: "n1.7" },
+        ClientMsg::RevokeOtherSessions,
     ];
     for m in all {
         round_trip_client(m);
@@ -138,6 +158,107 @@ fn fixed_rate_limit_bytes() {
     let mut long = buf;
     long[n] = 0;
     assert!(ServerMsg::decode(&long[..=n]).is_err(), "trailing byte");
+}
+
+/// Known-answer bytes of every message added for issue 14 (also listed in docs/PROTOCOL.md).
+#[test]
+fn issue14_message_bytes() {
+    fn client(m: ClientMsg<'_>) -> Vec<u8> {
+        let mut buf = [0u8; 256];
+        let n = m.encode(&mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+    fn server(m: ServerMsg<'_>) -> Vec<u8> {
+        let mut buf = [0u8; 256];
+        let n = m.encode(&mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+    let hex = |v: Vec<u8>| v.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    assert_eq!(
+        hex(client(ClientMsg::RegisterInvite {
+            user: "al",
+            password: "pw",
+            invite: "t"
+        })),
+        "220002616c00027077000174"
+    );
+    assert_eq!(hex(client(ClientMsg::AskPolicy)), "23");
+    assert_eq!(
+        hex(client(ClientMsg::ChangePassword {
+            password: "a",
+            otp: "1",
+            new_password: "b"
+        })),
+        "240001610001310001 62".replace(' ', "")
+    );
+    assert_eq!(
+        hex(client(ClientMsg::Reenrol {
+            password: "a",
+            otp: "1"
+        })),
+        "25000161000131"
+    );
+    assert_eq!(
+        hex(client(ClientMsg::ConfirmReenrol { code: "12" })),
+        "2600023132"
+    );
+    assert_eq!(hex(client(ClientMsg::Sessions)), "27");
+    assert_eq!(
+        hex(client(ClientMsg::RevokeSession { id: "n1.7" })),
+        "2800046e312e37"
+    );
+    assert_eq!(hex(client(ClientMsg::RevokeOtherSessions)), "29");
+    assert_eq!(
+        hex(server(ServerMsg::RegistrationPolicy {
+            invite_required: true
+        })),
+        "a101"
+    );
+    assert_eq!(
+        hex(server(ServerMsg::PasswordChanged { closed: 2 })),
+        "a200000002"
+    );
+    assert_eq!(
+        hex(server(ServerMsg::ReenrolStarted { uri: "u" })),
+        "a3000175"
+    );
+    assert_eq!(
+        hex(server(ServerMsg::Reenrolled {
+            closed: 1,
+            scratch_codes: StrList::Items(&["1"])
+        })),
+        "a400000001000100013 1".replace(' ', "")
+    );
+    assert_eq!(
+        hex(server(ServerMsg::SessionList {
+            done: true,
+            sessions: SessionEntryList::Items(&[SessionEntry {
+                id: "i",
+                node: "n",
+                address: "a",
+                since_ms: 5,
+                current: true,
+            }]),
+        })),
+        "a501000100016900016e00016100000000000000050 1".replace(' ', "")
+    );
+    assert_eq!(
+        hex(server(ServerMsg::SessionsRevoked { count: 3 })),
+        "a600000003"
+    );
+    assert_eq!(
+        hex(server(ServerMsg::error(
+            ErrorCode::InviteInvalid,
+            "invite_invalid"
+        ))),
+        "84001e000e696e766974655f696e76616c6964"
+    );
+    assert_eq!(ErrorCode::from_u16(30), Some(ErrorCode::InviteInvalid));
+    assert_eq!(ErrorCode::InviteInvalid.name(), "invite_invalid");
+    assert_eq!(ErrorCode::from_u16(31), Some(ErrorCode::NoSuchSession));
+    assert_eq!(ErrorCode::NoSuchSession.name(), "no_such_session");
+    // A bad flag in the new messages is refused.
+    assert_eq!(ServerMsg::decode(&[0xA1, 2]), Err(ProtoError::BadValue));
 }
 
 #[test]
@@ -215,6 +336,37 @@ fn server_messages_round_trip() {
             burst: 40,
         },
         ServerMsg::Pong { token: 3 },
+        ServerMsg::RegistrationPolicy {
+            invite_required: true,
+        },
+        ServerMsg::PasswordChanged { closed: 2 },
+        ServerMsg::ReenrolStarted {
+            uri: "otpauth://totp/ChatBox:alice?secret=XYZ",
+        },
+        ServerMsg::Reenrolled {
+            closed: 1,
+            scratch_codes: StrList::Items(&codes),
+        },
+        ServerMsg::SessionList {
+            done: true,
+            sessions: SessionEntryList::Items(&[
+                SessionEntry {
+                    id: "n1.7",
+                    node: "n1",
+                    address: "127.0.0.1:5000",
+                    since_ms: 11,
+                    current: true,
+                },
+                SessionEntry {
+                    id: "n2.9",
+                    node: "n2",
+                    address: "[::1]:6000",
+                    since_ms: 12,
+                    current: false,
+                },
+            ]),
+        },
+        ServerMsg::SessionsRevoked { count: 4 },
     ];
     for m in all {
         round_trip_server(m);

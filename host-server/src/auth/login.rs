@@ -29,6 +29,8 @@ pub struct LoggedIn {
     pub user: String,
     /// `user` or `op`.
     pub role: String,
+    /// The TOTP step this login used (None: a scratch code).
+    pub step: Option<u64>,
 }
 
 const GENERIC: &str = "invalid credentials";
@@ -201,7 +203,7 @@ pub async fn login(
 }
 
 /// The user name as it may appear in a log line (the raw name may be anything).
-fn printable(raw_user: &str) -> String {
+pub(crate) fn printable(raw_user: &str) -> String {
     raw_user
         .chars()
         .take(40)
@@ -366,5 +368,6 @@ async fn judge(
     Outcome::In(LoggedIn {
         user: user.to_owned(),
         role: acc.role.clone(),
+        step,
     })
 }

@@ -2,7 +2,9 @@
 //!
 //! These functions decide; the connection task sends what they return.
 
+pub mod account;
 pub mod failures;
+pub mod invite;
 pub mod login;
 pub mod pool;
 pub mod register;

@@ -14,6 +14,7 @@ use super::Refusal;
 use super::pool::PoolError;
 use crate::keys::random;
 use crate::server::{PendingSlot, Shared};
+use crate::store::PendingInvite;
 use crate::time::{now_ms, now_secs};
 
 /// Scratch codes handed out at registration.
@@ -30,6 +31,8 @@ pub struct Pending {
     pub started: Instant,
     /// Counts against the address's unconfirmed registrations until dropped.
     _slot: PendingSlot,
+    /// The invite whose use this registration holds (given back if it is never confirmed).
+    pub invite_id: Option<i64>,
 }
 
 /// Starts a registration; on success returns the otpauth URI (secret inside: never log it).
@@ -39,6 +42,7 @@ pub async fn start(
     password: &str,
     ip: IpAddr,
     ip_port: &str,
+    admit: Option<&super::invite::Admit>,
 ) -> Result<(Zeroizing<String>, Pending), Refusal> {
     let user = match username::normalize(raw_user) {
         Ok(u) => u.as_str().to_owned(),
@@ -107,16 +111,44 @@ pub async fn start(
         .keys
         .seal_totp(&user, &secret)
         .map_err(|_| Refusal::internal())?;
-    match shared
-        .store
-        .insert_pending(&user, phc, sealed, ip_port, now_ms())
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => return Err(taken()),
-        Err(e) => {
-            shared.logs.info(format!("register: {e}"));
-            return Err(Refusal::internal());
+    let mut invite_id = None;
+    if let Some(a) = admit {
+        match shared
+            .store
+            .insert_pending_invite(&user, phc, sealed, ip_port, now_ms(), a.hash)
+            .await
+        {
+            Ok(PendingInvite::Started { id }) => {
+                invite_id = Some(id);
+                shared.logs.credentials(format!(
+                    "invite used user={user} from={ip_port} invite={id} (one use held until confirmed)"
+                ));
+            }
+            Ok(PendingInvite::Refused) => {
+                shared.logs.credentials(format!(
+                    "invite refused user={user} from={ip_port} reason=no use left (taken by a concurrent registration) invite={}",
+                    a.id
+                ));
+                return Err(super::invite::invalid());
+            }
+            Ok(PendingInvite::NameTaken) => return Err(taken()),
+            Err(e) => {
+                shared.logs.info(format!("register: {e}"));
+                return Err(Refusal::internal());
+            }
+        }
+    } else {
+        match shared
+            .store
+            .insert_pending(&user, phc, sealed, ip_port, now_ms())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(taken()),
+            Err(e) => {
+                shared.logs.info(format!("register: {e}"));
+                return Err(Refusal::internal());
+            }
         }
     }
     let release = |r: Refusal| async {
@@ -154,12 +186,13 @@ pub async fn start(
             tries: 0,
             started: Instant::now(),
             _slot: slot,
+            invite_id,
         },
     ))
 }
 
 /// A random 8-digit code, uniformly drawn (rejection sampling).
-fn scratch_code() -> std::io::Result<String> {
+pub(crate) fn scratch_code() -> std::io::Result<String> {
     loop {
         let v = u32::from_be_bytes(random::<4>()?);
         // 4_200_000_000 is the largest multiple of 10^8 below 2^32.
@@ -206,9 +239,14 @@ pub async fn confirm(
         .await
     {
         Ok(true) => {
-            shared
-                .logs
-                .credentials(format!("registered user={} from={ip_port}", pending.user));
+            shared.logs.credentials(format!(
+                "registered user={} from={ip_port}{}",
+                pending.user,
+                pending
+                    .invite_id
+                    .map(|id| format!(" invite={id} (use spent)"))
+                    .unwrap_or_default()
+            ));
             Ok(codes)
         }
         Ok(false) | Err(_) => Err(Refusal::internal()),

@@ -115,6 +115,23 @@ pub enum EventKind {
         conn: ConnId,
         /// Its user.
         user: String,
+        /// Its client's `ip:port`.
+        address: String,
+        /// When it logged in, Unix ms.
+        since_ms: u64,
+    },
+    /// Close sessions of `user` with `rec` (a `Bye`): the one `only` names (node, connection),
+    /// or, with `only` None, all but the one `except` names (a self-service change keeps the
+    /// session that made it).
+    CloseSessions {
+        /// Whose sessions.
+        user: String,
+        /// Just this one.
+        only: Option<(String, ConnId)>,
+        /// All but this one.
+        except: Option<(String, ConnId)>,
+        /// The record sent before closing.
+        rec: Arc<[u8]>,
     },
     /// A connection of the origin node joined a room.
     Join {
@@ -194,7 +211,10 @@ impl Bus {
 fn is_state(kind: &EventKind) -> bool {
     !matches!(
         kind,
-        EventKind::Room { .. } | EventKind::User { .. } | EventKind::Disconnect { .. }
+        EventKind::Room { .. }
+            | EventKind::User { .. }
+            | EventKind::Disconnect { .. }
+            | EventKind::CloseSessions { .. }
     )
 }
 
@@ -223,6 +243,28 @@ pub fn apply(shared: &Shared, ev: Event) {
         }
         EventKind::Kick { room, user } => {
             hub.kick(&room, &user);
+        }
+        EventKind::CloseSessions {
+            user,
+            only,
+            except,
+            rec,
+        } => {
+            let here = |t: &Option<(String, ConnId)>| {
+                t.as_ref()
+                    .filter(|(n, _)| *n == shared.node)
+                    .map(|(_, c)| *c)
+            };
+            match only {
+                Some(t) => {
+                    if let Some(c) = here(&Some(t)) {
+                        hub.close_session(c, &user, &rec);
+                    }
+                }
+                None => {
+                    hub.close_sessions_except(&user, here(&except), &rec);
+                }
+            }
         }
         EventKind::Topic(t) => hub.set_topic(t),
         EventKind::Away { user, text } => hub.set_away(&user, &text),
@@ -269,7 +311,12 @@ pub fn apply(shared: &Shared, ev: Event) {
         }
         // Presence of this node's own connections lives in the hub already.
         _ if mine => {}
-        EventKind::Login { conn, user } => hub.remote_login(&ev.origin, conn, &user),
+        EventKind::Login {
+            conn,
+            user,
+            address,
+            since_ms,
+        } => hub.remote_login(&ev.origin, conn, &user, &address, since_ms),
         EventKind::Join { conn, room } => hub.remote_membership(&ev.origin, conn, &room, true),
         EventKind::Part { conn, room } => hub.remote_membership(&ev.origin, conn, &room, false),
         EventKind::Gone { conn } => {
@@ -410,10 +457,37 @@ impl Event {
                 w.u8(8);
                 w.str(t);
             }
-            EventKind::Login { conn, user } => {
+            EventKind::Login {
+                conn,
+                user,
+                address,
+                since_ms,
+            } => {
                 w.u8(9);
                 w.u64(*conn);
                 w.str(user);
+                w.str(address);
+                w.u64(*since_ms);
+            }
+            EventKind::CloseSessions {
+                user,
+                only,
+                except,
+                rec,
+            } => {
+                w.u8(16);
+                w.str(user);
+                for t in [only, except] {
+                    match t {
+                        Some((n, c)) => {
+                            w.u8(1);
+                            w.str(n);
+                            w.u64(*c);
+                        }
+                        None => w.u8(0),
+                    }
+                }
+                w.bytes(rec);
             }
             EventKind::Join { conn, room } => {
                 w.u8(10);
@@ -436,6 +510,8 @@ impl Event {
                 for c in conns {
                     w.u64(c.id);
                     w.str(&c.user);
+                    w.str(&c.address);
+                    w.u64(c.since_ms);
                     w.u64(c.rooms.len() as u64);
                     for r in &c.rooms {
                         w.str(r);
@@ -492,7 +568,27 @@ impl Event {
             9 => EventKind::Login {
                 conn: r.u64()?,
                 user: r.string()?,
+                address: r.string()?,
+                since_ms: r.u64()?,
             },
+            16 => {
+                let user = r.string()?;
+                let mut target = || -> Option<Option<(String, ConnId)>> {
+                    match r.u8()? {
+                        0 => Some(None),
+                        1 => Some(Some((r.string()?, r.u64()?))),
+                        _ => None,
+                    }
+                };
+                let only = target()?;
+                let except = target()?;
+                EventKind::CloseSessions {
+                    user,
+                    only,
+                    except,
+                    rec: r.rec()?,
+                }
+            }
             10 => EventKind::Join {
                 conn: r.u64()?,
                 room: r.string()?,
@@ -509,12 +605,20 @@ impl Event {
                 for _ in 0..n {
                     let id = r.u64()?;
                     let user = r.string()?;
+                    let address = r.string()?;
+                    let since_ms = r.u64()?;
                     let k = r.u64()?;
                     let mut rooms = BTreeSet::new();
                     for _ in 0..k {
                         rooms.insert(r.string()?);
                     }
-                    conns.push(RemoteConn { id, user, rooms });
+                    conns.push(RemoteConn {
+                        id,
+                        user,
+                        rooms,
+                        address,
+                        since_ms,
+                    });
                 }
                 EventKind::Snapshot(conns)
             }
@@ -865,6 +969,20 @@ mod tests {
             EventKind::Login {
                 conn: 3,
                 user: "a".into(),
+                address: "127.0.0.1:5".into(),
+                since_ms: 9,
+            },
+            EventKind::CloseSessions {
+                user: "a".into(),
+                only: Some(("n2".into(), 4)),
+                except: None,
+                rec: Arc::from(&b"bye"[..]),
+            },
+            EventKind::CloseSessions {
+                user: "a".into(),
+                only: None,
+                except: Some(("n1".into(), 5)),
+                rec: Arc::from(&b"bye"[..]),
             },
             EventKind::Join {
                 conn: 3,
@@ -880,6 +998,8 @@ mod tests {
                 id: 1,
                 user: "a".into(),
                 rooms: ["#a".to_owned(), "#b".to_owned()].into_iter().collect(),
+                address: "[::1]:7".into(),
+                since_ms: 3,
             }]),
             EventKind::NodeDown { node: "n2".into() },
         ]

@@ -29,6 +29,7 @@ const HELP: &[&str] = &[
     "  /quit                  leave",
     "Operators: /kick #room user [reason], /ban user [seconds] [reason] (0 = permanent),",
     "  /unban user, /mute user [seconds] [reason], /unmute user, /motd text",
+    "Account: /sessions, /sessions revoke ID|others, /passwd, /reenrol (then /reenrol confirm CODE)",
 ];
 
 fn presence(room: &str, user: &str, kind: PresenceKind, text: &str) -> std::sync::Arc<[u8]> {

@@ -162,6 +162,21 @@ struct Entry {
     rooms: BTreeSet<String>,
     /// Its `ip_port` once it has a row in `ONLINE`.
     listed: Option<String>,
+    /// Its client's `ip:port` and login time (ms), once logged in.
+    session: Option<(String, u64)>,
+}
+
+/// One live session of a user, on any node (for `/sessions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Node holding it.
+    pub node: String,
+    /// Its connection number there.
+    pub conn: ConnId,
+    /// Client `ip:port`.
+    pub address: String,
+    /// Login time, Unix ms.
+    pub since_ms: u64,
 }
 
 /// A logged-in connection of another node, as the bus reported it.
@@ -173,6 +188,10 @@ pub struct RemoteConn {
     pub user: String,
     /// Rooms it is in.
     pub rooms: BTreeSet<String>,
+    /// Its client's `ip:port`.
+    pub address: String,
+    /// When it logged in, Unix ms.
+    pub since_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -293,6 +312,7 @@ impl Hub {
                 mailbox,
                 rooms: BTreeSet::new(),
                 listed: None,
+                session: None,
             },
         );
     }
@@ -512,10 +532,13 @@ impl Hub {
             .conns
             .iter()
             .filter_map(|(id, e)| {
+                let (address, since_ms) = e.session.clone().unwrap_or_default();
                 Some(RemoteConn {
                     id: *id,
                     user: e.user.clone()?,
                     rooms: e.rooms.clone(),
+                    address,
+                    since_ms,
                 })
             })
             .collect();
@@ -524,7 +547,7 @@ impl Hub {
     }
 
     /// Another node's connection logged in.
-    pub fn remote_login(&self, node: &str, id: ConnId, user: &str) {
+    pub fn remote_login(&self, node: &str, id: ConnId, user: &str, address: &str, since_ms: u64) {
         let mut s = self.lock();
         s.remote.entry(node.to_owned()).or_default().insert(
             id,
@@ -532,8 +555,83 @@ impl Hub {
                 id,
                 user: user.to_owned(),
                 rooms: BTreeSet::new(),
+                address: address.to_owned(),
+                since_ms,
             },
         );
+    }
+
+    /// Notes a logged-in connection's client address and login time (for `/sessions`).
+    pub fn set_session(&self, id: ConnId, address: &str, since_ms: u64) {
+        if let Some(e) = self.lock().conns.get_mut(&id) {
+            e.session = Some((address.to_owned(), since_ms));
+        }
+    }
+
+    /// Every live session of `user` on every node known here (`node` is this node's id),
+    /// oldest first.
+    #[must_use]
+    pub fn sessions(&self, node: &str, user: &str) -> Vec<SessionInfo> {
+        let s = self.lock();
+        let mut v: Vec<SessionInfo> = s
+            .conns
+            .iter()
+            .filter(|(_, e)| e.user.as_deref() == Some(user))
+            .map(|(id, e)| {
+                let (address, since_ms) = e.session.clone().unwrap_or_default();
+                SessionInfo {
+                    node: node.to_owned(),
+                    conn: *id,
+                    address,
+                    since_ms,
+                }
+            })
+            .collect();
+        for (n, conns) in &s.remote {
+            for c in conns.values().filter(|c| c.user == user) {
+                v.push(SessionInfo {
+                    node: n.clone(),
+                    conn: c.id,
+                    address: c.address.clone(),
+                    since_ms: c.since_ms,
+                });
+            }
+        }
+        v.sort_by(|a, b| (a.since_ms, &a.node, a.conn).cmp(&(b.since_ms, &b.node, b.conn)));
+        v
+    }
+
+    /// Sends `rec` to this node's connection `id` if it is `user`'s, then closes it.
+    pub fn close_session(&self, id: ConnId, user: &str, rec: &Arc<[u8]>) -> bool {
+        let mut s = self.lock();
+        let mine = s
+            .conns
+            .get(&id)
+            .is_some_and(|e| e.user.as_deref() == Some(user));
+        if mine {
+            s.deliver(id, &Outbound::Close(rec.clone()));
+        }
+        mine
+    }
+
+    /// Sends `rec` to every connection of `user` here but `except`, then closes them.
+    pub fn close_sessions_except(
+        &self,
+        user: &str,
+        except: Option<ConnId>,
+        rec: &Arc<[u8]>,
+    ) -> usize {
+        let mut s = self.lock();
+        let ids: Vec<ConnId> = s
+            .user_conns(user)
+            .into_iter()
+            .filter(|id| Some(*id) != except)
+            .collect();
+        let msg = Outbound::Close(rec.clone());
+        for id in &ids {
+            s.deliver(*id, &msg);
+        }
+        ids.len()
     }
 
     /// Another node's connection joined (`true`) or left (`false`) a room.

@@ -244,6 +244,9 @@ macro_rules! run {
     }};
 }
 
+mod invites;
+pub use invites::{Invite, InviteState, NewInvite, PendingInvite};
+
 impl Store {
     /// Opens the database for a serving node: creates and migrates it, resets what this node
     /// held in an earlier run, writes its lease (for [`LEASE_MS`]), and loads what the server

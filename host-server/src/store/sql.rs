@@ -210,3 +210,33 @@ pub const ADMIN_EVENT_ADD: &str =
 pub const ADMIN_EVENTS_SINCE: &str = "SELECT id, \"User\", action, time_ms FROM ADMIN_EVENTS WHERE time_ms >= $1 ORDER BY id LIMIT 10000";
 /// Administrators' changes older than $1 (ms) forgotten.
 pub const ADMIN_EVENTS_PRUNE: &str = "DELETE FROM ADMIN_EVENTS WHERE time_ms < $1";
+
+/// A pending registration that took one use of invite `$7` (same as [`INSERT_PENDING`]).
+pub const INSERT_PENDING_INVITE: &str = "INSERT INTO REGISTERED (\"User\", password, ip_port_last, statut, online, totp_sealed, role, created, pending_reg, pending_node, invite_id)
+     VALUES ($1, $2, $3, 'ko', 'ko', $4, 'user', $5, 1, $6, $7) ON CONFLICT (\"User\") DO NOTHING";
+/// At confirmation the account gets its invite's role (none: unchanged).
+pub const CONFIRM_INVITE_ROLE: &str = "UPDATE REGISTERED SET role = COALESCE((SELECT role FROM INVITES WHERE INVITES.id = REGISTERED.invite_id), role) WHERE \"User\" = $1 AND invite_id IS NOT NULL";
+/// A new invite ($1 token hash); its id.
+pub const INVITE_ADD: &str = "INSERT INTO INVITES (token_hash, uses_left, uses_total, expires_ms, role, note, created_ms, revoked)
+     VALUES ($1, $2, $2, $3, $4, $5, $6, 0) RETURNING id";
+/// Every invite (never the token: only its hash is stored, and not even that is listed).
+pub const INVITES_LIST: &str = "SELECT id, uses_left, uses_total, expires_ms, role, note, created_ms, revoked FROM INVITES ORDER BY id";
+/// An invite revoked; no row if unknown or already revoked.
+pub const INVITE_REVOKE: &str = "UPDATE INVITES SET revoked = 1 WHERE id = $1 AND revoked = 0";
+/// An invite by its token hash, to say why it was refused.
+pub const INVITE_LOOKUP: &str =
+    "SELECT id, uses_left, expires_ms, revoked FROM INVITES WHERE token_hash = $1";
+/// One use taken, atomically: the row lock (PostgreSQL) or the single writer (SQLite) make two
+/// registrations racing for the last use see one success.
+pub const INVITE_TAKE: &str = "UPDATE INVITES SET uses_left = uses_left - 1
+     WHERE token_hash = $1 AND uses_left > 0 AND revoked = 0 AND expires_ms > $2 RETURNING id, role";
+/// A use given back (the registration that took it was not created after all).
+pub const INVITE_GIVE_BACK: &str =
+    "UPDATE INVITES SET uses_left = uses_left + 1 WHERE id = $1 AND uses_left < uses_total";
+/// Confirmed accounts registered with any invite (none: the first-run op invite is due).
+pub const CONFIRMED_COUNT: &str = "SELECT COUNT(*) FROM REGISTERED WHERE pending_reg = 0";
+/// A new password hash (self-service change).
+pub const SET_PASSWORD: &str =
+    "UPDATE REGISTERED SET password = $2 WHERE \"User\" = $1 AND pending_reg = 0";
+/// A re-enrolled second factor: the new sealed secret, its confirming step used.
+pub const REENROL: &str = "UPDATE REGISTERED SET totp_sealed = $2, totp_last_step = $3 WHERE \"User\" = $1 AND pending_reg = 0";

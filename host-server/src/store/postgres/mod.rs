@@ -118,6 +118,7 @@ impl Pg {
         for h in scratch {
             q!(sql::SCRATCH_ADD, user, &h[..]).execute(&mut *tx).await?;
         }
+        q!(sql::CONFIRM_INVITE_ROLE, user).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -182,6 +183,11 @@ impl Pg {
     }
 
     /// Runs one statement; the rows it changed.
+    /// The pool, for the statements of sibling modules (invites).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     async fn exec(
         &self,
         q: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,

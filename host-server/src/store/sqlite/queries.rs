@@ -86,6 +86,7 @@ pub fn confirm_registration(
     for h in scratch_hashes {
         exec(c, sql::SCRATCH_ADD, params![user, &h[..]])?;
     }
+    exec(c, sql::CONFIRM_INVITE_ROLE, params![user])?;
     Ok(true)
 }
 

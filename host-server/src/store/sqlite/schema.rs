@@ -102,6 +102,26 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE REGISTERED ADD COLUMN seen_id INTEGER NOT NULL DEFAULT 0;
     UPDATE REGISTERED SET seen_id = (SELECT COALESCE(MAX(id), 0) FROM MESSAGES);
     CREATE INDEX IF NOT EXISTS MESSAGES_pair ON MESSAGES (target, sender, id);",
+    // 5: invites. A pending registration remembers the invite whose use it took; deleting it
+    // unconfirmed (connection closed, deadline, node start or reaped) gives that use back.
+    "CREATE TABLE IF NOT EXISTS INVITES (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        token_hash BLOB NOT NULL UNIQUE,
+        uses_left INTEGER NOT NULL,
+        uses_total INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        created_ms INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    ALTER TABLE REGISTERED ADD COLUMN invite_id INTEGER;
+    CREATE TRIGGER IF NOT EXISTS REGISTERED_invite_back AFTER DELETE ON REGISTERED
+        WHEN OLD.pending_reg = 1 AND OLD.invite_id IS NOT NULL
+    BEGIN
+        UPDATE INVITES SET uses_left = uses_left + 1
+            WHERE id = OLD.invite_id AND uses_left < uses_total;
+    END;",
 ];
 
 /// Opens the database file with WAL and a busy timeout, and applies pending migrations.
