@@ -64,7 +64,28 @@ pub async fn register_start(
     user: &str,
     password: &str,
 ) -> Result<String, ClientError> {
-    conn.send(&ClientMsg::Register { user, password }).await?;
+    register_start_with(conn, user, password, None).await
+}
+
+/// Sends `Register`, or `RegisterInvite` with `invite` (a token's text form), and returns the
+/// otpauth URI to enrol. A refused invite is `Refused` with `invite_invalid` (exit 4).
+pub async fn register_start_with(
+    conn: &mut Conn,
+    user: &str,
+    password: &str,
+    invite: Option<&str>,
+) -> Result<String, ClientError> {
+    match invite {
+        Some(invite) => {
+            conn.send(&ClientMsg::RegisterInvite {
+                user,
+                password,
+                invite,
+            })
+            .await?;
+        }
+        None => conn.send(&ClientMsg::Register { user, password }).await?,
+    }
     let (uri, _) = wait_for(conn, "registration", |e| match e {
         ServerEvent::RegisterStarted { uri } => Some(uri.clone()),
         _ => None,
@@ -133,4 +154,25 @@ pub async fn login_on(
         motd,
         early,
     })
+}
+
+/// Sends `ChangePassword` and waits for `PasswordChanged`: how many other sessions were closed.
+pub async fn change_password(
+    conn: &mut Conn,
+    password: &str,
+    otp: &str,
+    new_password: &str,
+) -> Result<u32, ClientError> {
+    conn.send(&ClientMsg::ChangePassword {
+        password,
+        otp: otp.trim(),
+        new_password,
+    })
+    .await?;
+    let (closed, _) = wait_for(conn, "password change", |e| match e {
+        ServerEvent::PasswordChanged { closed } => Some(*closed),
+        _ => None,
+    })
+    .await?;
+    Ok(closed)
 }

@@ -22,7 +22,13 @@
 //! | `/mute user [duration] [reason]` | `Mute` |
 //! | `/unmute user` | `Unmute` |
 //! | `/motd text` | `SetMotd` |
+//! | `/sessions` | `Sessions` (your own live sessions) |
+//! | `/sessions revoke ID` | `RevokeSession` |
+//! | `/sessions revoke others` | `RevokeOtherSessions` |
 //! | `/quit [reason]` | end the session (`Bye`) |
+//!
+//! `/passwd` and `/reenrol` carry secrets and are handled by the chat screen and the plain
+//! mode themselves (see [`secret_command`]).
 
 use core::fmt;
 
@@ -236,10 +242,87 @@ pub fn parse<'a>(line: &'a str, room: Option<&'a str>) -> Result<Parsed<'a>, Com
             need(!args.is_empty(), "/motd text")?;
             ClientMsg::SetMotd { text: args }
         }
+        "sessions" => {
+            let (sub, rest) = word(args);
+            let usage = "/sessions [revoke ID|revoke others]";
+            match sub.to_ascii_lowercase().as_str() {
+                "" => ClientMsg::Sessions,
+                "revoke" => {
+                    let (id, extra) = word(rest);
+                    need(!id.is_empty() && extra.is_empty(), usage)?;
+                    if id.eq_ignore_ascii_case("others") {
+                        ClientMsg::RevokeOtherSessions
+                    } else {
+                        ClientMsg::RevokeSession { id }
+                    }
+                }
+                _ => return Err(CommandError::Usage(usage)),
+            }
+        }
+        "passwd" | "password" | "reenrol" | "reenroll" => {
+            return Err(CommandError::Usage(
+                "/passwd and /reenrol are handled by the chat screen or the plain mode",
+            ));
+        }
         "quit" | "exit" | "bye" => return Ok(Parsed::Quit),
         _ => return Err(CommandError::Unknown(name.to_owned())),
     };
     Ok(Parsed::Send(msg))
+}
+
+/// A command that carries secrets, handled by the chat screen or plain mode before [`parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretCommand<'a> {
+    /// `/passwd [CODE]`: change the password.
+    Passwd {
+        /// The code given on the line (plain mode), if any.
+        code: Option<&'a str>,
+    },
+    /// `/reenrol [CODE]`: start re-enrolling the second factor.
+    Reenrol {
+        /// The code given on the line (plain mode), if any.
+        code: Option<&'a str>,
+    },
+    /// `/reenrol confirm CODE`: finish it with a code from the new secret.
+    ConfirmReenrol {
+        /// The code from the new secret.
+        code: &'a str,
+    },
+}
+
+/// Recognises `/passwd [CODE]`, `/reenrol [CODE]` and `/reenrol confirm CODE`.
+#[must_use]
+pub fn secret_command(line: &str) -> Option<Result<SecretCommand<'_>, CommandError>> {
+    let command = line
+        .trim()
+        .strip_prefix('/')
+        .filter(|c| !c.starts_with('/'))?;
+    let (name, args) = word(command);
+    let (first, rest) = word(args);
+    let code = (!first.is_empty()).then_some(first);
+    match name.to_ascii_lowercase().as_str() {
+        "passwd" | "password" => Some(if rest.is_empty() {
+            Ok(SecretCommand::Passwd { code })
+        } else {
+            Err(CommandError::Usage("/passwd [CODE]"))
+        }),
+        "reenrol" | "reenroll" if first.eq_ignore_ascii_case("confirm") => {
+            let (code, extra) = word(rest);
+            Some(if code.is_empty() || !extra.is_empty() {
+                Err(CommandError::Usage("/reenrol confirm CODE"))
+            } else {
+                Ok(SecretCommand::ConfirmReenrol { code })
+            })
+        }
+        "reenrol" | "reenroll" => Some(if rest.is_empty() {
+            Ok(SecretCommand::Reenrol { code })
+        } else {
+            Err(CommandError::Usage(
+                "/reenrol [CODE] or /reenrol confirm CODE",
+            ))
+        }),
+        _ => None,
+    }
 }
 
 /// Which rooms we are in and which one plain lines go to.
@@ -543,6 +626,55 @@ mod tests {
         assert_eq!(parse("/me x", None), Err(CommandError::NoRoom));
         assert_eq!(parse("/part", None), Err(CommandError::NoRoom));
         assert!(err("/nope").to_string().contains("/help"));
+    }
+
+    #[test]
+    fn sessions_and_secret_commands() {
+        let ok = |line| parse(line, Some("#lobby")).unwrap();
+        assert_eq!(ok("/sessions"), Parsed::Send(ClientMsg::Sessions));
+        assert_eq!(
+            ok("/sessions revoke s-12"),
+            Parsed::Send(ClientMsg::RevokeSession { id: "s-12" })
+        );
+        assert_eq!(
+            ok("/SESSIONS Revoke Others"),
+            Parsed::Send(ClientMsg::RevokeOtherSessions)
+        );
+        let usage = CommandError::Usage("/sessions [revoke ID|revoke others]");
+        assert_eq!(parse("/sessions revoke", None), Err(usage.clone()));
+        assert_eq!(parse("/sessions revoke a b", None), Err(usage.clone()));
+        assert_eq!(parse("/sessions kill a", None), Err(usage));
+        // Secrets never reach `parse`'s messages.
+        assert!(matches!(
+            parse("/passwd 123456", None),
+            Err(CommandError::Usage(_))
+        ));
+
+        assert_eq!(
+            secret_command("/passwd"),
+            Some(Ok(SecretCommand::Passwd { code: None }))
+        );
+        assert_eq!(
+            secret_command(" /passwd 123456 "),
+            Some(Ok(SecretCommand::Passwd {
+                code: Some("123456")
+            }))
+        );
+        assert_eq!(
+            secret_command("/reenrol 654321"),
+            Some(Ok(SecretCommand::Reenrol {
+                code: Some("654321")
+            }))
+        );
+        assert_eq!(
+            secret_command("/reenrol confirm 111222"),
+            Some(Ok(SecretCommand::ConfirmReenrol { code: "111222" }))
+        );
+        assert!(matches!(secret_command("/reenrol confirm"), Some(Err(_))));
+        assert!(matches!(secret_command("/passwd a b"), Some(Err(_))));
+        assert_eq!(secret_command("//passwd"), None);
+        assert_eq!(secret_command("passwd"), None);
+        assert_eq!(secret_command("/sessions"), None);
     }
 
     #[test]

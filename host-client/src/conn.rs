@@ -2,8 +2,8 @@
 //! socket.
 //!
 //! [`Conn::connect`] opens the TCP connection, runs the Noise `NX` handshake and checks the
-//! server's static key (trust on first use or a pinned fingerprint) as soon as the handshake
-//! completes, before anything is sent. Then [`Conn::send`] seals one `ClientMsg` per record and
+//! server's static key (trust on first use, a pinned fingerprint or an invite link's key) as soon
+//! as the server's handshake message has been read, before anything else is sent. Then [`Conn::send`] seals one `ClientMsg` per record and
 //! [`Conn::recv`] opens records into owned [`ServerEvent`]s. `recv` is cancel-safe (its only
 //! await is one socket read, and bytes are kept only after it returns), so a caller may race it
 //! against keyboard input or a timer and send in between.
@@ -20,7 +20,7 @@ use smol::net::TcpStream;
 
 use crate::error::ClientError;
 use crate::event::ServerEvent;
-use crate::known_servers::{self, Outcome, Trust};
+use crate::known_servers::{self, Outcome, Trust, TrustError};
 
 /// Time allowed for TCP connect plus handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,6 +65,7 @@ pub struct Conn {
     server: String,
     fingerprint: String,
     outcome: Outcome,
+    by_link: bool,
 }
 
 impl Conn {
@@ -106,30 +107,21 @@ impl Conn {
             server: server.to_owned(),
             fingerprint: String::new(),
             outcome: Outcome::Known,
+            by_link: matches!(trust, Trust::Link { .. }),
         };
         timeout(
             handshake_timeout,
             || ClientError::Handshake("the server did not answer in time".into()),
-            conn.handshake(),
+            conn.handshake(trust),
         )
         .await?;
-        let check = known_servers::check(trust, server, &conn.fingerprint)?;
-        for line in &check.skipped {
-            if let Trust::File(path) = trust {
-                eprintln!(
-                    "warning: {} line {line} is not `host:port SHA256:<base64>`; ignored",
-                    path.display()
-                );
-            }
-        }
-        for note in &check.tightened {
-            eprintln!("note: {note} (private: the server keys you trust)");
-        }
-        conn.outcome = check.outcome;
         Ok(conn)
     }
 
-    async fn handshake(&mut self) -> Result<(), ClientError> {
+    /// Runs the handshake and checks the server's key as soon as message 2 has been read: a
+    /// pinned key (`--server-key`, an invite link) or `known_servers`. On a mismatch nothing at
+    /// all has been sent beyond message 1 (no registration, no invite token, no password).
+    async fn handshake(&mut self, trust: &Trust) -> Result<(), ClientError> {
         let hs = |e: SessionError| ClientError::Handshake(e.to_string());
         let n = self.session.poll_transmit(&mut self.wbuf).map_err(hs)?;
         let hello = self.wbuf.get(..n).unwrap_or_default();
@@ -166,6 +158,35 @@ impl Conn {
             .remote_static()
             .ok_or_else(|| ClientError::Handshake("no server key".into()))?;
         self.fingerprint = fingerprint(key).as_str().to_owned();
+        if let Trust::Link { key: pinned, .. } = trust {
+            // The link's digest against the key itself, with core's check (constant time).
+            let digest = chatbox_core::link::parse_fingerprint(pinned)
+                .map_err(|e| ClientError::Usage(format!("the link's key: {e}")))?;
+            if !chatbox_core::link::key_matches(&digest, key) {
+                return Err(ClientError::Trust(TrustError::LinkMismatch {
+                    server: self.server.clone(),
+                    expected: pinned.clone(),
+                    got: self.fingerprint.clone(),
+                }));
+            }
+        }
+        let check = known_servers::check(trust, &self.server, &self.fingerprint)?;
+        let file = match trust {
+            Trust::File(path) | Trust::Link { file: path, .. } => Some(path),
+            Trust::Pinned(_) => None,
+        };
+        for line in &check.skipped {
+            if let Some(path) = file {
+                eprintln!(
+                    "warning: {} line {line} is not `host:port SHA256:<base64>`; ignored",
+                    path.display()
+                );
+            }
+        }
+        for note in &check.tightened {
+            eprintln!("note: {note} (private: the server keys you trust)");
+        }
+        self.outcome = check.outcome;
         Ok(())
     }
 
@@ -259,6 +280,12 @@ impl Conn {
     #[must_use]
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// Whether the key was checked against an invite link's key.
+    #[must_use]
+    pub fn pinned_by_link(&self) -> bool {
+        self.by_link
     }
 
     /// How the key was trusted.

@@ -54,6 +54,9 @@ pub enum ClientError {
         /// The server's text (sanitised).
         text: String,
     },
+    /// The invite was refused before anything was sent: garbled, or missing for a server that
+    /// registers by invite only (exit 4, like the server's `invite_invalid`).
+    BadInvite(String),
     /// None of several addresses could be used (or reconnecting gave up).
     NoServer {
         /// What failed, e.g. `cannot reach any server`.
@@ -82,8 +85,11 @@ impl ClientError {
             }
             Self::NoServer { busy: true, .. } => exit::BUSY,
             Self::NoServer { busy: false, .. } => exit::CONNECTION,
-            Self::Trust(TrustError::Mismatch { .. }) => exit::KEY_MISMATCH,
+            Self::Trust(TrustError::Mismatch { .. } | TrustError::LinkMismatch { .. }) => {
+                exit::KEY_MISMATCH
+            }
             Self::Trust(TrustError::Io(..)) => exit::USAGE,
+            Self::BadInvite(_) => exit::AUTH,
             Self::Refused { code, .. } => match ErrorCode::from_u16(*code) {
                 Some(ErrorCode::Busy | ErrorCode::ServerFull) => exit::BUSY,
                 _ => exit::AUTH,
@@ -116,6 +122,7 @@ impl fmt::Display for ClientError {
             Self::Handshake(s) => write!(f, "secure handshake failed: {s}"),
             Self::ConnectionLost(s) => write!(f, "connection lost: {s}"),
             Self::Trust(e) => e.fmt(f),
+            Self::BadInvite(s) => f.write_str(s),
             Self::NoServer { context, tried, .. } => {
                 f.write_str(context)?;
                 for (i, (addr, reason)) in tried.iter().enumerate() {
@@ -181,6 +188,8 @@ mod tests {
             (refused(ErrorCode::AlreadyRegistered), exit::AUTH),
             (refused(ErrorCode::InvalidCode), exit::AUTH),
             (refused(ErrorCode::Busy), exit::BUSY),
+            (refused(ErrorCode::InviteInvalid), exit::AUTH),
+            (ClientError::BadInvite("garbled".into()), exit::AUTH),
             (refused(ErrorCode::ServerFull), exit::BUSY),
             (ClientError::LinesRefused { count: 1 }, exit::REFUSED),
             (

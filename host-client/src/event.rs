@@ -48,6 +48,32 @@ impl From<&ChatMessage<'_>> for ChatLine {
     }
 }
 
+/// One live session of the user (from `SessionList`). Every field is one word: sanitised, and
+/// blanks replaced by `_` (empty as `*`), so a plain-mode line keeps its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Id for `/sessions revoke ID`.
+    pub id: String,
+    /// The node holding it.
+    pub node: String,
+    /// The client's address.
+    pub address: String,
+    /// Login time, Unix milliseconds.
+    pub since_ms: u64,
+    /// Whether it is this session.
+    pub current: bool,
+}
+
+/// `s` sanitised as one word: blanks become `_`, an empty word `*`.
+#[must_use]
+pub fn one_word(s: &str) -> String {
+    let w: String = sanitize(s)
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect();
+    if w.is_empty() { "*".to_owned() } else { w }
+}
+
 /// A server message, owned and sanitised. Mirrors `ServerMsg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerEvent {
@@ -109,6 +135,32 @@ pub enum ServerEvent {
     },
     Pong {
         token: u64,
+    },
+    /// Whether registering needs an invite.
+    RegistrationPolicy {
+        invite_required: bool,
+    },
+    /// The password was changed; `closed` other sessions were closed.
+    PasswordChanged {
+        closed: u32,
+    },
+    /// Re-enrolment started: enrol this new otpauth URI, then confirm with a code from it.
+    ReenrolStarted {
+        uri: String,
+    },
+    /// Re-enrolment complete: new secret, new scratch codes, `closed` other sessions closed.
+    Reenrolled {
+        closed: u32,
+        scratch_codes: Vec<String>,
+    },
+    /// The user's live sessions (one batch; the last has `done`).
+    SessionList {
+        done: bool,
+        sessions: Vec<SessionInfo>,
+    },
+    /// `count` sessions were closed.
+    SessionsRevoked {
+        count: u32,
     },
     /// The rate limit this connection is held to (after `LoginOk`).
     RateLimit {
@@ -306,6 +358,32 @@ impl From<&ServerMsg<'_>> for ServerEvent {
                 reason: sanitize(reason),
             },
             ServerMsg::Pong { token } => Self::Pong { token: *token },
+            ServerMsg::RegistrationPolicy { invite_required } => Self::RegistrationPolicy {
+                invite_required: *invite_required,
+            },
+            ServerMsg::PasswordChanged { closed } => Self::PasswordChanged { closed: *closed },
+            ServerMsg::ReenrolStarted { uri } => Self::ReenrolStarted { uri: sanitize(uri) },
+            ServerMsg::Reenrolled {
+                closed,
+                scratch_codes,
+            } => Self::Reenrolled {
+                closed: *closed,
+                scratch_codes: list(scratch_codes),
+            },
+            ServerMsg::SessionList { done, sessions } => Self::SessionList {
+                done: *done,
+                sessions: sessions
+                    .iter()
+                    .map(|e| SessionInfo {
+                        id: one_word(e.id),
+                        node: one_word(e.node),
+                        address: one_word(e.address),
+                        since_ms: e.since_ms,
+                        current: e.current,
+                    })
+                    .collect(),
+            },
+            ServerMsg::SessionsRevoked { count } => Self::SessionsRevoked { count: *count },
             ServerMsg::RateLimit {
                 milli_per_sec,
                 burst,

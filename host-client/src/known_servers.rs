@@ -5,6 +5,10 @@
 //! not parse are skipped (with a warning from [`Check::skipped`]), never fatal. The first key seen
 //! for a `host:port` is appended; a different key later is [`TrustError::Mismatch`]. A key given
 //! with `--server-key` pins the server instead, and the file is then neither read nor written.
+//! A key from an invite link (`chatbox://HOST:PORT/?key=SHA256:…`) is [`Trust::Link`]: only that
+//! key is accepted, even on first contact, and it is then recorded in the file like a first use
+//! (a different key already recorded for that address is still a mismatch: two sources disagree,
+//! and the one the user already trusted is not overridden by a link).
 
 use std::fmt;
 use std::fs::{self, OpenOptions};
@@ -21,6 +25,14 @@ pub enum Trust {
     Pinned(String),
     /// Trust on first use with this file.
     File(PathBuf),
+    /// Only `key` (from an invite link) is accepted; once it is, it is recorded in `file` as a
+    /// first use would (unless `file` already holds another key for the address: a mismatch).
+    Link {
+        /// The fingerprint the link names.
+        key: String,
+        /// `known_servers`.
+        file: PathBuf,
+    },
 }
 
 /// What a successful check found.
@@ -47,6 +59,15 @@ pub enum TrustError {
         got: String,
         /// Where `expected` came from: `None` for `--server-key`, else the file and line.
         source: Option<(PathBuf, usize)>,
+    },
+    /// The key differs from the one the invite link names (checked before anything is sent).
+    LinkMismatch {
+        /// `host:port`.
+        server: String,
+        /// The fingerprint in the link.
+        expected: String,
+        /// The fingerprint the server showed.
+        got: String,
     },
     /// The file could not be read or written.
     Io(PathBuf, io::Error),
@@ -78,6 +99,16 @@ impl fmt::Display for TrustError {
                     ),
                 }
             }
+            Self::LinkMismatch {
+                server,
+                expected,
+                got,
+            } => write!(
+                f,
+                "server key mismatch for {server}: the invite link says {expected}, the server \
+                 showed {got}. Someone may be impersonating the server: nothing was sent to it. \
+                 Ask whoever gave you the link to check the server's key"
+            ),
             Self::Io(path, e) => write!(f, "cannot use {}: {e}", path.display()),
         }
     }
@@ -136,6 +167,18 @@ pub fn check(trust: &Trust, server: &str, got: &str) -> Result<Check, TrustError
             source: None,
         }),
         Trust::File(path) => check_file(path, server, got),
+        Trust::Link { key, .. } if key != got => Err(TrustError::LinkMismatch {
+            server: server.to_owned(),
+            expected: key.clone(),
+            got: got.to_owned(),
+        }),
+        Trust::Link { file, .. } => {
+            let mut c = check_file(file, server, got)?;
+            if c.outcome == Outcome::Known {
+                c.outcome = Outcome::Pinned;
+            }
+            Ok(c)
+        }
     }
 }
 

@@ -8,8 +8,10 @@
 //! | [`conn`] | TCP + `core::session`: handshake, server key check, send and receive messages |
 //! | [`servers`] | the list of server addresses; connecting to the first that answers |
 //! | [`failover`] | logging in at the first usable address, and again after a lost connection |
+//! | [`invite`] | `chatbox://` links and invite tokens: where they lead, the key they pin, the policy |
 //! | [`otp_source`] | one-time codes computed from `CHATBOX_TOTP_SECRET` for logging in again |
 //! | [`outbox`] | lines sent but not acknowledged, lines queued, the pings that acknowledge |
+//! | [`passwd`] | `passwd --user U`: the scriptable password change |
 //! | [`known_servers`] | trust on first use of server keys (`$CHATBOX_HOME/known_servers`) |
 //! | [`account`] | register / confirm / login exchanges |
 //! | [`event`] | owned, sanitised copies of server messages |
@@ -28,10 +30,12 @@ pub mod conn;
 pub mod error;
 pub mod event;
 pub mod failover;
+pub mod invite;
 pub mod known_servers;
 pub mod menu;
 pub mod otp_source;
 pub mod outbox;
+pub mod passwd;
 pub mod plain;
 pub mod plain_chat;
 pub mod qr_view;

@@ -4,16 +4,27 @@ use std::process::ExitCode;
 
 use chatbox_client::error::{ClientError, exit};
 use chatbox_client::failover::Target;
+use chatbox_client::invite::{self, Destination};
 use chatbox_client::known_servers::{self, Trust};
 use chatbox_client::menu::{self, read_password};
 use chatbox_client::otp_source::{OtpSource, SECRET_ENV};
+use chatbox_client::passwd;
 use chatbox_client::plain;
 use chatbox_client::qr_view::QrStyle;
-use chatbox_client::servers::ServerList;
-use clap::{ArgAction, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
-Without a subcommand, shows the menu: 1) Register  2) Login  3) Quit.
+Without a subcommand, shows the menu: 1) Register  2) Login  3) Quit. Register asks for an
+invite (a link or its code) when the server registers by invite only.
+
+Invite links: `chatbox://HOST:PORT/?key=SHA256:<fingerprint>&invite=<token>`, as an operator's
+`chatbox-server invite create` prints them (`%2B`/`%2F` or plain `+`/`/` in the key). `join LINK`
+opens the menu's registration for the link's server; `register --invite LINK --user U` does it
+in scriptable form (a bare token with --server instead of a link). A link's key is pinned: the
+server must answer with exactly that key, even on first contact (else exit 3, both fingerprints
+shown, nothing sent); it is then recorded in known_servers. `--server 'chatbox://HOST:PORT/?key=…'`
+(quote it: `&` and `?` are special to the shell) pins the same way for any command.
 
 Several servers (nodes of one cluster): --server A:1,B:2 or --server A:1 --server B:2. They are
 tried in the order given (3 s connect and 5 s handshake limit each) until one answers; the
@@ -44,7 +55,9 @@ Exit codes:
   1  usage error or local I/O problem (terminal, stdin, known_servers file)
   2  server unreachable, handshake failed, or connection lost (and not logged in again)
   3  server key mismatch (possible impersonation)
-  4  registration or login refused (name taken, wrong password or code, invalid name)
+  4  registration or login refused (name taken, wrong password or code, invalid name, an
+     invite missing, garbled, expired, used up or revoked), or a password change or
+     re-enrolment refused
   5  server busy or full (every address): try again later
   6  chat --plain: input ended and was delivered, but the server refused some lines for good
      (too long, not permitted, no such user or room, muted…; each shown as an `error` line)
@@ -58,11 +71,12 @@ off (rate_limited) is sent again.";
 #[command(name = "chatbox-client", version, after_help = AFTER_HELP)]
 struct Cli {
     /// Server address; several (comma-separated or repeated) are tried in turn. Given both
-    /// before and after the subcommand, the later one counts.
+    /// before and after the subcommand, the later one counts. A `chatbox://HOST:PORT/?key=…`
+    /// link instead (alone) names one server and pins its key.
     #[arg(
         long,
         global = true,
-        value_name = "HOST:PORT[,HOST:PORT...]",
+        value_name = "HOST:PORT[,HOST:PORT...]|LINK",
         default_value = "127.0.0.1:6001",
         env = "CHATBOX_SERVER",
         value_delimiter = ',',
@@ -92,17 +106,48 @@ enum Command {
     /// line of stdin, prints the scratch codes one per line (stdout). Password from
     /// CHATBOX_PASSWORD, else asked without echo. Prompts go to stderr (and the QR code, when
     /// stderr is a terminal).
+    ///
+    /// With --invite (an invite link, or its bare token with --server) the registration carries
+    /// the invite, and a link's server key is pinned. An invite refused (missing on an
+    /// invite-only server, garbled, expired, used up, revoked) exits 4 before any code is asked.
     Register {
         /// User name (1-32 of a-z 0-9 _ . -, starting with a letter).
         #[arg(long)]
         user: String,
+        /// The invite: a chatbox:// link (it also names the server and pins its key) or the bare
+        /// token (43 characters of A-Z a-z 0-9 _ -) for --server.
+        #[arg(long, value_name = "LINK|TOKEN")]
+        invite: Option<String>,
+    },
+    /// Open an invite link: the menu's registration on the link's server (its key pinned),
+    /// then the menu (log in with choice 2).
+    Join {
+        /// The invite link, `chatbox://HOST:PORT/?key=SHA256:…&invite=…` (quote it).
+        link: String,
+    },
+    /// Change the password (scriptable): logs in, sends the change, says goodbye.
+    ///
+    /// Current password from CHATBOX_PASSWORD, the new one from CHATBOX_NEW_PASSWORD (else both
+    /// asked without echo, the new one twice). The one-time code (--otp, or computed from
+    /// CHATBOX_TOTP_SECRET) logs in and confirms the change on that session; a second --otp
+    /// confirms it instead. Prints `passwd N`: the user's N other sessions were closed.
+    Passwd {
+        /// User name.
+        #[arg(long)]
+        user: String,
+        /// One-time code (TOTP or scratch); a second one, if given, confirms the change.
+        #[arg(long, action = ArgAction::Append)]
+        otp: Vec<String>,
     },
     /// Log in and chat: the chat screen, or with --plain one line per event for scripts.
     ///
     /// Password from CHATBOX_PASSWORD, else asked without echo. With --plain each stdin line is
     /// sent (/commands as in /help; other lines said in the current room, #lobby after login)
     /// and each event is printed as one line: login, motd, say, action, private, notice,
-    /// presence, names, topic, history, room, whois, info, error, pong, bye; and when the
+    /// presence, names, topic, history, room, whois, info, error, pong, bye, session and
+    /// `sessions end` (/sessions), revoked (/sessions revoke ID|others), passwd (/passwd [CODE],
+    /// new password from CHATBOX_NEW_PASSWORD), reenrol, reenrolled and scratch (/reenrol [CODE],
+    /// then /reenrol confirm CODE with a code of the new secret); and when the
     /// connection is lost, `reconnecting to ADDR` (each address tried) and `reconnected to
     /// ADDR`, followed by the new login's events. Lines go out at the pace the server's rate
     /// limit allows. At end of input the client waits until the server has processed
@@ -135,9 +180,11 @@ fn trust(cli: &Cli) -> Result<Trust, ClientError> {
     }
 }
 
-fn run(cli: &Cli) -> Result<(), ClientError> {
-    let servers = ServerList::parse(&cli.server)?;
-    let trust = trust(cli)?;
+fn run(cli: &Cli, explicit_server: bool) -> Result<(), ClientError> {
+    let base_trust = trust(cli)?;
+    let dest = invite::resolve_servers(&cli.server, &base_trust)?;
+    let servers = dest.servers.clone();
+    let trust = dest.trust.clone();
     let secret = OtpSource::from_env()?;
     let no_color = cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let style = if no_color {
@@ -147,9 +194,33 @@ fn run(cli: &Cli) -> Result<(), ClientError> {
     };
     match &cli.command {
         None => menu::run(&servers, &trust, style, secret),
-        Some(Command::Register { user }) => {
-            let password = read_password("Password (not shown): ")?;
-            plain::register(&servers, &trust, user, &password, style)
+        Some(Command::Register { user, invite }) => {
+            let dest = match invite {
+                Some(arg) => invite::for_invite(arg, &servers, explicit_server, &trust)?,
+                None => dest,
+            };
+            plain::register(&dest, user, style)
+        }
+        Some(Command::Join { link }) => {
+            if !invite::is_link(link) {
+                return Err(ClientError::BadInvite(format!(
+                    "join takes an invite link (chatbox://HOST:PORT/?key=…&invite=…), not {:?}",
+                    link.chars().take(80).collect::<String>()
+                )));
+            }
+            let parsed = chatbox_core::link::Link::parse(link)
+                .map_err(|e| ClientError::BadInvite(format!("the invite link is garbled: {e}")))?;
+            let dest: Destination = invite::from_link(&parsed, &base_trust)?;
+            menu::join(&dest, style, secret)
+        }
+        Some(Command::Passwd { user, otp }) => {
+            let target = Target {
+                servers,
+                trust,
+                user: user.clone(),
+                password: String::new(),
+            };
+            passwd::run(target, otp, secret)
         }
         Some(Command::Chat {
             user,
@@ -179,8 +250,23 @@ fn run(cli: &Cli) -> Result<(), ClientError> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(&cli) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Whether --server (or CHATBOX_SERVER) was given, not the default: an invite link for
+    // another server is then refused.
+    let explicit_server = matches!(
+        matches.value_source("server"),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    ) || matches.subcommand().is_some_and(|(_, sub)| {
+        matches!(
+            sub.value_source("server"),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    });
+    match run(&cli, explicit_server) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
             eprintln!("chatbox-client: {e}");

@@ -4,10 +4,11 @@ use std::io::{self, BufRead as _, Write as _};
 
 use chatbox_core::proto::ErrorCode;
 
-use crate::account::{register_confirm, register_start};
+use crate::account::{register_confirm, register_start_with};
 use crate::conn::Conn;
 use crate::error::ClientError;
 use crate::failover::{Target, first_login};
+use crate::invite::{self, Destination};
 use crate::known_servers::{Outcome, Trust};
 use crate::otp_source::OtpSource;
 use crate::qr_view::{self, QrStyle};
@@ -52,7 +53,8 @@ fn ask_user() -> Result<Option<String>, ClientError> {
     }
 }
 
-fn ask_new_password() -> Result<String, ClientError> {
+/// Asks for a new password twice, without echo, until it meets the policy and both agree.
+pub fn ask_new_password() -> Result<String, ClientError> {
     loop {
         let first = read_password("Password (8 to 128 bytes, not shown): ")?;
         if let Err(e) = chatbox_core::password::check_password_policy(first.as_bytes()) {
@@ -69,7 +71,14 @@ fn ask_new_password() -> Result<String, ClientError> {
 
 /// Says how the server key was trusted, the first time.
 pub fn note_trust(conn: &Conn) {
-    if let Outcome::Recorded(path) = conn.trust_outcome() {
+    if let (Outcome::Recorded(path), true) = (conn.trust_outcome(), conn.pinned_by_link()) {
+        eprintln!(
+            "Server {}: key {} matches the invite link; recorded in {}",
+            conn.server(),
+            conn.fingerprint(),
+            path.display()
+        );
+    } else if let Outcome::Recorded(path) = conn.trust_outcome() {
         eprintln!(
             "New server {}: key {} recorded in {}",
             conn.server(),
@@ -96,7 +105,14 @@ pub fn run(
             return Ok(());
         };
         match choice.as_str() {
-            "1" => register(servers, trust, style)?,
+            "1" => register(
+                Destination {
+                    servers: servers.clone(),
+                    trust: trust.clone(),
+                    invite: None,
+                },
+                style,
+            )?,
             "2" => return login_and_chat(servers, trust, None, None, secret),
             "3" | "q" | "quit" => return Ok(()),
             _ => println!("Please type 1, 2 or 3."),
@@ -153,23 +169,82 @@ pub fn show_scratch_codes(codes: &[String]) {
     );
 }
 
-fn register(servers: &ServerList, trust: &Trust, style: QrStyle) -> Result<(), ClientError> {
+/// `chatbox-client join LINK`: the registration of the menu on the link's server (with its
+/// invite, its key pinned), then the menu for that server.
+pub fn join(
+    dest: &Destination,
+    style: QrStyle,
+    secret: Option<OtpSource>,
+) -> Result<(), ClientError> {
+    println!("Invite for {}.", dest.servers);
+    register(dest.clone(), style)?;
+    run(&dest.servers, &dest.trust, style, secret)
+}
+
+/// Asks for an invite (a link or its code) until one parses, for `servers`; `None` to go back.
+fn ask_invite(servers: &ServerList, trust: &Trust) -> Result<Option<Destination>, ClientError> {
+    println!("{servers} registers by invite only.");
+    loop {
+        let Some(text) = prompt_line("Invite (the link or its code; empty to go back): ")? else {
+            return Ok(None);
+        };
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match invite::for_invite(&text, servers, false, trust) {
+            Ok(dest)
+                if dest
+                    .servers
+                    .addrs()
+                    .iter()
+                    .all(|a| !servers.addrs().contains(a)) =>
+            {
+                println!(
+                    "That invite is for {}, not {servers}: run chatbox-client join with the link.",
+                    dest.servers
+                );
+            }
+            Ok(dest) => return Ok(Some(dest)),
+            Err(e) => println!("{e}."),
+        }
+    }
+}
+
+fn register(dest: Destination, style: QrStyle) -> Result<(), ClientError> {
+    let mut dest = dest;
+    if dest.invite.is_none() {
+        let required = smol::block_on(invite::probe_policy(&dest.servers, &dest.trust))?;
+        if required {
+            match ask_invite(&dest.servers, &dest.trust)? {
+                Some(d) => dest = d,
+                None => return Ok(()),
+            }
+        }
+    }
     let Some(user) = ask_user()? else {
         return Ok(());
     };
     let password = ask_new_password()?;
     smol::block_on(async {
-        let (mut conn, _) = connect_any(servers, trust).await?;
+        let (mut conn, _) = connect_any(&dest.servers, &dest.trust).await?;
         note_trust(&conn);
-        let uri = match register_start(&mut conn, &user, &password).await {
-            Ok(uri) => uri,
-            Err(e) if e.is_refusal(ErrorCode::AlreadyRegistered) => return Err(e),
-            Err(e @ ClientError::Refused { .. }) => {
-                println!("Registration refused: {e}");
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
+        let uri =
+            match register_start_with(&mut conn, &user, &password, dest.invite.as_deref()).await {
+                Ok(uri) => uri,
+                Err(e) if e.is_refusal(ErrorCode::AlreadyRegistered) => return Err(e),
+                Err(e) if e.is_refusal(ErrorCode::InviteInvalid) => {
+                    println!(
+                        "Registration refused: the invite is not valid (unknown, expired, used up \
+                     or revoked). Ask for a new one."
+                    );
+                    return Ok(());
+                }
+                Err(e @ ClientError::Refused { .. }) => {
+                    println!("Registration refused: {e}");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
         show_enrolment(&uri, style);
         for attempt in 1..=CODE_TRIES {
             let Some(code) = prompt_line("Code shown by the app: ")? else {

@@ -108,6 +108,17 @@ impl OtpSource {
         self.last_step = Some(self.last_step.map_or(step, |s| s.max(step)));
     }
 
+    /// The code of the last step sent (the server takes it once more on the session that
+    /// logged in with it, to confirm a password change or re-enrolment there).
+    #[must_use]
+    pub fn last_code(&self) -> Option<String> {
+        let step = self.last_step?;
+        self.totp
+            .generate_at_step(step)
+            .ok()
+            .map(|c| c.as_str().to_owned())
+    }
+
     /// What to send at `now_ms` (Unix milliseconds).
     pub fn plan(&self, now_ms: u64) -> Result<Plan, ClientError> {
         let period_ms = u64::from(self.totp.period()) * 1000;

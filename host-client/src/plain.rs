@@ -15,14 +15,15 @@ use core::time::Duration;
 use std::collections::HashMap;
 use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
 
-use chatbox_core::proto::ClientMsg;
+use chatbox_core::proto::{ClientMsg, ErrorCode};
 
-use crate::account::{register_confirm, register_start};
+use crate::account::{register_confirm, register_start_with};
 use crate::error::ClientError;
-use crate::event::{ServerEvent, error_name, kind_word, presence_word};
-use crate::known_servers::Trust;
+use crate::event::{ServerEvent, SessionInfo, error_name, kind_word, presence_word};
+use crate::invite::{self, Destination};
+use crate::menu::read_password;
 use crate::qr_view::{self, QrStyle};
-use crate::servers::{ServerList, connect_any};
+use crate::servers::connect_any;
 
 /// Interval between keepalive pings.
 pub const KEEPALIVE: Duration = Duration::from_secs(30);
@@ -44,17 +45,33 @@ pub fn out_line(line: &str) -> Result<(), ClientError> {
         .map_err(|e| ClientError::Io(format!("cannot write to stdout: {e}")))
 }
 
-/// `register --user U` in scriptable form (at the first address that answers).
-pub fn register(
-    servers: &ServerList,
-    trust: &Trust,
-    user: &str,
-    password: &str,
-    qr_style: QrStyle,
-) -> Result<(), ClientError> {
+/// `register --user U [--invite …]` in scriptable form (at the first address that answers).
+///
+/// Without an invite and without `CHATBOX_PASSWORD`, the server is asked first whether it
+/// registers by invite only, so nobody types a password for nothing: then exit 4 at once. An
+/// invite the server refuses (`invite_invalid`) ends with exit 4 before any code is read.
+pub fn register(dest: &Destination, user: &str, qr_style: QrStyle) -> Result<(), ClientError> {
+    let servers = &dest.servers;
+    let trust = &dest.trust;
+    let password_in_env = std::env::var_os("CHATBOX_PASSWORD").is_some();
+    if dest.invite.is_none()
+        && !password_in_env
+        && smol::block_on(invite::probe_policy(servers, trust))?
+    {
+        return Err(invite::invite_needed(servers));
+    }
+    let password = read_password("Password (not shown): ")?;
     smol::block_on(async {
         let (mut conn, _) = connect_any(servers, trust).await?;
-        let uri = register_start(&mut conn, user, password).await?;
+        crate::menu::note_trust(&conn);
+        let uri =
+            match register_start_with(&mut conn, user, &password, dest.invite.as_deref()).await {
+                Ok(uri) => uri,
+                Err(e) if dest.invite.is_none() && e.is_refusal(ErrorCode::InviteInvalid) => {
+                    return Err(invite::invite_needed(servers));
+                }
+                Err(e) => return Err(e),
+            };
         out_line(&uri)?;
         if io::stderr().is_terminal()
             && let Ok(lines) = qr_view::render_text(&uri, qr_style)
@@ -84,6 +101,31 @@ pub fn register(
         let _ = conn.send(&ClientMsg::Bye).await;
         Ok(())
     })
+}
+
+/// `session <id> <node> <address> <since> <this|other>`; `since` in UTC, RFC 3339.
+#[must_use]
+pub fn session_line(s: &SessionInfo) -> String {
+    format!(
+        "session {} {} {} {} {}",
+        s.id,
+        s.node,
+        s.address,
+        utc_rfc3339(s.since_ms),
+        if s.current { "this" } else { "other" }
+    )
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (`-` when out of range).
+#[must_use]
+pub fn utc_rfc3339(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
 }
 
 /// `names` batches collected until the last one.
@@ -175,6 +217,28 @@ pub fn format_event(event: &ServerEvent, names: &mut NamesBatches) -> Vec<String
         ServerEvent::Bye { reason } => format!("bye {reason}"),
         ServerEvent::RegisterStarted { .. } => "info registration started".to_owned(),
         ServerEvent::Registered { .. } => "info registered".to_owned(),
+        ServerEvent::RegistrationPolicy { invite_required } => format!(
+            "info registration {}",
+            if *invite_required { "invite" } else { "open" }
+        ),
+        ServerEvent::PasswordChanged { closed } => format!("passwd {closed}"),
+        ServerEvent::ReenrolStarted { uri } => format!("reenrol {uri}"),
+        ServerEvent::Reenrolled {
+            closed,
+            scratch_codes,
+        } => {
+            let mut v = vec![format!("reenrolled {closed}")];
+            v.extend(scratch_codes.iter().map(|c| format!("scratch {c}")));
+            return v;
+        }
+        ServerEvent::SessionList { done, sessions } => {
+            let mut v: Vec<String> = sessions.iter().map(session_line).collect();
+            if *done {
+                v.push("sessions end".to_owned());
+            }
+            return v;
+        }
+        ServerEvent::SessionsRevoked { count } => format!("revoked {count}"),
         ServerEvent::Unknown { tag } => format!("info unknown message 0x{tag:02x}"),
         ServerEvent::Invalid { tag, what } => format!(
             "error malformed the server sent an invalid {what} (message 0x{tag:02x} ignored)"
@@ -188,7 +252,8 @@ pub fn format_event(event: &ServerEvent, names: &mut NamesBatches) -> Vec<String
 #[cfg(test)]
 mod tests {
     use chatbox_core::proto::{
-        ChatMessage, MessageKind, MessageList, PresenceKind, ServerMsg, StrList,
+        ChatMessage, MessageKind, MessageList, PresenceKind, ServerMsg, SessionEntry,
+        SessionEntryList, StrList,
     };
 
     use super::*;
@@ -322,6 +387,71 @@ mod tests {
             ),
             (ServerMsg::Pong { token: 42 }, vec!["pong 42"]),
             (ServerMsg::Bye { reason: "shutdown" }, vec!["bye shutdown"]),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(lines(msg, &mut n), want, "{msg:?}");
+        }
+    }
+
+    #[test]
+    fn self_service_lines() {
+        let mut n = NamesBatches::default();
+        let entries = [
+            SessionEntry {
+                id: "s1",
+                node: "n1",
+                address: "127.0.0.1:5000",
+                since_ms: 1_764_626_400_000,
+                current: true,
+            },
+            SessionEntry {
+                id: "s 2",
+                node: "",
+                address: "::1\u{1b}[2J",
+                since_ms: 0,
+                current: false,
+            },
+        ];
+        let cases: Vec<(ServerMsg<'_>, Vec<&str>)> = vec![
+            (ServerMsg::PasswordChanged { closed: 2 }, vec!["passwd 2"]),
+            (
+                ServerMsg::ReenrolStarted {
+                    uri: "otpauth://totp/ChatBox:a?secret=ABC",
+                },
+                vec!["reenrol otpauth://totp/ChatBox:a?secret=ABC"],
+            ),
+            (
+                ServerMsg::Reenrolled {
+                    closed: 1,
+                    scratch_codes: StrList::Items(&["11112222", "33334444"]),
+                },
+                vec!["reenrolled 1", "scratch 11112222", "scratch 33334444"],
+            ),
+            (
+                ServerMsg::SessionList {
+                    done: true,
+                    sessions: SessionEntryList::Items(&entries),
+                },
+                vec![
+                    "session s1 n1 127.0.0.1:5000 2025-12-01T22:00:00Z this",
+                    "session s_2 * ::1 1970-01-01T00:00:00Z other",
+                    "sessions end",
+                ],
+            ),
+            (
+                ServerMsg::SessionList {
+                    done: false,
+                    sessions: SessionEntryList::Items(&entries[..1]),
+                },
+                vec!["session s1 n1 127.0.0.1:5000 2025-12-01T22:00:00Z this"],
+            ),
+            (ServerMsg::SessionsRevoked { count: 3 }, vec!["revoked 3"]),
+            (
+                ServerMsg::RegistrationPolicy {
+                    invite_required: true,
+                },
+                vec!["info registration invite"],
+            ),
         ];
         for (msg, want) in cases {
             assert_eq!(lines(msg, &mut n), want, "{msg:?}");

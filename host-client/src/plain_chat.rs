@@ -30,7 +30,7 @@ use chatbox_core::proto::{ClientMsg, PresenceKind};
 use smol::future::FutureExt as _;
 
 use crate::account::LoggedIn;
-use crate::commands::{Parsed, Rooms, parse};
+use crate::commands::{Parsed, Rooms, SecretCommand, parse, secret_command};
 use crate::conn::{Conn, random_u64};
 use crate::error::ClientError;
 use crate::event::ServerEvent;
@@ -42,6 +42,7 @@ use crate::outbox::{Limit, Line, OUTBOX_LIMIT, Outbox, Pacer, PingKind};
 use crate::plain::{
     DEFAULT_ROOM, FINAL_ACK_TIMEOUT, KEEPALIVE, NamesBatches, format_event, out_line,
 };
+use crate::qr_view;
 
 /// More reconnects than this within [`RECONNECT_WINDOW`] × 2 and the client gives up (a node
 /// that accepts logins and drops them at once).
@@ -143,6 +144,16 @@ struct PlainChat {
     final_token: Option<u64>,
     next_ping: Instant,
     reconnects: VecDeque<Instant>,
+    /// The new password of a `/passwd` sent, until the server confirms it.
+    pending_password: Option<String>,
+    /// The new TOTP secret of a re-enrolment started, until it is confirmed.
+    pending_secret: Option<OtpSource>,
+}
+
+/// What a secret-carrying command needs beyond the session's password.
+struct Secrets {
+    code: String,
+    new_password: Option<String>,
 }
 
 impl PlainChat {
@@ -167,6 +178,8 @@ impl PlainChat {
             final_token: None,
             next_ping: Instant::now() + KEEPALIVE,
             reconnects: VecDeque::new(),
+            pending_password: None,
+            pending_secret: None,
         };
         chat.show_login(logged_in.user, logged_in.motd, &logged_in.early)?;
         chat.acked_rooms = chat.rooms.clone();
@@ -309,15 +322,77 @@ impl PlainChat {
         Ok(token)
     }
 
-    /// Parses and sends one queued line (its room change was applied when it was queued);
-    /// tracks it until acknowledged.
+    /// The message for `/passwd [CODE]`, `/reenrol [CODE]` or `/reenrol confirm CODE`: the
+    /// current password is the session's, the new one `CHATBOX_NEW_PASSWORD`, a missing code is
+    /// computed from `CHATBOX_TOTP_SECRET`. `None` (said on stderr) when it cannot be sent.
+    async fn secret_fields(&mut self, cmd: SecretCommand<'_>) -> Result<Option<Secrets>, Stop> {
+        let code = match cmd {
+            SecretCommand::Passwd { code } | SecretCommand::Reenrol { code } => code,
+            SecretCommand::ConfirmReenrol { code } => Some(code),
+        };
+        let code = match (code, self.secret.as_mut()) {
+            (Some(c), _) => c.to_owned(),
+            (None, Some(s)) => crate::passwd::computed_code(s).await?,
+            (None, None) => {
+                eprintln!("chatbox-client: give a one-time code: /passwd CODE or /reenrol CODE");
+                return Ok(None);
+            }
+        };
+        let new_password = if matches!(cmd, SecretCommand::Passwd { .. }) {
+            match crate::passwd::new_password_from_env() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("chatbox-client: /passwd: {e}");
+                    return Ok(None);
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Some(Secrets { code, new_password }))
+    }
+
+    /// Parses and sends one line (typed now, or queued); tracks it until acknowledged.
     async fn send_line(&mut self, line: Line) -> Result<(), Stop> {
         let (text, room) = (line.text.clone(), line.room.clone());
-        let msg = match parse(&text, room.as_deref()) {
+        let secrets;
+        let password = self.target.password.clone();
+        let secret = secret_command(&text).is_some();
+        let parsed = match secret_command(&text) {
+            Some(Err(e)) => Err(e),
+            Some(Ok(cmd)) => {
+                let Some(s) = self.secret_fields(cmd).await? else {
+                    return Ok(());
+                };
+                secrets = s;
+                let code = secrets.code.as_str();
+                Ok(Parsed::Send(match (cmd, secrets.new_password.as_deref()) {
+                    (SecretCommand::Passwd { .. }, Some(new_password)) => {
+                        self.pending_password = Some(new_password.to_owned());
+                        ClientMsg::ChangePassword {
+                            password: &password,
+                            otp: code,
+                            new_password,
+                        }
+                    }
+                    (SecretCommand::ConfirmReenrol { .. }, _) => ClientMsg::ConfirmReenrol { code },
+                    _ => ClientMsg::Reenrol {
+                        password: &password,
+                        otp: code,
+                    },
+                }))
+            }
+            None => parse(&text, room.as_deref()),
+        };
+        let msg = match parsed {
             Ok(Parsed::Send(msg)) => msg,
             Ok(Parsed::Nothing) => return Ok(()),
             Ok(Parsed::Quit) => {
                 self.input_open = false;
+                return Ok(());
+            }
+            Err(e) if secret => {
+                eprintln!("chatbox-client: {e}");
                 return Ok(());
             }
             Err(e) => {
@@ -370,6 +445,31 @@ impl PlainChat {
         } = &event
         {
             self.acked_rooms.on_event(&event, &self.user);
+        }
+        match &event {
+            ServerEvent::PasswordChanged { .. } => {
+                // Logging in again (after a lost connection) needs the new password.
+                if let Some(p) = self.pending_password.take() {
+                    self.target.password = p;
+                }
+            }
+            ServerEvent::ReenrolStarted { uri } => {
+                self.pending_secret =
+                    qr_view::otpauth_secret(uri).and_then(|b32| OtpSource::from_base32(b32).ok());
+            }
+            ServerEvent::Reenrolled { .. } => {
+                // Codes computed from now on come from the new secret (the environment's
+                // CHATBOX_TOTP_SECRET is the old one).
+                if let Some(mut s) = self.pending_secret.take() {
+                    if let Some(old) = &self.secret
+                        && let Some(step) = old.last_step()
+                    {
+                        s.mark_sent(step);
+                    }
+                    self.secret = Some(s);
+                }
+            }
+            _ => {}
         }
         let acked = match &event {
             ServerEvent::Pong { token } => self.outbox.on_pong(*token),

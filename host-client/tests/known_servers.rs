@@ -166,3 +166,48 @@ fn chatbox_home_and_known_servers_are_private_and_tightened() {
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&path), 0o600);
 }
+
+#[test]
+fn link_key_is_pinned_then_recorded_and_never_overrides_a_recorded_key() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("known_servers");
+    let link = |key: &str| Trust::Link {
+        key: key.into(),
+        file: path.clone(),
+    };
+    // First contact, another key than the link's: refused, nothing written.
+    match check(&link(FP_A), "127.0.0.1:6001", FP_B) {
+        Err(e @ TrustError::LinkMismatch { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(FP_A) && msg.contains(FP_B), "{msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        other => panic!("expected a link mismatch, got {other:?}"),
+    }
+    assert!(!path.exists());
+    // The link's key: accepted and recorded as a first use would.
+    let first = check(&link(FP_A), "127.0.0.1:6001", FP_A).unwrap();
+    assert_eq!(first.outcome, Outcome::Recorded(path.clone()));
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        format!("127.0.0.1:6001 {FP_A}\n")
+    );
+    assert_eq!(
+        check(&link(FP_A), "127.0.0.1:6001", FP_A).unwrap().outcome,
+        Outcome::Pinned
+    );
+    // Later trust on first use finds it.
+    assert_eq!(
+        check(&Trust::File(path.clone()), "127.0.0.1:6001", FP_A)
+            .unwrap()
+            .outcome,
+        Outcome::Known
+    );
+    // A link naming another key than the one recorded, and the server showing the link's key:
+    // the two sources disagree, the recorded one is not overridden.
+    assert!(matches!(
+        check(&link(FP_B), "127.0.0.1:6001", FP_B),
+        Err(TrustError::Mismatch { .. })
+    ));
+    assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1);
+}

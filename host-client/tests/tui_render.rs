@@ -342,3 +342,93 @@ fn members_online_follow_presence() {
     assert!(rows[8].contains("#lobby · 1 online"), "{}", rows[8]);
     assert!(rows.iter().any(|r| r.contains("<-- carol quit")));
 }
+
+#[test]
+fn secrets_asked_on_the_chat_screen_are_never_drawn_nor_remembered() {
+    use chatbox_client::tui::app::{Ask, AskKind};
+    let key = |code| KeyEvent::new(code, KeyModifiers::NONE);
+    let mut app = known_session();
+    app.ask = Some(Ask::new(AskKind::Passwd));
+    for c in "hunter2-secret".chars() {
+        assert_eq!(app.on_key(key(KeyCode::Char(c))), Action::None);
+    }
+    let rows = screen(&app, 80, 20);
+    let all = rows.join("\n");
+    assert!(all.contains("current password (not shown"), "{all}");
+    assert!(!all.contains("hunter2"), "{all}");
+    let input = &rows[find(&rows, "current password (not shown")];
+    assert!(
+        !input.contains('*') && !input.contains('•'),
+        "not even masked: {input}"
+    );
+    let Action::Submit(answer) = app.on_key(key(KeyCode::Enter)) else {
+        panic!("Enter submits");
+    };
+    assert_eq!(answer, "hunter2-secret");
+    let mut ask = app.ask.take().unwrap();
+    assert!(!ask.answer(answer));
+    assert_eq!(ask.prompt(), "one-time code");
+    app.ask = Some(ask);
+    // Up does not bring the secret back from history; Esc cancels the questions.
+    app.on_key(key(KeyCode::Up));
+    assert!(!screen(&app, 80, 20).join("\n").contains("hunter2"));
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.ask.is_none());
+    app.on_key(key(KeyCode::Up));
+    assert!(!screen(&app, 80, 20).join("\n").contains("hunter2"));
+}
+
+#[test]
+fn self_service_answers_are_shown() {
+    use chatbox_core::proto::{SessionEntry, SessionEntryList};
+    let mut app = known_session();
+    let entries = [
+        SessionEntry {
+            id: "s1",
+            node: "n1",
+            address: "127.0.0.1:5000",
+            since_ms: T0,
+            current: true,
+        },
+        SessionEntry {
+            id: "s2",
+            node: "n2",
+            address: "127.0.0.2:5001",
+            since_ms: T0,
+            current: false,
+        },
+    ];
+    app.on_event(
+        &ev(ServerMsg::SessionList {
+            done: true,
+            sessions: SessionEntryList::Items(&entries),
+        }),
+        T0,
+    );
+    app.on_event(&ev(ServerMsg::SessionsRevoked { count: 1 }), T0);
+    app.on_event(&ev(ServerMsg::PasswordChanged { closed: 2 }), T0);
+    app.on_event(
+        &ev(ServerMsg::ReenrolStarted {
+            uri: "otpauth://totp/ChatBox:alice?secret=JBSWY3DPEHPK3PXP&issuer=ChatBox",
+        }),
+        T0,
+    );
+    app.on_event(
+        &ev(ServerMsg::Reenrolled {
+            closed: 0,
+            scratch_codes: StrList::Items(&["11112222", "33334444"]),
+        }),
+        T0,
+    );
+    let rows = screen(&app, 100, 60);
+    find(
+        &rows,
+        "session s1: node n1, from 127.0.0.1:5000, since 2023-11-14T22:13:20Z (this one)",
+    );
+    find(&rows, "session s2: node n2, from 127.0.0.2:5001");
+    find(&rows, "1 session(s) closed");
+    find(&rows, "password changed; 2 other session(s) closed");
+    find(&rows, "JBSW Y3DP EHPK 3PXP");
+    find(&rows, "▀");
+    find(&rows, "11112222    33334444");
+}

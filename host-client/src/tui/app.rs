@@ -70,6 +70,62 @@ pub enum Link {
     Lost(String),
 }
 
+/// What a secret prompt is collecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskKind {
+    /// `/passwd`: current password, a code, the new password twice.
+    Passwd,
+    /// `/reenrol`: current password, a code.
+    Reenrol,
+}
+
+/// Secrets being asked for on the input line, one after the other, never shown or remembered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    /// What for.
+    pub kind: AskKind,
+    /// The answers so far.
+    pub answers: Vec<String>,
+}
+
+impl Ask {
+    /// Starts asking for `kind`.
+    #[must_use]
+    pub fn new(kind: AskKind) -> Ask {
+        Ask {
+            kind,
+            answers: Vec::new(),
+        }
+    }
+
+    fn prompts(&self) -> &'static [&'static str] {
+        match self.kind {
+            AskKind::Passwd => &[
+                "current password",
+                "one-time code",
+                "new password",
+                "new password again",
+            ],
+            AskKind::Reenrol => &["current password", "one-time code"],
+        }
+    }
+
+    /// The prompt for the next answer.
+    #[must_use]
+    pub fn prompt(&self) -> &'static str {
+        self.prompts()
+            .get(self.answers.len())
+            .copied()
+            .unwrap_or("")
+    }
+
+    /// Adds an answer; true once every answer is in.
+    pub fn answer(&mut self, text: String) -> bool {
+        self.answers.push(text);
+        self.answers.len() >= self.prompts().len()
+    }
+}
+
 /// What the loop should do after a key press.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -122,6 +178,8 @@ pub struct App {
     pub auto_login: bool,
     /// The input line.
     pub editor: Editor,
+    /// Secrets being asked for (`/passwd`, `/reenrol`): the input line is not shown.
+    pub ask: Option<Ask>,
     members: HashMap<String, BTreeSet<String>>,
     names_pending: HashMap<String, Vec<String>>,
     topics: HashMap<String, String>,
@@ -149,6 +207,7 @@ impl App {
             link: Link::Online,
             auto_login: false,
             editor: Editor::default(),
+            ask: None,
             members: HashMap::new(),
             names_pending: HashMap::new(),
             topics: HashMap::new(),
@@ -317,9 +376,73 @@ impl App {
                 Level::Error,
                 &format!("the server closed the session: {reason}"),
             ),
+            ServerEvent::PasswordChanged { closed } => self.system(
+                now_ms,
+                Level::Info,
+                &format!("password changed; {closed} other session(s) closed"),
+            ),
+            ServerEvent::ReenrolStarted { uri } => {
+                self.system(
+                    now_ms,
+                    Level::Info,
+                    "scan this QR code with your authenticator app (the old one stays valid until \
+                     you confirm), then type /reenrol confirm CODE with a code from the new entry:",
+                );
+                if let Ok(lines) = crate::qr_view::render_text(uri, crate::qr_view::QrStyle::Plain)
+                {
+                    for line in lines {
+                        self.system(now_ms, Level::Info, &line);
+                    }
+                }
+                if let Some(secret) = crate::qr_view::otpauth_secret(uri) {
+                    let grouped =
+                        crate::qr_view::grouped_secret(secret).unwrap_or_else(|| secret.to_owned());
+                    self.system(now_ms, Level::Info, &format!("or by hand: {grouped}"));
+                }
+            }
+            ServerEvent::Reenrolled {
+                closed,
+                scratch_codes,
+            } => {
+                self.system(
+                    now_ms,
+                    Level::Info,
+                    &format!(
+                        "second factor re-enrolled; {closed} other session(s) closed. New scratch \
+                         codes (each works once; store them now, they are not shown again):"
+                    ),
+                );
+                for pair in scratch_codes.chunks(2) {
+                    self.system(now_ms, Level::Info, &format!("    {}", pair.join("    ")));
+                }
+            }
+            ServerEvent::SessionList { sessions, done } => {
+                for s in sessions {
+                    let text = format!(
+                        "session {}: node {}, from {}, since {}{}",
+                        s.id,
+                        s.node,
+                        s.address,
+                        crate::plain::utc_rfc3339(s.since_ms),
+                        if s.current { " (this one)" } else { "" }
+                    );
+                    self.system(now_ms, Level::Info, &text);
+                }
+                if *done {
+                    self.system(
+                        now_ms,
+                        Level::Info,
+                        "end of sessions (/sessions revoke ID or /sessions revoke others)",
+                    );
+                }
+            }
+            ServerEvent::SessionsRevoked { count } => {
+                self.system(now_ms, Level::Info, &format!("{count} session(s) closed"))
+            }
             ServerEvent::Pong { .. }
             | ServerEvent::RegisterStarted { .. }
             | ServerEvent::Registered { .. }
+            | ServerEvent::RegistrationPolicy { .. }
             | ServerEvent::RateLimit { .. }
             | ServerEvent::Unknown { .. } => {}
         }
@@ -431,10 +554,15 @@ impl App {
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let online = self.link == Link::Online;
-        // Chat lines are typed (and remembered) unless the input line takes a code.
-        let chatting = !matches!(self.link, Link::Lost(_));
+        // Chat lines are typed (and remembered) unless the input line takes a code or a secret.
+        let chatting = !matches!(self.link, Link::Lost(_)) && self.ask.is_none();
         match key.code {
             KeyCode::Char('c' | 'd') if ctrl => return Action::Quit,
+            KeyCode::Esc if self.ask.is_some() => {
+                self.ask = None;
+                self.editor.submit(false);
+                return Action::None;
+            }
             KeyCode::Esc if !online => return Action::Quit,
             KeyCode::Char('u') if ctrl => self.editor.clear(),
             KeyCode::Char('w') if ctrl => self.editor.delete_word(),

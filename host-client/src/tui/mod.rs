@@ -33,9 +33,9 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use smol::future::FutureExt as _;
 
-use self::app::{Action, App, Level, Link, local_hh_mm};
+use self::app::{Action, App, Ask, AskKind, Level, Link, local_hh_mm};
 use crate::account::LoggedIn;
-use crate::commands::{Parsed, Rooms, parse};
+use crate::commands::{Parsed, Rooms, SecretCommand, parse, secret_command};
 use crate::conn::{Conn, random_u64};
 use crate::error::ClientError;
 use crate::event::ServerEvent;
@@ -199,6 +199,10 @@ struct Remote {
     login: Option<smol::Task<LoginResult>>,
     progress_tx: smol::channel::Sender<Progress>,
     progress_rx: smol::channel::Receiver<Progress>,
+    /// The new password of a `/passwd` sent, until the server confirms it.
+    pending_password: Option<String>,
+    /// The new TOTP secret of a re-enrolment started, until it is confirmed.
+    pending_secret: Option<OtpSource>,
 }
 
 impl Remote {
@@ -329,6 +333,27 @@ impl Remote {
         if let ServerEvent::Bye { .. } = event {
             self.bye = true;
         }
+        match event {
+            ServerEvent::PasswordChanged { .. } => {
+                // Logging in again (after a lost connection) needs the new password.
+                if let Some(p) = self.pending_password.take() {
+                    self.again.target.password = p;
+                }
+            }
+            ServerEvent::ReenrolStarted { uri } => {
+                self.pending_secret = crate::qr_view::otpauth_secret(uri)
+                    .and_then(|b32| OtpSource::from_base32(b32).ok());
+            }
+            ServerEvent::Reenrolled { .. } => {
+                // Computed codes (CHATBOX_TOTP_SECRET) come from the new secret from now on.
+                if let Some(s) = self.pending_secret.take()
+                    && self.again.secret.is_some()
+                {
+                    self.again.secret = Some(s);
+                }
+            }
+            _ => {}
+        }
         app.on_event(event, now_ms());
         if let ServerEvent::Pong { token } = event
             && let Some(acked) = self.outbox.on_pong(*token)
@@ -438,6 +463,8 @@ async fn chat_loop(
         login: None,
         progress_tx,
         progress_rx,
+        pending_password: None,
+        pending_secret: None,
     };
     loop {
         // Queued lines go out, paced, once online.
@@ -572,8 +599,80 @@ async fn chat_loop(
     }
 }
 
+/// Sends a secret-carrying message at once (never queued, never sent again after a reconnect:
+/// its code would be spent anyway).
+async fn send_secret(app: &mut App, link: &mut Remote, msg: &ClientMsg<'_>) {
+    let online = app.link == Link::Online;
+    let Some(c) = link.conn.as_mut().filter(|_| online) else {
+        app.system(
+            now_ms(),
+            Level::Error,
+            "not connected: try again once logged in",
+        );
+        return;
+    };
+    if let Err(e) = c.send(msg).await {
+        link.lost(app, &e);
+        return;
+    }
+    // A ping of its own right after it, so that the server's answer to it (an error, say) is
+    // never taken for the answer to a chat line sent around it.
+    if let Err(e) = link.ping(PingKind::Ack).await {
+        link.lost(app, &e);
+    }
+}
+
+/// An answer for a secret prompt; once all are in, the message goes out.
+async fn answer_secret(app: &mut App, link: &mut Remote, text: String) {
+    let Some(mut ask) = app.ask.take() else {
+        return;
+    };
+    if !ask.answer(text) {
+        app.ask = Some(ask);
+        return;
+    }
+    let [password, code, rest @ ..] = ask.answers.as_slice() else {
+        return;
+    };
+    match (ask.kind, rest) {
+        (AskKind::Passwd, [new, again]) => {
+            if new != again {
+                app.system(
+                    now_ms(),
+                    Level::Error,
+                    "the new passwords differ; nothing changed",
+                );
+                return;
+            }
+            if let Err(e) = chatbox_core::password::check_password_policy(new.as_bytes()) {
+                app.system(now_ms(), Level::Error, &format!("{e}; nothing changed"));
+                return;
+            }
+            link.pending_password = Some(new.clone());
+            let msg = ClientMsg::ChangePassword {
+                password,
+                otp: code.trim(),
+                new_password: new,
+            };
+            send_secret(app, link, &msg).await;
+        }
+        (AskKind::Reenrol, []) => {
+            let msg = ClientMsg::Reenrol {
+                password,
+                otp: code.trim(),
+            };
+            send_secret(app, link, &msg).await;
+        }
+        _ => {}
+    }
+}
+
 /// Enter on the input line; returns true when the user asked to quit.
 async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
+    if app.ask.is_some() {
+        answer_secret(app, link, text).await;
+        return false;
+    }
     if let Link::Lost(_) = app.link {
         // The line is a new one-time code (or, with the secret, just "try again").
         if link.login.is_some() {
@@ -587,6 +686,25 @@ async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
         app.system(now_ms(), Level::Info, "reconnecting…");
         link.start_login((!code.is_empty()).then_some(code));
         return false;
+    }
+    match secret_command(&text) {
+        Some(Err(e)) => {
+            app.system(now_ms(), Level::Error, &e.to_string());
+            return false;
+        }
+        Some(Ok(SecretCommand::Passwd { .. })) => {
+            app.ask = Some(Ask::new(AskKind::Passwd));
+            return false;
+        }
+        Some(Ok(SecretCommand::Reenrol { .. })) => {
+            app.ask = Some(Ask::new(AskKind::Reenrol));
+            return false;
+        }
+        Some(Ok(SecretCommand::ConfirmReenrol { code })) => {
+            send_secret(app, link, &ClientMsg::ConfirmReenrol { code }).await;
+            return false;
+        }
+        None => {}
     }
     let room = app.rooms.current().map(str::to_owned);
     match parse(&text, room.as_deref()) {

@@ -192,6 +192,9 @@ pub fn message_rows(app: &App, width: u16) -> Vec<Line<'static>> {
 
 /// The prompt before the input line.
 fn prompt(app: &App) -> String {
+    if let Some(ask) = &app.ask {
+        return format!("{} (not shown; Esc cancels)> ", ask.prompt());
+    }
     match (&app.link, app.rooms.current()) {
         (Link::Lost(_), _) if app.auto_login => "Enter to retry> ".to_owned(),
         (Link::Lost(_), _) => "code> ".to_owned(),
@@ -207,9 +210,21 @@ fn str_width(s: &str) -> usize {
 /// The input line's visible text and where the cursor is in it (columns from the left).
 fn input_view(app: &App, width: usize) -> (String, usize) {
     let prompt = prompt(app);
-    let before = str_width(&prompt) + str_width(&app.editor.before_cursor());
+    // A password or code being asked for is never drawn, not even masked (its length stays
+    // private too): the cursor stays after the prompt.
+    let hidden = app.ask.is_some();
+    let typed_before = if hidden {
+        String::new()
+    } else {
+        app.editor.before_cursor()
+    };
+    let before = str_width(&prompt) + str_width(&typed_before);
     let skip = (before + 1).saturating_sub(width);
-    let full = format!("{prompt}{}", app.editor.text());
+    let full = if hidden {
+        prompt.clone()
+    } else {
+        format!("{prompt}{}", app.editor.text())
+    };
     let mut shown = String::new();
     let mut col = 0;
     let mut skipped = 0;

@@ -58,6 +58,36 @@ impl Server {
     pub fn fingerprint(&self) -> String {
         self.handle.as_ref().expect("test setup").fingerprint()
     }
+
+    /// The data directory (server.key, chatbox.db), as `Config::for_tests` sets it.
+    pub fn dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// `chatbox-server invite …` on this server's database (the server running); its output.
+    pub fn invite_admin(&self, action: &chatbox_server::invite::InviteAction) -> String {
+        let dir = self.dir();
+        let db = chatbox_server::store::Database::default_in(&dir);
+        let mut out = Vec::new();
+        chatbox_server::invite::run_on(&dir, &db, action, &mut out).expect("test setup");
+        String::from_utf8(out).expect("test setup")
+    }
+
+    /// A new invite link for this server (`uses` uses, role user, 1 hour).
+    pub fn new_invite(&self, uses: u32) -> String {
+        let (host, port) = self.addr.rsplit_once(':').expect("test setup");
+        let out = self.invite_admin(&chatbox_server::invite::InviteAction::Create {
+            opts: chatbox_server::invite::CreateOpts {
+                uses,
+                expires: Duration::from_secs(3600),
+                role: "user".into(),
+                note: "test".into(),
+                server: (host.to_owned(), port.parse().expect("test setup")),
+            },
+            qr: false,
+        });
+        out.lines().last().expect("test setup").to_owned()
+    }
 }
 
 impl Drop for Server {
@@ -226,7 +256,18 @@ pub fn register(server: &str, home: &Path, user: &str) -> Account {
 /// [`register`], confirming with the code of the current step + `offset` (the server accepts
 /// −1..=+1): −1 leaves the current step free for a login right after.
 pub fn register_with_step(server: &str, home: &Path, user: &str, offset: i64) -> Account {
-    let mut c = Client::spawn(home, &["--server", server, "register", "--user", user]);
+    register_via(
+        home,
+        &["--server", server, "register", "--user", user],
+        user,
+        offset,
+    )
+}
+
+/// Registers with the client arguments `args` (which name `user`), confirming with the code
+/// of the current step + `offset`.
+pub fn register_via(home: &Path, args: &[&str], user: &str, offset: i64) -> Account {
+    let mut c = Client::spawn(home, args);
     let uri = c.expect("otpauth URI", |l| l.starts_with("otpauth://totp/"));
     assert!(uri.contains(user), "{uri}");
     let secret_b32 = otpauth_secret(&uri).expect("secret in URI");
