@@ -383,6 +383,12 @@ mod tests {
     /// A pool whose one worker is held by a job until the returned flag is set.
     fn held(limits: Limits) -> (Arc<HashPool>, Arc<AtomicBool>) {
         let pool = Arc::new(HashPool::new(limits).unwrap_or_else(|e| panic!("{e}")));
+        let go = hold(&pool);
+        (pool, go)
+    }
+
+    /// Holds `pool`'s one worker with a job until the returned flag is set.
+    fn hold(pool: &Arc<HashPool>) -> Arc<AtomicBool> {
         let go = Arc::new(AtomicBool::new(false));
         let (p, g) = (pool.clone(), go.clone());
         std::thread::spawn(move || {
@@ -393,7 +399,7 @@ mod tests {
             }))
         });
         std::thread::sleep(Duration::from_millis(50));
-        (pool, go)
+        go
     }
 
     #[test]
@@ -465,19 +471,7 @@ mod tests {
                 assert_eq!(r, Ok(()));
             }
         }
-        let (pool, go) = {
-            let go = Arc::new(AtomicBool::new(false));
-            let (p, g) = (pool.clone(), go.clone());
-            std::thread::spawn(move || {
-                smol::block_on(p.run(src([10, 9, 9, 9], false), move || {
-                    while !g.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                }))
-            });
-            std::thread::sleep(Duration::from_millis(50));
-            (pool, go)
-        };
+        let go = hold(&pool);
         let mut tasks = Vec::new();
         for last in [10u8, 11, 12, 13] {
             let p = pool.clone();
