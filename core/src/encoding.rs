@@ -13,6 +13,7 @@
 //! Every function writes into `out` and returns the written prefix, or
 //! [`EncodingError::InsufficientSize`] with the exact size it needs.
 
+use crate::buffer::{BufferTooSmall, prefix_mut};
 use base64ct::{Base64, Base64Unpadded, Encoding as _};
 use data_encoding::{BASE32_NOPAD, BASE32_NOPAD_NOCASE};
 
@@ -22,10 +23,7 @@ use data_encoding::{BASE32_NOPAD, BASE32_NOPAD_NOCASE};
 #[non_exhaustive]
 pub enum EncodingError {
     /// The output buffer is too small.
-    InsufficientSize {
-        /// The output size this input needs, in bytes.
-        required: usize,
-    },
+    InsufficientSize(BufferTooSmall),
     /// The input contains a character outside the alphabet, has an impossible length, bad
     /// padding or non-zero trailing bits.
     InvalidInput,
@@ -34,7 +32,7 @@ pub enum EncodingError {
 impl core::fmt::Display for EncodingError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::InsufficientSize { required } => {
+            Self::InsufficientSize(BufferTooSmall { required }) => {
                 write!(f, "output buffer too small: {required} bytes required")
             }
             Self::InvalidInput => f.write_str("invalid encoded input"),
@@ -43,6 +41,12 @@ impl core::fmt::Display for EncodingError {
 }
 
 impl core::error::Error for EncodingError {}
+
+impl From<BufferTooSmall> for EncodingError {
+    fn from(e: BufferTooSmall) -> Self {
+        Self::InsufficientSize(e)
+    }
+}
 
 /// Length of the unpadded Base32 encoding of `input_len` bytes (saturates at `usize::MAX`).
 pub fn base32_encoded_len(input_len: usize) -> usize {
@@ -61,9 +65,7 @@ pub fn base32_encoded_len(input_len: usize) -> usize {
 /// Encodes `input` as upper-case RFC 4648 Base32 without padding.
 pub fn base32_encode<'a>(input: &[u8], out: &'a mut [u8]) -> Result<&'a str, EncodingError> {
     let required = base32_encoded_len(input.len());
-    let out = out
-        .get_mut(..required)
-        .ok_or(EncodingError::InsufficientSize { required })?;
+    let out = prefix_mut(out, required)?;
     BASE32_NOPAD.encode_mut(input, out);
     core::str::from_utf8(out).map_err(|_| EncodingError::InvalidInput)
 }
@@ -114,9 +116,7 @@ fn base32_decoded_len(digits: usize) -> Option<usize> {
 pub fn base32_decode<'a>(input: &str, out: &'a mut [u8]) -> Result<&'a [u8], EncodingError> {
     let digits = base32_digit_count(input)?;
     let required = base32_decoded_len(digits).ok_or(EncodingError::InvalidInput)?;
-    let out = out
-        .get_mut(..required)
-        .ok_or(EncodingError::InsufficientSize { required })?;
+    let out = prefix_mut(out, required)?;
 
     // Decode one 8-digit block (5 bytes) at a time from a cleaned copy of the input.
     let mut block = [0u8; 8];
@@ -164,9 +164,7 @@ pub fn base32_grouped<'a>(input_b32: &str, out: &'a mut [u8]) -> Result<&'a str,
         return Err(EncodingError::InvalidInput);
     }
     let required = n.saturating_add(n.saturating_sub(1) / 4);
-    let out = out
-        .get_mut(..required)
-        .ok_or(EncodingError::InsufficientSize { required })?;
+    let out = prefix_mut(out, required)?;
     let mut slots = out.iter_mut();
     for (i, c) in input_b32.bytes().enumerate() {
         if i > 0
@@ -204,10 +202,9 @@ fn base64_decoded_len(digits: usize) -> usize {
 /// Encodes `input` as standard padded Base64 (RFC 4648 §4).
 pub fn base64_encode<'a>(input: &[u8], out: &'a mut [u8]) -> Result<&'a str, EncodingError> {
     let required = base64_encoded_len(input.len(), true);
-    let out = out
-        .get_mut(..required)
-        .ok_or(EncodingError::InsufficientSize { required })?;
-    Base64::encode(input, out).map_err(|_| EncodingError::InsufficientSize { required })
+    let out = prefix_mut(out, required)?;
+    Base64::encode(input, out)
+        .map_err(|_| EncodingError::InsufficientSize(BufferTooSmall { required }))
 }
 
 /// Decodes standard padded Base64 (RFC 4648 §4); padding is required and must be canonical.
@@ -224,7 +221,7 @@ pub fn base64_decode<'a>(input: &str, out: &'a mut [u8]) -> Result<&'a [u8], Enc
         .count();
     let required = base64_decoded_len(bytes.len().saturating_sub(pad));
     if out.len() < required {
-        return Err(EncodingError::InsufficientSize { required });
+        return Err(EncodingError::InsufficientSize(BufferTooSmall { required }));
     }
     Base64::decode(bytes, out).map_err(|_| EncodingError::InvalidInput)
 }
@@ -232,10 +229,9 @@ pub fn base64_decode<'a>(input: &str, out: &'a mut [u8]) -> Result<&'a [u8], Enc
 /// Encodes `input` as standard Base64 without padding (PHC strings, key fingerprints).
 pub fn b64_encode<'a>(input: &[u8], out: &'a mut [u8]) -> Result<&'a str, EncodingError> {
     let required = base64_encoded_len(input.len(), false);
-    let out = out
-        .get_mut(..required)
-        .ok_or(EncodingError::InsufficientSize { required })?;
-    Base64Unpadded::encode(input, out).map_err(|_| EncodingError::InsufficientSize { required })
+    let out = prefix_mut(out, required)?;
+    Base64Unpadded::encode(input, out)
+        .map_err(|_| EncodingError::InsufficientSize(BufferTooSmall { required }))
 }
 
 /// Decodes standard Base64 without padding; `=` and non-canonical trailing bits are rejected.
@@ -245,7 +241,7 @@ pub fn b64_decode<'a>(input: &str, out: &'a mut [u8]) -> Result<&'a [u8], Encodi
     }
     let required = base64_decoded_len(input.len());
     if out.len() < required {
-        return Err(EncodingError::InsufficientSize { required });
+        return Err(EncodingError::InsufficientSize(BufferTooSmall { required }));
     }
     Base64Unpadded::decode(input.as_bytes(), out).map_err(|_| EncodingError::InvalidInput)
 }
@@ -300,19 +296,27 @@ mod tests {
         let mut small = [0u8; 3];
         assert_eq!(
             base32_encode(b"foobar", &mut small),
-            Err(EncodingError::InsufficientSize { required: 10 })
+            Err(EncodingError::InsufficientSize(BufferTooSmall {
+                required: 10
+            }))
         );
         assert_eq!(
             base64_encode(b"foobar", &mut small),
-            Err(EncodingError::InsufficientSize { required: 8 })
+            Err(EncodingError::InsufficientSize(BufferTooSmall {
+                required: 8
+            }))
         );
         assert_eq!(
             base32_decode("MZXW6YTBOI", &mut small),
-            Err(EncodingError::InsufficientSize { required: 6 })
+            Err(EncodingError::InsufficientSize(BufferTooSmall {
+                required: 6
+            }))
         );
         assert_eq!(
             b64_decode("Zm9vYmFy", &mut small),
-            Err(EncodingError::InsufficientSize { required: 6 })
+            Err(EncodingError::InsufficientSize(BufferTooSmall {
+                required: 6
+            }))
         );
     }
 

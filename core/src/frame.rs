@@ -4,6 +4,7 @@
 //! [`decode`] is incremental: it never buffers, it looks at what the host has so far and says
 //! how much more it needs.
 
+use crate::buffer::{BufferTooSmall, prefix_mut};
 use core::fmt;
 
 /// Bytes of the length prefix.
@@ -28,10 +29,7 @@ pub enum FrameError {
         len: usize,
     },
     /// The output buffer is too small.
-    InsufficientSize {
-        /// Bytes the output buffer must hold.
-        required: usize,
-    },
+    InsufficientSize(BufferTooSmall),
 }
 
 impl fmt::Display for FrameError {
@@ -39,14 +37,18 @@ impl fmt::Display for FrameError {
         match self {
             Self::Empty => f.write_str("empty frame"),
             Self::TooLong { len } => write!(f, "frame of {len} bytes exceeds {MAX_FRAME_LEN}"),
-            Self::InsufficientSize { required } => {
-                write!(f, "output buffer too small ({required} bytes needed)")
-            }
+            Self::InsufficientSize(e) => e.fmt(f),
         }
     }
 }
 
 impl core::error::Error for FrameError {}
+
+impl From<BufferTooSmall> for FrameError {
+    fn from(e: BufferTooSmall) -> Self {
+        Self::InsufficientSize(e)
+    }
+}
 
 /// What [`decode`] found at the start of the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,9 +100,7 @@ pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, FrameError> {
 pub fn encode(body: &[u8], out: &mut [u8]) -> Result<usize, FrameError> {
     let header = header(body.len())?;
     let total = HEADER_LEN + body.len();
-    let dst = out
-        .get_mut(..total)
-        .ok_or(FrameError::InsufficientSize { required: total })?;
+    let dst = prefix_mut(out, total)?;
     let (h, b) = dst.split_at_mut(HEADER_LEN);
     h.copy_from_slice(&header);
     b.copy_from_slice(body);
@@ -154,7 +154,7 @@ mod tests {
         let mut small = [0u8; 3];
         assert_eq!(
             encode(b"abc", &mut small),
-            Err(FrameError::InsufficientSize { required: 5 })
+            Err(FrameError::InsufficientSize(BufferTooSmall { required: 5 }))
         );
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`buffer`] | the one output-buffer-too-small error every encoder reports |
 //! | [`frame`] | `u16` big-endian length-prefixed framing with an incremental decoder |
 //! | [`crypto`] | SHA-256, HMAC-SHA256, Noise HKDF, AES-256-CTR + HMAC-SHA256 encrypt-then-MAC, X25519 |
 //! | [`noise`] | Noise `NX` handshake (`ChatBox_NX_25519_AES256CTR-HMAC_SHA256`) |
@@ -28,6 +29,7 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod buffer;
 pub mod crypto;
 pub mod encoding;
 pub mod frame;

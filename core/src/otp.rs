@@ -7,6 +7,7 @@
 //!
 //! Time is an argument (`unix_secs`): this crate has no clock.
 
+use crate::buffer::BufferTooSmall;
 use core::fmt::{self, Write as _};
 use core::str::FromStr;
 
@@ -37,10 +38,7 @@ pub enum OtpError {
     /// The algorithm name is not SHA1, SHA256 or SHA512.
     UnknownAlgorithm,
     /// The output buffer is too small.
-    InsufficientSize {
-        /// The output size needed, in bytes.
-        required: usize,
-    },
+    InsufficientSize(BufferTooSmall),
 }
 
 impl fmt::Display for OtpError {
@@ -51,7 +49,7 @@ impl fmt::Display for OtpError {
             Self::InvalidPeriod => f.write_str("TOTP period must be at least one second"),
             Self::InvalidCode => f.write_str("OTP code has the wrong format"),
             Self::UnknownAlgorithm => f.write_str("unknown OTP algorithm"),
-            Self::InsufficientSize { required } => {
+            Self::InsufficientSize(BufferTooSmall { required }) => {
                 write!(f, "output buffer too small: {required} bytes required")
             }
         }
@@ -59,6 +57,12 @@ impl fmt::Display for OtpError {
 }
 
 impl core::error::Error for OtpError {}
+
+impl From<BufferTooSmall> for OtpError {
+    fn from(e: BufferTooSmall) -> Self {
+        Self::InsufficientSize(e)
+    }
+}
 
 /// The HMAC hash function of an OTP (the otpauth `algorithm` parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -397,7 +401,7 @@ pub fn otpauth_uri<'a>(
         None => Err(OtpError::InvalidSecret),
         Some(_) => w
             .finish()
-            .map_err(|required| OtpError::InsufficientSize { required }),
+            .map_err(|required| OtpError::InsufficientSize(BufferTooSmall { required })),
     }
 }
 

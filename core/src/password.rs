@@ -6,6 +6,7 @@
 //! time, and [`dummy_verify`] spends the same work for unknown users so timing does not reveal
 //! which accounts exist. Derived keys are wiped after use.
 
+use crate::buffer::BufferTooSmall;
 use core::fmt::{self, Write as _};
 
 use hmac::Hmac;
@@ -52,10 +53,7 @@ pub enum PasswordError {
     /// The PHC string is not exactly `$pbkdf2-sha256$i=<n>,l=32$<salt>$<hash>`.
     Malformed,
     /// The output buffer is too small.
-    InsufficientSize {
-        /// The output size needed, in bytes.
-        required: usize,
-    },
+    InsufficientSize(BufferTooSmall),
     /// The password is shorter than [`MIN_PASSWORD_LEN`] bytes.
     TooShort,
     /// The password is longer than [`MAX_PASSWORD_LEN`] bytes.
@@ -70,7 +68,7 @@ impl fmt::Display for PasswordError {
             Self::TooFewIterations => f.write_str("too few PBKDF2 iterations"),
             Self::TooManyIterations => f.write_str("too many PBKDF2 iterations"),
             Self::Malformed => f.write_str("malformed PHC password hash"),
-            Self::InsufficientSize { required } => {
+            Self::InsufficientSize(BufferTooSmall { required }) => {
                 write!(f, "output buffer too small: {required} bytes required")
             }
             Self::TooShort => write!(f, "password shorter than {MIN_PASSWORD_LEN} bytes"),
@@ -81,6 +79,12 @@ impl fmt::Display for PasswordError {
 }
 
 impl core::error::Error for PasswordError {}
+
+impl From<BufferTooSmall> for PasswordError {
+    fn from(e: BufferTooSmall) -> Self {
+        Self::InsufficientSize(e)
+    }
+}
 
 /// Raw PBKDF2-HMAC-SHA256 (RFC 8018) of any output length; `iterations` must be at least 1.
 ///
@@ -133,7 +137,7 @@ pub fn hash_password<'a>(
     )
     .map_err(|_| PasswordError::Malformed)?;
     w.finish()
-        .map_err(|required| PasswordError::InsufficientSize { required })
+        .map_err(|required| PasswordError::InsufficientSize(BufferTooSmall { required }))
 }
 
 /// A parsed PBKDF2-SHA256 PHC string. The hash is wiped on drop.

@@ -15,6 +15,7 @@ mod ratchet;
 
 pub use ratchet::Ratchet;
 
+use crate::buffer::{BufferTooSmall, prefix_mut};
 use core::fmt;
 
 use crate::crypto::CryptoError;
@@ -49,10 +50,7 @@ pub enum SessionError {
     /// Plaintext longer than [`MAX_PLAINTEXT_LEN`].
     PlaintextTooLong,
     /// The caller's output buffer is too small. The session is still usable.
-    InsufficientSize {
-        /// Bytes the output buffer must hold.
-        required: usize,
-    },
+    InsufficientSize(BufferTooSmall),
     /// The record counter is exhausted.
     Exhausted,
 }
@@ -68,9 +66,7 @@ impl fmt::Display for SessionError {
             Self::PlaintextTooLong => {
                 write!(f, "plaintext longer than {MAX_PLAINTEXT_LEN} bytes")
             }
-            Self::InsufficientSize { required } => {
-                write!(f, "output buffer too small ({required} bytes needed)")
-            }
+            Self::InsufficientSize(e) => e.fmt(f),
             Self::Exhausted => f.write_str("record counter exhausted"),
         }
     }
@@ -78,10 +74,16 @@ impl fmt::Display for SessionError {
 
 impl core::error::Error for SessionError {}
 
+impl From<BufferTooSmall> for SessionError {
+    fn from(e: BufferTooSmall) -> Self {
+        Self::InsufficientSize(e)
+    }
+}
+
 impl From<FrameError> for SessionError {
     fn from(e: FrameError) -> Self {
         match e {
-            FrameError::InsufficientSize { required } => Self::InsufficientSize { required },
+            FrameError::InsufficientSize(e) => Self::InsufficientSize(e),
             other => Self::Frame(other),
         }
     }
@@ -90,7 +92,7 @@ impl From<FrameError> for SessionError {
 impl From<HandshakeError> for SessionError {
     fn from(e: HandshakeError) -> Self {
         match e {
-            HandshakeError::InsufficientSize { required } => Self::InsufficientSize { required },
+            HandshakeError::InsufficientSize(e) => Self::InsufficientSize(e),
             other => Self::Handshake(other),
         }
     }
@@ -100,7 +102,7 @@ impl From<CryptoError> for SessionError {
     fn from(e: CryptoError) -> Self {
         match e {
             CryptoError::NonceExhausted => Self::Exhausted,
-            CryptoError::InsufficientSize { required } => Self::InsufficientSize { required },
+            CryptoError::InsufficientSize(e) => Self::InsufficientSize(e),
             _ => Self::BadRecord,
         }
     }
@@ -280,7 +282,7 @@ impl Session {
     }
 
     fn fail(&mut self, e: SessionError) -> SessionError {
-        if !matches!(e, SessionError::InsufficientSize { .. }) {
+        if !matches!(e, SessionError::InsufficientSize(_)) {
             self.state = State::Failed(e);
         }
         e
@@ -367,7 +369,7 @@ impl Session {
                 let required = HEADER_LEN + MESSAGE1_LEN;
                 if out.len() < required {
                     self.state = State::ClientSendHello(initiator);
-                    return Err(SessionError::InsufficientSize { required });
+                    return Err(SessionError::InsufficientSize(BufferTooSmall { required }));
                 }
                 let (head, body) = out.split_at_mut(HEADER_LEN);
                 match initiator.write_message1(body) {
@@ -383,7 +385,7 @@ impl Session {
                 let required = HEADER_LEN + Responder::message2_len(self.payload.len());
                 if out.len() < required {
                     self.state = State::ServerSendReply(responder);
-                    return Err(SessionError::InsufficientSize { required });
+                    return Err(SessionError::InsufficientSize(BufferTooSmall { required }));
                 }
                 let (head, body) = out.split_at_mut(HEADER_LEN);
                 match responder.write_message2(&self.payload, body) {
@@ -416,7 +418,7 @@ impl Session {
         let required = plaintext.len() + RECORD_OVERHEAD;
         let dst = out
             .get_mut(HEADER_LEN..HEADER_LEN + plaintext.len())
-            .ok_or(SessionError::InsufficientSize { required })?;
+            .ok_or(SessionError::InsufficientSize(BufferTooSmall { required }))?;
         dst.copy_from_slice(plaintext);
         self.seal_in_place(out, plaintext.len())
     }
@@ -443,9 +445,7 @@ impl Session {
                 _ => SessionError::NotEstablished,
             });
         };
-        let frame = buf
-            .get_mut(..required)
-            .ok_or(SessionError::InsufficientSize { required })?;
+        let frame = prefix_mut(buf, required)?;
         let (head, body) = frame.split_at_mut(HEADER_LEN);
         head.copy_from_slice(&frame::header(body_len)?);
         if let Err(e) = send.seal_body(body) {

@@ -8,6 +8,7 @@
     clippy::panic
 )]
 
+use chatbox_core::buffer::BufferTooSmall;
 use chatbox_core::encoding::{
     EncodingError, b64_decode, b64_encode, base32_decode, base32_encode, base32_encoded_len,
     base32_grouped, base64_decode, base64_encode,
@@ -125,7 +126,9 @@ fn grouped_display() {
     );
     assert_eq!(
         base32_grouped("JBSWY3DPE", &mut [0u8; 10]),
-        Err(EncodingError::InsufficientSize { required: 11 })
+        Err(EncodingError::InsufficientSize(BufferTooSmall {
+            required: 11
+        }))
     );
 }
 

@@ -8,6 +8,7 @@
     clippy::panic
 )]
 
+use chatbox_core::buffer::BufferTooSmall;
 use chatbox_core::otp::{
     Algorithm, OtpError, SECRET_LEN, Totp, format_code, hotp, otpauth_uri, parse_code,
 };
@@ -269,9 +270,9 @@ fn otpauth_uri_exact_strings() {
             otpauth_uri(
                 &mut short, args.0, args.1, args.2, algorithm, digits, period
             ),
-            Err(OtpError::InsufficientSize {
+            Err(OtpError::InsufficientSize(BufferTooSmall {
                 required: want.len()
-            })
+            }))
         );
     }
     let mut out = [0u8; 256];

@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+use chatbox_core::buffer::BufferTooSmall;
 use chatbox_core::password::{
     DEFAULT_ITERATIONS, HASH_LEN, MAX_ITERATIONS, MAX_PHC_LEN, MIN_ITERATIONS, PasswordError,
     PhcHash, SALT_LEN, check_password_policy, dummy_verify, hash_password, pbkdf2_sha256,
@@ -111,7 +112,9 @@ fn hash_password_checks_bounds_and_buffer() {
     let mut short = vec![0u8; len - 1];
     assert_eq!(
         hash_password(b"password", &salt, MIN_ITERATIONS, &mut short),
-        Err(PasswordError::InsufficientSize { required: len })
+        Err(PasswordError::InsufficientSize(BufferTooSmall {
+            required: len
+        }))
     );
 }
 

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)] // helpers of a test crate: a panic is a failing test
 
+use chatbox_core::buffer::BufferTooSmall;
 use chatbox_core::frame::{FrameError, MAX_PLAINTEXT_LEN};
 use chatbox_core::noise::{HandshakeError, StaticKeypair};
 use chatbox_core::session::{Event, Input, Session, SessionError};
@@ -473,7 +474,9 @@ fn insufficient_output_buffers_keep_the_session() {
     let mut tiny = [0u8; 10];
     assert_eq!(
         client.poll_transmit(&mut tiny),
-        Err(SessionError::InsufficientSize { required: 35 })
+        Err(SessionError::InsufficientSize(BufferTooSmall {
+            required: 35
+        }))
     );
     let mut out = [0u8; 512];
     let n = client.poll_transmit(&mut out).unwrap();
@@ -482,16 +485,18 @@ fn insufficient_output_buffers_keep_the_session() {
     feed(&mut server, &out[..n]).unwrap();
     assert_eq!(
         server.poll_transmit(&mut tiny),
-        Err(SessionError::InsufficientSize {
+        Err(SessionError::InsufficientSize(BufferTooSmall {
             required: 2 + 96 + 3
-        })
+        }))
     );
     let n = server.poll_transmit(&mut out).unwrap();
     feed(&mut client, &out[..n]).unwrap();
     assert!(client.is_established() && server.is_established());
     assert_eq!(
         client.seal(b"hello", &mut tiny),
-        Err(SessionError::InsufficientSize { required: 23 })
+        Err(SessionError::InsufficientSize(BufferTooSmall {
+            required: 23
+        }))
     );
     let frame = sealed(&mut client, b"hello");
     assert_eq!(feed(&mut server, &frame), Ok(Some(b"hello".to_vec())));

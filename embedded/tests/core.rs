@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+use chatbox_core::buffer::BufferTooSmall;
 use chatbox_core::frame;
 use chatbox_core::noise::StaticKeypair;
 use chatbox_core::session::{Event, Input, Session, SessionError};
@@ -125,7 +126,7 @@ mod tests {
         ));
         assert_eq!(
             frame::encode(b"abc", &mut [0u8; 4]),
-            Err(FrameError::InsufficientSize { required: 5 })
+            Err(FrameError::InsufficientSize(BufferTooSmall { required: 5 }))
         );
         assert_eq!(frame::encode(b"", &mut [0u8; 4]), Err(FrameError::Empty));
     }

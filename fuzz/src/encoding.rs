@@ -1,5 +1,6 @@
 //! `core::encoding`: Base32 / Base64 decoders on arbitrary text, and encode → decode.
 
+use chatbox_core::buffer::BufferTooSmall;
 use arbitrary::Unstructured;
 use chatbox_core::encoding::{
     EncodingError, b64_decode, b64_encode, base32_decode, base32_encode, base32_encoded_len,
@@ -17,16 +18,16 @@ fn decode_sizes(decode: Decoder, text: &str, odd: usize) -> Option<Vec<u8>> {
     let mut small = vec![0u8; odd % (text.len() + 8)];
     match (decode(text, &mut small), &got) {
         (Ok(b), Ok(want)) => assert_eq!(b, want.as_slice()),
-        (Err(EncodingError::InsufficientSize { required }), Ok(want)) => {
+        (Err(EncodingError::InsufficientSize(BufferTooSmall { required })), Ok(want)) => {
             assert_eq!(required, want.len());
             assert!(small.len() < required);
         }
-        (Err(EncodingError::InsufficientSize { required }), Err(_)) => {
+        (Err(EncodingError::InsufficientSize(BufferTooSmall { required })), Err(_)) => {
             // Sizes are checked before content: a big enough buffer shows the real error.
             let mut exact = vec![0u8; required];
             assert!(!matches!(
                 decode(text, &mut exact),
-                Err(EncodingError::InsufficientSize { .. })
+                Err(EncodingError::InsufficientSize(_))
             ));
         }
         (Err(EncodingError::InvalidInput), Err(e)) => assert_eq!(*e, EncodingError::InvalidInput),
@@ -39,9 +40,9 @@ fn decode_sizes(decode: Decoder, text: &str, odd: usize) -> Option<Vec<u8>> {
         let mut short = vec![0u8; want.len() - 1];
         assert_eq!(
             decode(text, &mut short),
-            Err(EncodingError::InsufficientSize {
+            Err(EncodingError::InsufficientSize(BufferTooSmall {
                 required: want.len()
-            })
+            }))
         );
     }
     Some(want)
@@ -55,7 +56,7 @@ fn encode_vec(encode: Encoder, bytes: &[u8], required: usize) -> String {
         let mut short = vec![0u8; required - 1];
         assert_eq!(
             encode(bytes, &mut short),
-            Err(EncodingError::InsufficientSize { required })
+            Err(EncodingError::InsufficientSize(BufferTooSmall { required }))
         );
     }
     s

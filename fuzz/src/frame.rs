@@ -1,5 +1,6 @@
 //! `core::frame`: the incremental decoder on arbitrary bytes, and encode → decode.
 
+use chatbox_core::buffer::BufferTooSmall;
 use arbitrary::Unstructured;
 use chatbox_core::frame::{
     self, Decoded, FrameError, HEADER_LEN, MAX_FRAME_LEN, MAX_WIRE_LEN, decode as decode_frame,
@@ -105,7 +106,7 @@ pub fn roundtrip(data: &[u8]) {
             assert!(len > MAX_FRAME_LEN);
             assert_eq!(header, Err(FrameError::TooLong { len }));
         }
-        Err(FrameError::InsufficientSize { required }) => {
+        Err(FrameError::InsufficientSize(BufferTooSmall { required })) => {
             assert_eq!(required, total);
             assert!(out_len < total);
             assert!(header.is_ok());

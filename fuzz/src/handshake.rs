@@ -1,5 +1,6 @@
 //! Both handshake roles fed untrusted bytes.
 
+use chatbox_core::buffer::BufferTooSmall;
 use arbitrary::Unstructured;
 use chatbox_core::noise::{HandshakeError, MAX_PAYLOAD_LEN, MESSAGE1_LEN, PROTOCOL_VERSION};
 use chatbox_core::session::{Event, Input, Session, SessionError};
@@ -39,7 +40,7 @@ fn drive(
                 off += consumed;
             }
             Err(e) => {
-                assert!(!matches!(e, SessionError::InsufficientSize { .. }));
+                assert!(!matches!(e, SessionError::InsufficientSize(_)));
                 assert_eq!(session.error(), Some(e));
                 assert!(!session.is_established());
                 // Dead stays dead.
@@ -69,7 +70,7 @@ pub fn responder(data: &[u8]) {
         let required = 2 + 96 + SERVER_PAYLOAD.len();
         assert_eq!(
             s.poll_transmit(&mut [0u8; 40]),
-            Err(SessionError::InsufficientSize { required })
+            Err(SessionError::InsufficientSize(BufferTooSmall { required }))
         );
         let mut out = [0u8; HANDSHAKE_BUF];
         match s.poll_transmit(&mut out) {

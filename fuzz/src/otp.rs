@@ -1,5 +1,6 @@
 //! `core::otp`: code parsing, `Totp::verify` with arbitrary code strings, HOTP, otpauth URIs.
 
+use chatbox_core::buffer::BufferTooSmall;
 use arbitrary::{Result, Unstructured};
 use chatbox_core::otp::{
     self, Algorithm, MAX_SECRET_LEN, OtpError, Totp, format_code, hotp, parse_code,
@@ -112,7 +113,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let mut out = vec![0u8; size];
     match otp::otpauth_uri(&mut out, issuer, account, secret, alg, d, period) {
         Ok(uri) => check_uri(uri),
-        Err(OtpError::InsufficientSize { required }) => {
+        Err(OtpError::InsufficientSize(BufferTooSmall { required })) => {
             assert!(required > size);
             let mut out = vec![0u8; required];
             let uri = otp::otpauth_uri(&mut out, issuer, account, secret, alg, d, period)

@@ -15,7 +15,7 @@ fn encode_exact(
     if len > 0 {
         assert!(matches!(
             encode(&mut out[..len - 1]),
-            Err(ProtoError::InsufficientSize { .. })
+            Err(ProtoError::InsufficientSize(_))
         ));
     }
     out

@@ -1,5 +1,6 @@
 //! Established sessions: made-up records, and seal → open through a client/server pair.
 
+use chatbox_core::buffer::BufferTooSmall;
 use arbitrary::Unstructured;
 use chatbox_core::frame::MAX_PLAINTEXT_LEN;
 use chatbox_core::session::{Input, RECORD_OVERHEAD, Session, SessionError};
@@ -115,7 +116,7 @@ fn send(from: &mut Session, pipe: &mut Pipe, u: &mut Unstructured<'_>) -> arbitr
             pipe.push(&out[..n], plaintext);
         }
         Err(SessionError::PlaintextTooLong) => assert!(len > MAX_PLAINTEXT_LEN),
-        Err(SessionError::InsufficientSize { required }) => {
+        Err(SessionError::InsufficientSize(BufferTooSmall { required })) => {
             assert_eq!(required, need);
             assert!(size < need);
             assert!(len <= MAX_PLAINTEXT_LEN || !in_place);

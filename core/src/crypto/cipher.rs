@@ -9,6 +9,7 @@
 //! ([`RecordKeys::derive`]); the transport ratchet derives `ek`, `mk` itself
 //! ([`RecordKeys::from_parts`]). Opening checks the tag in constant time before any decryption.
 
+use crate::buffer::{BufferTooSmall, prefix_mut};
 use aes::Aes256;
 use ctr::cipher::{KeyIvInit, StreamCipher};
 use subtle::ConstantTimeEq;
@@ -114,7 +115,7 @@ pub fn encrypt(
     let (body, rest) = out
         .get_mut(..required)
         .map(|o| o.split_at_mut(plaintext.len()))
-        .ok_or(CryptoError::InsufficientSize { required })?;
+        .ok_or(CryptoError::InsufficientSize(BufferTooSmall { required }))?;
     body.copy_from_slice(plaintext);
     let tag = RecordKeys::derive(k).seal_in_place(n, ad, body);
     rest.copy_from_slice(&tag);
@@ -134,9 +135,7 @@ pub fn decrypt(
         .checked_sub(TAG_LEN)
         .ok_or(CryptoError::TooShort)?;
     let (ct, tag) = ciphertext.split_at(ct_len);
-    let body = out
-        .get_mut(..ct_len)
-        .ok_or(CryptoError::InsufficientSize { required: ct_len })?;
+    let body = prefix_mut(out, ct_len)?;
     body.copy_from_slice(ct);
     if let Err(e) = RecordKeys::derive(k).open_in_place(n, ad, body, tag) {
         body.zeroize();

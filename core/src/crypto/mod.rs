@@ -9,6 +9,7 @@ pub mod dh;
 pub mod hash;
 pub mod hkdf;
 
+use crate::buffer::BufferTooSmall;
 use core::fmt;
 
 /// Errors from the cryptographic layer. Deliberately opaque: a failed tag check says nothing
@@ -23,10 +24,7 @@ pub enum CryptoError {
     /// Input shorter than the 16-byte tag.
     TooShort,
     /// The caller's output buffer is too small; `required` bytes are needed.
-    InsufficientSize {
-        /// Bytes the output buffer must hold.
-        required: usize,
-    },
+    InsufficientSize(BufferTooSmall),
     /// The peer's X25519 public key is of low order (the shared secret would be all zeros).
     WeakPublicKey,
     /// The nonce counter is exhausted; the key must not be used again.
@@ -38,9 +36,7 @@ impl fmt::Display for CryptoError {
         match self {
             Self::BadTag => f.write_str("authentication failed"),
             Self::TooShort => f.write_str("ciphertext shorter than its tag"),
-            Self::InsufficientSize { required } => {
-                write!(f, "output buffer too small ({required} bytes needed)")
-            }
+            Self::InsufficientSize(e) => e.fmt(f),
             Self::WeakPublicKey => f.write_str("peer public key has low order"),
             Self::NonceExhausted => f.write_str("nonce counter exhausted"),
         }
@@ -48,3 +44,9 @@ impl fmt::Display for CryptoError {
 }
 
 impl core::error::Error for CryptoError {}
+
+impl From<BufferTooSmall> for CryptoError {
+    fn from(e: BufferTooSmall) -> Self {
+        Self::InsufficientSize(e)
+    }
+}

@@ -1,6 +1,7 @@
 //! The two roles of the `NX` handshake. Each is used once: the initiator writes message 1 and
 //! reads message 2, the responder reads message 1 and writes message 2; both then split.
 
+use crate::buffer::{BufferTooSmall, prefix_mut};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::keys::StaticKeypair;
@@ -73,9 +74,9 @@ impl Initiator {
     pub fn write_message1(&mut self, out: &mut [u8]) -> Result<usize, HandshakeError> {
         let dst = out
             .get_mut(..MESSAGE1_LEN)
-            .ok_or(HandshakeError::InsufficientSize {
+            .ok_or(HandshakeError::InsufficientSize(BufferTooSmall {
                 required: MESSAGE1_LEN,
-            })?;
+            }))?;
         let (e_out, payload_out) = dst.split_at_mut(KEY_LEN);
         e_out.copy_from_slice(self.e.public());
         self.ss.mix_hash(self.e.public());
@@ -165,9 +166,7 @@ impl Responder {
             return Err(HandshakeError::PayloadTooLong);
         }
         let required = Self::message2_len(payload.len());
-        let dst = out
-            .get_mut(..required)
-            .ok_or(HandshakeError::InsufficientSize { required })?;
+        let dst = prefix_mut(out, required)?;
         let re = self.re.ok_or(HandshakeError::BadLength)?;
         let (e_out, rest) = dst.split_at_mut(KEY_LEN);
         let (s_out, payload_out) = rest.split_at_mut(KEY_LEN + TAG_LEN);

@@ -15,6 +15,7 @@ pub use handshake::{Initiator, Responder, TransportKeys};
 pub use keys::{FINGERPRINT_LEN, StaticKeypair, fingerprint};
 pub use symmetric::{CipherState, SymmetricState};
 
+use crate::buffer::BufferTooSmall;
 use core::fmt;
 
 use crate::crypto::CryptoError;
@@ -46,10 +47,7 @@ pub enum HandshakeError {
     /// The payload is larger than [`MAX_PAYLOAD_LEN`].
     PayloadTooLong,
     /// The output buffer is too small.
-    InsufficientSize {
-        /// Bytes the output buffer must hold.
-        required: usize,
-    },
+    InsufficientSize(BufferTooSmall),
 }
 
 impl fmt::Display for HandshakeError {
@@ -59,19 +57,23 @@ impl fmt::Display for HandshakeError {
             Self::BadLength => f.write_str("handshake message has the wrong length"),
             Self::Crypto(e) => write!(f, "handshake failed: {e}"),
             Self::PayloadTooLong => f.write_str("handshake payload too long"),
-            Self::InsufficientSize { required } => {
-                write!(f, "output buffer too small ({required} bytes needed)")
-            }
+            Self::InsufficientSize(e) => e.fmt(f),
         }
     }
 }
 
 impl core::error::Error for HandshakeError {}
 
+impl From<BufferTooSmall> for HandshakeError {
+    fn from(e: BufferTooSmall) -> Self {
+        Self::InsufficientSize(e)
+    }
+}
+
 impl From<CryptoError> for HandshakeError {
     fn from(e: CryptoError) -> Self {
         match e {
-            CryptoError::InsufficientSize { required } => Self::InsufficientSize { required },
+            CryptoError::InsufficientSize(e) => Self::InsufficientSize(e),
             other => Self::Crypto(other),
         }
     }

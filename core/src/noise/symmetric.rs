@@ -1,5 +1,6 @@
 //! Noise `CipherState` and `SymmetricState` (spec rev 34 §5.1, §5.2).
 
+use crate::buffer::BufferTooSmall;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::crypto::CryptoError;
@@ -59,7 +60,7 @@ impl CipherState {
             Some(k) => {
                 let required = plaintext.len() + TAG_LEN;
                 if out.len() < required {
-                    return Err(CryptoError::InsufficientSize { required });
+                    return Err(CryptoError::InsufficientSize(BufferTooSmall { required }));
                 }
                 let n = self.next_nonce()?;
                 encrypt(&k, n, ad, plaintext, out)
@@ -90,9 +91,9 @@ impl CipherState {
 fn copy(input: &[u8], out: &mut [u8]) -> Result<usize, CryptoError> {
     let dst = out
         .get_mut(..input.len())
-        .ok_or(CryptoError::InsufficientSize {
+        .ok_or(CryptoError::InsufficientSize(BufferTooSmall {
             required: input.len(),
-        })?;
+        }))?;
     dst.copy_from_slice(input);
     Ok(input.len())
 }

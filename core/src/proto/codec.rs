@@ -1,6 +1,7 @@
 //! Field codec: big-endian integers and `u16be len || UTF-8` strings, every length checked.
 
 use super::ProtoError;
+use crate::buffer::BufferTooSmall;
 
 /// Writes fields into a caller-owned buffer.
 #[derive(Debug)]
@@ -33,7 +34,9 @@ impl<'a> Writer<'a> {
         let dst = self
             .buf
             .get_mut(self.pos..end)
-            .ok_or(ProtoError::InsufficientSize { required: end })?;
+            .ok_or(ProtoError::InsufficientSize(BufferTooSmall {
+                required: end,
+            }))?;
         dst.copy_from_slice(data);
         self.pos = end;
         Ok(())

@@ -17,6 +17,7 @@ pub use client::ClientMsg;
 pub use lists::{List, ListItem, MessageList, SessionEntryList, StrList};
 pub use server::{ChatMessage, MessageKind, PresenceKind, ServerMsg, SessionEntry};
 
+use crate::buffer::BufferTooSmall;
 use core::fmt;
 
 /// Longest chat text accepted, in bytes (server policy; the wire allows more).
@@ -42,10 +43,7 @@ pub enum ProtoError {
     /// A string or list too long for its length field.
     TooLong,
     /// The output buffer is too small.
-    InsufficientSize {
-        /// Bytes the output buffer must hold.
-        required: usize,
-    },
+    InsufficientSize(BufferTooSmall),
 }
 
 impl fmt::Display for ProtoError {
@@ -57,14 +55,18 @@ impl fmt::Display for ProtoError {
             Self::InvalidUtf8 => f.write_str("string is not valid UTF-8"),
             Self::BadValue => f.write_str("field value out of range"),
             Self::TooLong => f.write_str("field too long"),
-            Self::InsufficientSize { required } => {
-                write!(f, "output buffer too small ({required} bytes needed)")
-            }
+            Self::InsufficientSize(e) => e.fmt(f),
         }
     }
 }
 
 impl core::error::Error for ProtoError {}
+
+impl From<BufferTooSmall> for ProtoError {
+    fn from(e: BufferTooSmall) -> Self {
+        Self::InsufficientSize(e)
+    }
+}
 
 /// Error codes carried by `ServerMsg::Error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -425,7 +425,7 @@ fn rejects_bad_input() {
     let mut small = [0u8; 4];
     assert!(matches!(
         ClientMsg::Join { room: "#lobby" }.encode(&mut small),
-        Err(ProtoError::InsufficientSize { .. })
+        Err(ProtoError::InsufficientSize(_))
     ));
 }
 
