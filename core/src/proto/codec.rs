@@ -1,4 +1,5 @@
-//! Field codec: big-endian integers and `u16be len || UTF-8` strings, every length checked.
+//! Field codec: big-endian integers and `u16be len || UTF-8` strings, every length checked, and
+//! the [`Field`] trait through which the message tables encode, decode and size every field.
 
 use super::ProtoError;
 use crate::buffer::BufferTooSmall;
@@ -137,3 +138,81 @@ impl<'a> Reader<'a> {
         }
     }
 }
+
+/// A value with a wire encoding: a field of a message, or an item of a list. The message tables
+/// (`ClientMsg`, `ServerMsg`) are lists of fields, so encoding, decoding and
+/// [`encoded_len`](Field::encoded_len) follow from them and cannot drift apart.
+pub trait Field<'a>: Sized {
+    /// Bytes the encoding takes.
+    fn encoded_len(&self) -> usize;
+    /// Writes the encoding.
+    fn encode_field(&self, w: &mut Writer<'_>) -> Result<(), ProtoError>;
+    /// Reads one value, checking it.
+    fn decode_field(r: &mut Reader<'a>) -> Result<Self, ProtoError>;
+}
+
+/// `u16be len || UTF-8`.
+impl<'a> Field<'a> for &'a str {
+    fn encoded_len(&self) -> usize {
+        2 + self.len()
+    }
+    fn encode_field(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
+        w.str(self)
+    }
+    fn decode_field(r: &mut Reader<'a>) -> Result<Self, ProtoError> {
+        r.str()
+    }
+}
+
+/// One byte, `0` or `1`; any other byte is [`ProtoError::BadValue`].
+impl Field<'_> for bool {
+    fn encoded_len(&self) -> usize {
+        1
+    }
+    fn encode_field(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
+        w.u8(u8::from(*self))
+    }
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
+        match r.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(ProtoError::BadValue),
+        }
+    }
+}
+
+/// A presence flag (as for `bool`), then the string if present.
+impl<'a> Field<'a> for Option<&'a str> {
+    fn encoded_len(&self) -> usize {
+        1 + self.map_or(0, |s| s.encoded_len())
+    }
+    fn encode_field(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
+        self.is_some().encode_field(w)?;
+        self.map_or(Ok(()), |s| w.str(s))
+    }
+    fn decode_field(r: &mut Reader<'a>) -> Result<Self, ProtoError> {
+        Ok(if bool::decode_field(r)? {
+            Some(r.str()?)
+        } else {
+            None
+        })
+    }
+}
+
+macro_rules! int_field {
+    ($($t:ident),*) => {$(
+        /// Big-endian.
+        impl Field<'_> for $t {
+            fn encoded_len(&self) -> usize {
+                core::mem::size_of::<$t>()
+            }
+            fn encode_field(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
+                w.$t(*self)
+            }
+            fn decode_field(r: &mut Reader<'_>) -> Result<Self, ProtoError> {
+                r.$t()
+            }
+        }
+    )*};
+}
+int_field!(u8, u16, u32, u64);

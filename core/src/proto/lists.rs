@@ -2,43 +2,14 @@
 //! (every item was checked once at decode time); a list to encode borrows the host's slice.
 
 use super::ProtoError;
-use super::codec::{Reader, Writer};
-use super::server::{ChatMessage, SessionEntry};
+use super::codec::{Field, Reader, Writer};
 
-/// An item that can stand in a [`List`].
-pub trait ListItem<'a>: Copy + PartialEq + 'a {
-    /// Writes the item's fields.
-    fn encode_item(&self, w: &mut Writer<'_>) -> Result<(), ProtoError>;
-    /// Reads one item.
-    fn decode_item(r: &mut Reader<'a>) -> Result<Self, ProtoError>;
-}
+/// An item that can stand in a [`List`]: a [`Field`] that is cheap to copy and compare. The
+/// message structs (`ChatMessage`, `SessionEntry`) implement it where they are defined, so this
+/// module depends on the codec only.
+pub trait ListItem<'a>: Field<'a> + Copy + PartialEq + 'a {}
 
-impl<'a> ListItem<'a> for &'a str {
-    fn encode_item(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
-        w.str(self)
-    }
-    fn decode_item(r: &mut Reader<'a>) -> Result<Self, ProtoError> {
-        r.str()
-    }
-}
-
-impl<'a> ListItem<'a> for ChatMessage<'a> {
-    fn encode_item(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
-        self.encode_fields(w)
-    }
-    fn decode_item(r: &mut Reader<'a>) -> Result<Self, ProtoError> {
-        ChatMessage::decode_fields(r)
-    }
-}
-
-impl<'a> ListItem<'a> for SessionEntry<'a> {
-    fn encode_item(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
-        self.encode_fields(w)
-    }
-    fn decode_item(r: &mut Reader<'a>) -> Result<Self, ProtoError> {
-        SessionEntry::decode_fields(r)
-    }
-}
+impl<'a> ListItem<'a> for &'a str {}
 
 /// A list of items, either decoded from the wire or supplied for encoding.
 #[derive(Debug, Clone, Copy)]
@@ -56,10 +27,6 @@ pub enum List<'a, T> {
 
 /// A list of strings (names, scratch codes, rooms).
 pub type StrList<'a> = List<'a, &'a str>;
-/// A list of chat messages (history batches).
-pub type MessageList<'a> = List<'a, ChatMessage<'a>>;
-/// A list of sessions (`SessionList`).
-pub type SessionEntryList<'a> = List<'a, SessionEntry<'a>>;
 
 impl<'a, T: ListItem<'a>> List<'a, T> {
     /// Number of items.
@@ -87,22 +54,32 @@ impl<'a, T: ListItem<'a>> List<'a, T> {
         let decoded = core::iter::from_fn(move || {
             let (left, r) = reader.as_mut()?;
             *left = left.checked_sub(1)?;
-            T::decode_item(r).ok()
+            T::decode_field(r).ok()
         });
         decoded.chain(items.iter().copied())
     }
+}
 
-    pub(crate) fn encode(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
-        let count = u16::try_from(self.len()).map_err(|_| ProtoError::TooLong)?;
-        w.u16(count)?;
-        self.iter().try_for_each(|item| item.encode_item(w))
+/// `u16be count || items`; decoding checks every item once and keeps their bytes.
+impl<'a, T: ListItem<'a>> Field<'a> for List<'a, T> {
+    fn encoded_len(&self) -> usize {
+        2 + match self {
+            Self::Encoded { bytes, .. } => bytes.len(),
+            Self::Items(items) => items.iter().map(Field::encoded_len).sum(),
+        }
     }
 
-    pub(crate) fn decode(r: &mut Reader<'a>) -> Result<Self, ProtoError> {
+    fn encode_field(&self, w: &mut Writer<'_>) -> Result<(), ProtoError> {
+        let count = u16::try_from(self.len()).map_err(|_| ProtoError::TooLong)?;
+        w.u16(count)?;
+        self.iter().try_for_each(|item| item.encode_field(w))
+    }
+
+    fn decode_field(r: &mut Reader<'a>) -> Result<Self, ProtoError> {
         let count = r.u16()?;
         let start = r.rest();
         for _ in 0..count {
-            T::decode_item(r)?;
+            T::decode_field(r)?;
         }
         let used = start.len() - r.rest().len();
         Ok(Self::Encoded {

@@ -4,12 +4,18 @@ use std::string::String;
 use std::vec::Vec;
 
 use super::*;
+use crate::buffer::BufferTooSmall;
+use core::fmt;
 
 fn round_trip_client(m: ClientMsg<'_>) {
     let mut buf = [0u8; 512];
     let n = m.encode(&mut buf).unwrap();
+    assert_eq!(n, m.encoded_len(), "{m:?}");
     assert_eq!(buf[0], m.tag());
-    assert_eq!(ClientMsg::decode(&buf[..n]).unwrap(), m);
+    assert_eq!(m.name(), m.kind().name());
+    let back = ClientMsg::decode(&buf[..n]).unwrap();
+    assert_eq!(back, m);
+    assert_eq!(back.encoded_len(), n);
     // Every strict prefix is refused, never panics; a trailing byte is refused.
     for cut in 0..n {
         assert!(
@@ -27,8 +33,13 @@ fn round_trip_client(m: ClientMsg<'_>) {
 fn round_trip_server(m: ServerMsg<'_>) {
     let mut buf = [0u8; 2048];
     let n = m.encode(&mut buf).unwrap();
+    assert_eq!(n, m.encoded_len(), "{m:?}");
     assert_eq!(buf[0], m.tag());
-    assert_eq!(ServerMsg::decode(&buf[..n]).unwrap(), m);
+    assert_eq!(m.name(), m.kind().name());
+    let back = ServerMsg::decode(&buf[..n]).unwrap();
+    assert_eq!(back, m);
+    // A decoded message (lists borrowed as bytes) sizes the same as the one built from items.
+    assert_eq!(back.encoded_len(), n);
     for cut in 0..n {
         assert!(
             ServerMsg::decode(&buf[..cut]).is_err(),
@@ -37,8 +48,8 @@ fn round_trip_server(m: ServerMsg<'_>) {
     }
 }
 
-#[test]
-fn client_messages_round_trip() {
+/// Calls `f` with one sample of every client message (some twice, with other field values).
+fn client_samples(mut f: impl FnMut(ClientMsg<'_>)) {
     let all = [
         ClientMsg::Register {
             user: "alice",
@@ -126,8 +137,13 @@ fn client_messages_round_trip() {
         ClientMsg::RevokeOtherSessions,
     ];
     for m in all {
-        round_trip_client(m);
+        f(m);
     }
+}
+
+#[test]
+fn client_messages_round_trip() {
+    client_samples(round_trip_client);
 }
 
 #[test]
@@ -261,8 +277,8 @@ fn issue14_message_bytes() {
     assert_eq!(ServerMsg::decode(&[0xA1, 2]), Err(ProtoError::BadValue));
 }
 
-#[test]
-fn server_messages_round_trip() {
+/// Calls `f` with one sample of every server message (some twice, with other field values).
+fn server_samples(mut f: impl FnMut(ServerMsg<'_>)) {
     let codes = ["12345678", "87654321"];
     let users = ["alice", "bob", "carol"];
     let msg = ChatMessage {
@@ -369,8 +385,13 @@ fn server_messages_round_trip() {
         ServerMsg::SessionsRevoked { count: 4 },
     ];
     for m in all {
-        round_trip_server(m);
+        f(m);
     }
+}
+
+#[test]
+fn server_messages_round_trip() {
+    server_samples(round_trip_server);
 }
 
 #[test]
@@ -465,4 +486,229 @@ fn error_codes_are_stable() {
         ErrorCode::from_u16(22).map(ErrorCode::name),
         Some("offline_limit")
     );
+}
+
+/// Checks one fieldless wire table: every row round-trips through its number and its name,
+/// names are unique and lower-case, and every number outside the table is refused.
+fn check_table<T, R>(all: &[T], wire: fn(T) -> R, from_wire: fn(R) -> Option<T>, numbers: &[R])
+where
+    T: Copy + PartialEq + fmt::Debug + TryFrom<R, Error = ProtoError> + Into<R>,
+    R: Copy + PartialEq + fmt::Debug,
+{
+    for (i, &v) in all.iter().enumerate() {
+        assert_eq!(from_wire(wire(v)), Some(v));
+        assert_eq!(T::try_from(wire(v)), Ok(v));
+        assert_eq!(v.into(), wire(v));
+        assert!(all[..i].iter().all(|&u| wire(u) != wire(v)), "{v:?} twice");
+    }
+    for &n in numbers {
+        let known = all.iter().any(|&v| wire(v) == n);
+        assert_eq!(from_wire(n).is_some(), known, "{n:?}");
+        if !known {
+            assert_eq!(T::try_from(n), Err(ProtoError::BadValue));
+        }
+    }
+}
+
+fn check_names<T: Copy + PartialEq + fmt::Debug>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    from_name: fn(&str) -> Option<T>,
+) {
+    for (i, &v) in all.iter().enumerate() {
+        let n = name(v);
+        assert!(
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{n}"
+        );
+        assert_eq!(from_name(n), Some(v));
+        assert!(all[..i].iter().all(|&u| name(u) != n), "{n} twice");
+    }
+    assert_eq!(from_name("no_such_name"), None);
+}
+
+#[test]
+fn wire_tables_round_trip_every_row() {
+    let bytes: Vec<u8> = (0..=255).collect();
+    check_table(
+        ClientTag::ALL,
+        ClientTag::to_wire,
+        ClientTag::from_wire,
+        &bytes,
+    );
+    check_table(
+        ServerTag::ALL,
+        ServerTag::to_wire,
+        ServerTag::from_wire,
+        &bytes,
+    );
+    check_table(
+        MessageKind::ALL,
+        MessageKind::to_wire,
+        MessageKind::from_wire,
+        &bytes,
+    );
+    check_table(
+        PresenceKind::ALL,
+        PresenceKind::to_wire,
+        PresenceKind::from_wire,
+        &bytes,
+    );
+    let codes: Vec<u16> = (0..=1024).chain([u16::MAX]).collect();
+    check_table(
+        ErrorCode::ALL,
+        ErrorCode::to_wire,
+        ErrorCode::from_wire,
+        &codes,
+    );
+    check_names(ClientTag::ALL, ClientTag::name, ClientTag::from_name);
+    check_names(ServerTag::ALL, ServerTag::name, ServerTag::from_name);
+    check_names(MessageKind::ALL, MessageKind::name, MessageKind::from_name);
+    check_names(
+        PresenceKind::ALL,
+        PresenceKind::name,
+        PresenceKind::from_name,
+    );
+    check_names(ErrorCode::ALL, ErrorCode::name, ErrorCode::from_name);
+    // Table sizes and ranges: client tags below 0x80, server tags from 0x80.
+    assert_eq!(ClientTag::ALL.len(), 31);
+    assert_eq!(ServerTag::ALL.len(), 21);
+    assert_eq!(ErrorCode::ALL.len(), 24);
+    assert_eq!(MessageKind::ALL.len(), 4);
+    assert_eq!(PresenceKind::ALL.len(), 9);
+    assert!(ClientTag::ALL.iter().all(|t| t.to_wire() < 0x80));
+    assert!(ServerTag::ALL.iter().all(|t| t.to_wire() >= 0x80));
+    // Known answers: the names the logs and scripts already print.
+    assert_eq!(ClientMsg::ListRooms.name(), "list");
+    assert_eq!(ClientTag::SetMotd.name(), "set_motd");
+    assert_eq!(MessageKind::Action.name(), "action");
+    assert_eq!(PresenceKind::Kicked.name(), "kicked");
+    assert_eq!(PresenceKind::from_wire(8), Some(PresenceKind::Topic));
+    assert_eq!(ServerTag::Pong.to_wire(), 0xA0);
+    assert_eq!(ClientTag::Ping.to_wire(), 0x20);
+}
+
+#[test]
+fn every_tag_decodes_from_its_table_and_unknown_tags_are_refused() {
+    let mut client_seen = Vec::new();
+    client_samples(|m| {
+        let mut buf = [0u8; 512];
+        let n = m.encode(&mut buf).unwrap();
+        assert_eq!(ClientMsg::decode(&buf[..n]).unwrap().kind(), m.kind());
+        client_seen.push(m.kind());
+    });
+    let mut server_seen = Vec::new();
+    server_samples(|m| {
+        let mut buf = [0u8; 2048];
+        let n = m.encode(&mut buf).unwrap();
+        assert_eq!(ServerMsg::decode(&buf[..n]).unwrap().kind(), m.kind());
+        server_seen.push(m.kind());
+    });
+    // The samples cover every row of both tables, so every arm of encode and decode ran.
+    assert!(ClientTag::ALL.iter().all(|t| client_seen.contains(t)));
+    assert!(ServerTag::ALL.iter().all(|t| server_seen.contains(t)));
+    for t in 0..=255u8 {
+        let one = [t];
+        let c = ClientMsg::decode(&one);
+        if ClientTag::from_wire(t).is_none() {
+            assert_eq!(c, Err(ProtoError::UnknownTag(t)));
+        } else {
+            assert_ne!(c, Err(ProtoError::UnknownTag(t)));
+        }
+        let s = ServerMsg::decode(&one);
+        if ServerTag::from_wire(t).is_none() {
+            assert_eq!(s, Err(ProtoError::UnknownTag(t)));
+        } else {
+            assert_ne!(s, Err(ProtoError::UnknownTag(t)));
+        }
+    }
+}
+
+#[test]
+fn encoded_len_matches_maximal_lists() {
+    use crate::frame::MAX_PLAINTEXT_LEN;
+    let mut buf = std::vec![0u8; 4 * MAX_PLAINTEXT_LEN];
+    let mut check = |m: ServerMsg<'_>| {
+        let n = m.encode(&mut buf).unwrap();
+        assert_eq!(m.encoded_len(), n, "{:?}", m.kind());
+        let back = ServerMsg::decode(&buf[..n]).unwrap();
+        assert_eq!(back.encoded_len(), n);
+        // One byte short is refused, naming the size needed.
+        assert_eq!(
+            m.encode(&mut std::vec![0u8; n - 1]),
+            Err(ProtoError::InsufficientSize(BufferTooSmall { required: n }))
+        );
+        n
+    };
+    // As many 32-byte names as fit one record, and more: the length is exact either way.
+    let name = "u".repeat(32);
+    let many: Vec<&str> = core::iter::repeat_n(name.as_str(), 600).collect();
+    let n = check(ServerMsg::Names {
+        room: "#lobby",
+        done: true,
+        users: StrList::Items(&many),
+    });
+    assert_eq!(n, 1 + 2 + 6 + 1 + 2 + 600 * 34);
+    check(ServerMsg::Whois {
+        user: "alice",
+        role: "op",
+        online: true,
+        away: "",
+        registered_ms: 1,
+        rooms: StrList::Items(&many[..64]),
+    });
+    check(ServerMsg::Registered {
+        scratch_codes: StrList::Items(&many[..10]),
+    });
+    check(ServerMsg::Reenrolled {
+        closed: 3,
+        scratch_codes: StrList::Items(&many[..10]),
+    });
+    let text = "x".repeat(MAX_TEXT_LEN);
+    let line = ChatMessage {
+        id: u64::MAX,
+        time_ms: u64::MAX,
+        target: "#lobby",
+        from: "alice",
+        kind: MessageKind::Notice,
+        text: &text,
+    };
+    let lines = std::vec![line; 40];
+    let n = check(ServerMsg::History {
+        target: "#lobby",
+        done: false,
+        messages: MessageList::Items(&lines),
+    });
+    assert_eq!(n, 1 + 8 + 1 + 2 + 40 * line.encoded_len());
+    assert_eq!(line.encoded_len(), 8 + 8 + 8 + 7 + 1 + 2 + text.len());
+    check(ServerMsg::Message(line));
+    let address = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535";
+    let id = "i".repeat(64);
+    let session = SessionEntry {
+        id: &id,
+        node: "node-1",
+        address,
+        since_ms: 1,
+        current: true,
+    };
+    let sessions = std::vec![session; 100];
+    check(ServerMsg::SessionList {
+        done: true,
+        sessions: SessionEntryList::Items(&sessions),
+    });
+    // The empty list of each kind.
+    check(ServerMsg::Names {
+        room: "#x",
+        done: true,
+        users: StrList::Items(&[]),
+    });
+    check(ServerMsg::History {
+        target: "#x",
+        done: true,
+        messages: MessageList::Items(&[]),
+    });
+    // And every sample, list or not.
+    server_samples(|m| {
+        check(m);
+    });
 }
