@@ -405,28 +405,11 @@ pub fn error_name(code: u16) -> String {
 /// The lower-case word for a presence kind, as the plain mode prints it.
 #[must_use]
 pub fn presence_word(kind: PresenceKind) -> &'static str {
-    match kind {
-        PresenceKind::Join => "join",
-        PresenceKind::Part => "part",
-        PresenceKind::Quit => "quit",
-        PresenceKind::Away => "away",
-        PresenceKind::Back => "back",
-        PresenceKind::Kicked => "kicked",
-        PresenceKind::Banned => "banned",
-        PresenceKind::Muted => "muted",
-        PresenceKind::Topic => "topic",
-        _ => "other",
-    }
+    kind.name()
 }
 
 /// The lower-case word for a message kind.
 #[must_use]
 pub fn kind_word(kind: MessageKind) -> &'static str {
-    match kind {
-        MessageKind::Say => "say",
-        MessageKind::Action => "action",
-        MessageKind::Private => "private",
-        MessageKind::Notice => "notice",
-        _ => "other",
-    }
+    kind.name()
 }

@@ -249,12 +249,12 @@ async fn post(
         let cap = shared.config.max_offline_per_sender;
         shared
             .store
-            .insert_offline(time_ms, &target, &me.user, kind as u8, &text, cap)
+            .insert_offline(time_ms, &target, &me.user, kind.to_wire(), &text, cap)
             .await
     } else {
         shared
             .store
-            .insert_message(time_ms, &target, &me.user, kind as u8, &text)
+            .insert_message(time_ms, &target, &me.user, kind.to_wire(), &text)
             .await
             .map(Some)
     };
@@ -297,12 +297,7 @@ async fn post(
         }
     }
     out.record(rec);
-    let k = match kind {
-        MessageKind::Action => "action",
-        MessageKind::Private => "private",
-        MessageKind::Notice => "notice",
-        _ => "say",
-    };
+    let k = kind.name();
     shared
         .logs
         .chat(format!("id={id} {target} <{}> {k}: {text}", me.user));

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chatbox_core::frame::MAX_PLAINTEXT_LEN;
+use chatbox_core::proto::codec::Field as _;
 use chatbox_core::proto::{ChatMessage, ErrorCode, MessageKind, MessageList, ServerMsg, StrList};
 
 use crate::store::StoredMsg;
@@ -44,12 +45,7 @@ pub fn shared(msg: &ServerMsg<'_>) -> Arc<[u8]> {
 /// The kind byte stored in the database, back to a `MessageKind`.
 #[must_use]
 pub fn kind(v: u8) -> MessageKind {
-    match v {
-        1 => MessageKind::Action,
-        2 => MessageKind::Private,
-        3 => MessageKind::Notice,
-        _ => MessageKind::Say,
-    }
+    MessageKind::from_wire(v).unwrap_or(MessageKind::Say)
 }
 
 /// A stored message as it goes on the wire.
@@ -68,17 +64,23 @@ pub fn chat_message(m: &StoredMsg) -> ChatMessage<'_> {
 /// `Names` records for a room, the last with `done = true`.
 #[must_use]
 pub fn names(room: &str, users: &[String]) -> Vec<Vec<u8>> {
-    let base = 1 + 2 + room.len() + 1 + 2;
+    let empty = ServerMsg::Names {
+        room,
+        done: true,
+        users: StrList::Items(&[]),
+    };
+    let base = empty.encoded_len();
     let mut out = Vec::new();
     let mut start = 0;
     while start < users.len() || out.is_empty() {
         let mut size = base;
         let mut end = start;
         while let Some(u) = users.get(end) {
-            if size + 2 + u.len() > MAX_PLAINTEXT_LEN {
+            let len = u.as_str().encoded_len();
+            if size + len > MAX_PLAINTEXT_LEN {
                 break;
             }
-            size += 2 + u.len();
+            size += len;
             end += 1;
         }
         if end == start && start < users.len() {
@@ -103,7 +105,12 @@ pub fn names(room: &str, users: &[String]) -> Vec<Vec<u8>> {
 /// `History` records, oldest first, the last with `done = true`.
 #[must_use]
 pub fn history(target: &str, msgs: &[StoredMsg]) -> Vec<Vec<u8>> {
-    let base = 1 + 2 + target.len() + 1 + 2;
+    let empty = ServerMsg::History {
+        target,
+        done: true,
+        messages: MessageList::Items(&[]),
+    };
+    let base = empty.encoded_len();
     let mut out = Vec::new();
     let mut start = 0;
     while start < msgs.len() || out.is_empty() {
