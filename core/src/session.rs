@@ -9,7 +9,10 @@
 //! - seals application records with [`Session::seal`] or [`Session::seal_in_place`].
 //!
 //! Randomness comes in as arguments (ephemeral secrets). Timeouts are the host's: the session
-//! never waits. After any error the session is dead and every call returns that error again.
+//! never waits. An error about the peer's bytes or the keys kills the session: every later call
+//! returns that error again. Three errors are the caller's and leave the session as it was:
+//! [`SessionError::InsufficientSize`], [`SessionError::PlaintextTooLong`] and
+//! [`SessionError::NotEstablished`].
 
 mod ratchet;
 
@@ -31,7 +34,8 @@ use crate::noise::{
 /// Bytes a sealed record adds to its plaintext: the length prefix and the tag.
 pub const RECORD_OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 
-/// Session errors. Every one of them ends the session.
+/// Session errors. All but `InsufficientSize`, `PlaintextTooLong` and `NotEstablished` end the
+/// session (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -45,9 +49,9 @@ pub enum SessionError {
     BadRecord,
     /// A message arrived that this state does not expect (e.g. a second message 1).
     UnexpectedMessage,
-    /// Application data was sealed before the handshake completed.
+    /// Application data was sealed before the handshake completed. The session is still usable.
     NotEstablished,
-    /// Plaintext longer than [`MAX_PLAINTEXT_LEN`].
+    /// Plaintext longer than [`MAX_PLAINTEXT_LEN`]. The session is still usable.
     PlaintextTooLong,
     /// The caller's output buffer is too small. The session is still usable.
     InsufficientSize(BufferTooSmall),

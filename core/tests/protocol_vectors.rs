@@ -1,4 +1,4 @@
-//! Known-answer vectors from an independent implementation of DESIGN.md §2
+//! Known-answer vectors from an independent implementation of docs/DESIGN.md §2
 //! (tests/data/chatbox-protocol.json): HKDF, the cipher, both handshake messages, the split
 //! keys and the first transport records both ways must match byte for byte.
 
@@ -62,7 +62,7 @@ fn cipher_encrypt_and_decrypt() {
         bad[bit / 8] ^= 1 << (bit % 8);
         assert!(cipher::decrypt(&k, n, &ad, &bad[..len], &mut back).is_err());
     }
-    // The nonce only feeds the CTR IV; it is not under the MAC (DESIGN.md's cipher). Opening with
+    // The nonce only feeds the CTR IV; it is not under the MAC (docs/DESIGN.md §2, "Cipher"). Opening with
     // another nonce therefore yields garbage, never the plaintext. The protocol never uses one
     // key with two nonces: every record has its own keys, and each handshake key encrypts once.
     let other = cipher::decrypt(&k, n + 1, &ad, &out[..len], &mut back).unwrap();

@@ -1,4 +1,4 @@
-//! Known answers from `core/tests/data/chatbox-protocol.json` (DESIGN.md §2), produced by an
+//! Known answers from `core/tests/data/chatbox-protocol.json` (docs/DESIGN.md §2), produced by an
 //! independent implementation of the protocol, plus the RFC vectors the tests use.
 //!
 //! The firmware drives a client through these bytes; the on-target tests check both sides.

@@ -1,4 +1,4 @@
-//! Scriptable mode, for scripts, bots and tests (DESIGN.md §7).
+//! Scriptable mode, for scripts, bots and tests (docs/DESIGN.md §7).
 //!
 //! - `register --user U`: the otpauth URI alone on a line of stdout, the confirmation code read
 //!   from one line of stdin, then the scratch codes one per line on stdout. Prompts, the QR code

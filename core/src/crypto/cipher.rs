@@ -1,4 +1,4 @@
-//! AES-256-CTR + HMAC-SHA256, encrypt-then-MAC (DESIGN.md §2, "Cipher").
+//! AES-256-CTR + HMAC-SHA256, encrypt-then-MAC (docs/DESIGN.md §2, "Cipher").
 //!
 //! ```text
 //! iv  = u64be(n) || 0u64

@@ -2,7 +2,7 @@
 //! AES-256-CTR + HMAC-SHA256 encrypt-then-MAC record cipher, and X25519.
 //!
 //! Everything here wraps RustCrypto / dalek primitives; this module only fixes how they are
-//! combined (DESIGN.md §2). All key material is wiped on drop.
+//! combined (docs/DESIGN.md §2). All key material is wiped on drop.
 
 pub mod cipher;
 pub mod dh;

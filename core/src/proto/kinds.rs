@@ -4,7 +4,8 @@
 wire_enum! {
     /// Error codes carried by `ServerMsg::Error` (`u16` on the wire).
     pub enum ErrorCode: u16 {
-        /// Only Register, Login and Ping are allowed before login.
+        /// Before login only `Register`, `RegisterInvite`, `ConfirmTotp`, `Login`, `AskPolicy`,
+        /// `Ping` and `Bye` are served; the connection stays.
         NotAuthenticated = 1 => "not_authenticated",
         /// The user name is taken (the server then closes the connection).
         AlreadyRegistered = 2 => "already_registered",
@@ -16,7 +17,9 @@ wire_enum! {
         InvalidUsername = 5 => "invalid_username",
         /// The password breaks the password policy.
         InvalidPassword = 6 => "invalid_password",
-        /// The confirmation code was wrong.
+        /// The confirmation code was wrong. Another try is allowed until the registration's
+        /// tries are used up; then the registration is cancelled and the server closes the
+        /// connection.
         InvalidCode = 7 => "invalid_code",
         /// Too many messages: slow down (repeated, the server disconnects).
         RateLimited = 8 => "rate_limited",
@@ -30,7 +33,7 @@ wire_enum! {
         NotPermitted = 12 => "not_permitted",
         /// The user is muted.
         Muted = 13 => "muted",
-        /// The user is banned.
+        /// The user is banned (answering `Login`, the server then closes the connection).
         Banned = 14 => "banned",
         /// The message could not be decoded.
         Malformed = 15 => "malformed",

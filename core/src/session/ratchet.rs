@@ -1,4 +1,4 @@
-//! The symmetric ratchet of one direction ("dynamic keying", DESIGN.md §2 Transport).
+//! The symmetric ratchet of one direction ("dynamic keying", docs/DESIGN.md §2, "Transport").
 //!
 //! For each record: `(ck', ek, mk) = HKDF(ck, "", 3)`, seal or open with `ek`, `mk`, nonce `n`
 //! and `ad = u16be(frame len)`, then `ck = ck'` (the old one is wiped) and `n += 1`. A record
