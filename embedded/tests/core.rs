@@ -4,7 +4,6 @@
 #![no_std]
 #![no_main]
 
-use chatbox_core::buffer::BufferTooSmall;
 use chatbox_core::frame;
 use chatbox_core::noise::StaticKeypair;
 use chatbox_core::session::{Event, Input, Session, SessionError};
@@ -74,6 +73,7 @@ fn established_pair() -> (Session, Session) {
 
 #[defmt_test::tests]
 mod tests {
+    use chatbox_core::buffer::BufferTooSmall;
     use chatbox_core::crypto::cipher;
     use chatbox_core::crypto::dh::x25519;
     use chatbox_core::crypto::hash::{hmac_sha256, sha256};
