@@ -27,9 +27,8 @@ use smol::io::AsyncWriteExt as _;
 use smol::{Async, Timer};
 
 use crate::auth::{Refusal, account, invite, login, register};
-use crate::chat::bus::EventKind;
-use crate::chat::hub::{ConnId, Mailbox, Outbound};
-use crate::chat::{Me, Replies, commands};
+use crate::chat::mailbox::{Mailbox, Outbound};
+use crate::chat::{ConnId, Me, Replies, Role};
 use crate::keys::random;
 use crate::metrics::LoginResult;
 use crate::server::{ConnGuard, Shared};
@@ -127,7 +126,7 @@ pub async fn run(
             return;
         }
     };
-    shared.hub.add(id, rx.clone());
+    shared.chat.attach(id, rx.clone());
     let now = Instant::now();
     let mut conn = Conn {
         tokens: shared.config.rate_burst,
@@ -177,9 +176,7 @@ async fn finish(shared: Arc<Shared>, mut conn: Conn, reason: Reason) {
             Err(e) => shared.logs.info(format!("database error: {e}")),
         }
     }
-    if let Some(d) = shared.hub.remove(id) {
-        commands::on_leave(&shared, id, d).await;
-    }
+    shared.chat.leave(id).await;
     if conn.in_online
         && let Err(e) = shared.store.online_remove(&ip_port).await
     {
@@ -435,7 +432,7 @@ impl Conn {
             {
                 Ok(()) => {
                     self.in_online = true;
-                    self.shared.hub.set_listed(self.id, &self.ip_port);
+                    self.shared.chat.set_listed(self.id, &self.ip_port);
                 }
                 Err(e) => self.shared.logs.info(format!("database error: {e}")),
             }
@@ -567,14 +564,13 @@ impl Conn {
                         shared.metrics.conn_authenticated();
                         self.login_step = li.step;
                         let since_ms = crate::time::now_ms();
-                        shared.hub.set_session(self.id, &self.ip_port, since_ms);
                         let me = Me {
                             id: self.id,
                             user: li.user,
-                            role: li.role,
+                            role: Role::from_db(&li.role),
                             ip_port: self.ip_port.clone(),
                         };
-                        shared.hub.set_user(self.id, &me.user);
+                        shared.chat.sign_in(&me, since_ms);
                         self.guard.logged_in();
                         // An administrator's change that raced this login (see there).
                         if let Some(reason) =
@@ -583,17 +579,8 @@ impl Conn {
                             let _ = self.send(&ServerMsg::Bye { reason }).await;
                             return Ok(Flow::Close(format!("{reason} (during login)")));
                         }
-                        shared.bus.publish(
-                            &shared,
-                            EventKind::Login {
-                                conn: self.id,
-                                user: me.user.clone(),
-                                address: self.ip_port.clone(),
-                                since_ms,
-                            },
-                        );
                         let mut out = Replies::default();
-                        commands::on_login(&shared, &me, &mut out).await;
+                        shared.chat.enter(&me, &mut out).await;
                         self.me = Some(me);
                         self.send_replies(out).await
                     }
@@ -627,7 +614,7 @@ impl Conn {
                         .await;
                 };
                 let mut out = Replies::default();
-                commands::handle(&shared, &me, msg, &mut out).await;
+                shared.chat.handle(&me, msg, &mut out).await;
                 self.send_replies(out).await
             }
         }
@@ -737,7 +724,7 @@ impl Conn {
                 }
             }
             ClientMsg::Sessions => {
-                let all = shared.hub.sessions(&shared.node, &me.user);
+                let all = shared.chat.sessions(&me.user);
                 let ids: Vec<String> = all.iter().map(account::session_id).collect();
                 let entries: Vec<SessionEntry<'_>> = all
                     .iter()

@@ -6,7 +6,7 @@
 //! time and state, and talks to the disk.
 //!
 //! One message's way: socket → [`conn`] → `Session::handle_input` → `ClientMsg::decode` →
-//! [`auth`] or [`chat`] → [`store`] writer (committed) → [`chat::hub`] → each recipient's
+//! [`auth`] or [`chat`] → [`store`] writer (committed) → `bus` → chat state → each recipient's
 //! connection → `Session::seal_in_place` → socket.
 //!
 //! ```no_run
@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod auth;
 pub mod backup;
+mod bus;
 pub mod chat;
 pub mod config;
 mod conn;

@@ -17,9 +17,9 @@ use smol::{Async, Executor};
 use crate::auth::failures::Attempts;
 use crate::auth::pool::HashPool;
 use crate::auth::throttle::IpThrottle;
-use crate::chat::bus::{Bus, EventKind, RedisBus, RedisTasks};
-use crate::chat::hub::{ConnId, Hub, Mailbox, Outbound};
-use crate::chat::records;
+use crate::bus::{Link, RedisLink, RedisTasks};
+use crate::chat::mailbox::{Mailbox, Outbound};
+use crate::chat::{Chat, ConnId, records};
 use crate::config::Config;
 use crate::keys::ServerKeys;
 use crate::logs::{Logs, anchor_name};
@@ -33,15 +33,13 @@ pub struct Shared {
     /// Settings.
     pub config: Config,
     /// Server key and derived keys.
-    pub keys: ServerKeys,
+    pub keys: Arc<ServerKeys>,
     /// Log files.
     pub logs: Logs,
     /// Database.
-    pub store: Store,
-    /// Rooms and fan-out on this node.
-    pub hub: Hub,
-    /// How events reach the hubs of every node.
-    pub bus: Bus,
+    pub store: Arc<Store>,
+    /// Rooms, private messages, moderation; the bus to the other nodes.
+    pub chat: Chat,
     /// This node's id in a cluster (`local` alone).
     pub node: String,
     /// Password hashing pool.
@@ -50,10 +48,6 @@ pub struct Shared {
     pub ip_throttle: IpThrottle,
     /// Recent login failures (the answer delay) and successes (the reserved hashing share).
     pub attempts: Attempts,
-    /// Mutes in force: user → until (ms, 0 = until unmuted).
-    pub mutes: Mutex<HashMap<String, u64>>,
-    /// Current MOTD.
-    pub motd: Mutex<String>,
     /// Prometheus metrics (a no-op without `--metrics`).
     pub metrics: Metrics,
     next_conn: AtomicU64,
@@ -387,7 +381,7 @@ impl ServerHandle {
         let shared = &self.shared;
         shared.shutting_down.store(true, Ordering::SeqCst);
         shared.logs.info("shutting down: telling clients");
-        shared.hub.close_all(&records::shared(&ServerMsg::Bye {
+        shared.chat.close_all(&records::shared(&ServerMsg::Bye {
             reason: "server shutting down",
         }));
         let deadline = Instant::now() + Duration::from_secs(3);
@@ -457,10 +451,10 @@ async fn accept_loop(
 fn open_bus(
     config: &Config,
     keys: &ServerKeys,
-) -> io::Result<(Bus, Option<RedisTasks>, IpThrottle)> {
+) -> io::Result<(Link, Option<RedisTasks>, IpThrottle)> {
     let limit = config.ip_failures_per_min;
     let Some(url) = &config.bus else {
-        return Ok((Bus::Local, None, IpThrottle::new(limit)));
+        return Ok((Link::Local, None, IpThrottle::new(limit)));
     };
     if !matches!(config.database(), Database::Postgres(_)) {
         return Err(io::Error::new(
@@ -468,9 +462,9 @@ fn open_bus(
             "--bus needs a database every node shares (--database postgres://…)",
         ));
     }
-    let (bus, tasks) = RedisBus::connect(url, keys).map_err(io::Error::other)?;
+    let (link, tasks) = RedisLink::connect(url, keys).map_err(io::Error::other)?;
     let throttle = IpThrottle::shared(limit, tasks.connection());
-    Ok((Bus::Redis(bus), Some(tasks), throttle))
+    Ok((Link::Redis(link), Some(tasks), throttle))
 }
 
 /// Renews this node's lease, reaps nodes whose lease expired (their `ONLINE` rows and
@@ -497,8 +491,7 @@ async fn lease_loop(shared: Arc<Shared>) {
             Ok(false) => {
                 restore_online(&shared).await;
                 last_sync = Instant::now();
-                let snap = shared.hub.local_snapshot();
-                shared.bus.publish(&shared, EventKind::Snapshot(snap));
+                shared.chat.announce();
             }
             Err(e) => shared
                 .logs
@@ -510,15 +503,14 @@ async fn lease_loop(shared: Arc<Shared>) {
                     shared.logs.info(format!(
                         "cluster: node {node} missed its lease; its ONLINE rows were removed"
                     ));
-                    shared.bus.publish(&shared, EventKind::NodeDown { node });
+                    shared.chat.node_down(node);
                 }
             }
             Err(e) => shared.logs.info(format!("cluster: reaping failed: {e}")),
         }
         if last_sync.elapsed() >= RESYNC {
             last_sync = Instant::now();
-            let snap = shared.hub.local_snapshot();
-            shared.bus.publish(&shared, EventKind::Snapshot(snap));
+            shared.chat.announce();
         }
     }
 }
@@ -577,18 +569,16 @@ fn apply_admin(shared: &Shared, user: &str, action: &str) {
     };
     if let Some(reason) = bye {
         let n = shared
-            .hub
-            .disconnect_user(user, &records::shared(&ServerMsg::Bye { reason }));
+            .chat
+            .disconnect_here(user, records::shared(&ServerMsg::Bye { reason }));
         shared.logs.info(format!(
             "admin: {action} {user}: {n} session(s) on this node closed"
         ));
     } else if let Some(role) = action.strip_prefix("role:") {
         let text = format!("an administrator changed your role to {role}");
-        shared.hub.to_user(
-            user,
-            &records::shared(&ServerMsg::Info { text: &text }),
-            None,
-        );
+        shared
+            .chat
+            .tell_here(user, records::shared(&ServerMsg::Info { text: &text }));
         shared
             .logs
             .info(format!("admin: {user} is now {role} (told on this node)"));
@@ -653,7 +643,7 @@ pub async fn admin_raced_login(shared: &Shared, user: &str, began_ms: u64) -> Op
 /// After other nodes reaped this one while it was alive (a renewal came too late): writes the
 /// `ONLINE` rows of its connections again and marks their users online.
 async fn restore_online(shared: &Shared) {
-    let conns = shared.hub.listed();
+    let conns = shared.chat.listed();
     shared.logs.info(format!(
         "cluster: this node's lease had expired and was reaped; restoring {} ONLINE rows",
         conns.len()
@@ -669,7 +659,7 @@ async fn restore_online(shared: &Shared) {
             continue;
         }
         // Closed meanwhile: its own clean-up may have run before the row came back.
-        if !shared.hub.contains(id)
+        if !shared.chat.contains(id)
             && let Err(e) = shared.store.online_remove(&ip_port).await
         {
             shared.logs.info(format!("database error: {e}"));
@@ -774,7 +764,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             return Err(fail(&logs, io::Error::other(e.to_string())));
         }
     };
-    let (bus, bus_tasks, ip_throttle) = match open_bus(&config, &keys) {
+    let (link, bus_tasks, ip_throttle) = match open_bus(&config, &keys) {
         Ok(x) => x,
         Err(e) => {
             store.close();
@@ -806,22 +796,25 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     let fingerprint = keys.fingerprint();
     let public_key = keys.static_key.public();
     // `--motd` and what an older version stored are cleaned like any text typed now.
-    let motd = crate::chat::sanitize::clean(&startup.motd.unwrap_or_else(|| config.motd.clone()));
-    let mut topics = startup.topics;
-    for t in &mut topics {
-        t.topic = crate::chat::sanitize::clean(&t.topic);
-    }
+    let store = Arc::new(store);
+    let chat = Chat::new(
+        &config.node_id,
+        startup,
+        &config.motd,
+        store.clone(),
+        logs.clone(),
+        metrics.clone(),
+        link,
+        crate::chat::service::Limits::from_config(&config),
+    );
     let shared = Arc::new(Shared {
         ip_throttle,
         attempts,
-        hub: Hub::new(topics),
-        bus,
+        chat,
         node: config.node_id.clone(),
-        mutes: Mutex::new(startup.mutes.into_iter().collect()),
-        motd: Mutex::new(motd),
         metrics,
         config,
-        keys,
+        keys: Arc::new(keys),
         logs,
         store,
         pool,
@@ -832,7 +825,6 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         pending_per_ip: Mutex::new(HashMap::new()),
         shutting_down: AtomicBool::new(false),
     });
-    shared.hub.set_metrics(shared.metrics.clone());
     shared.logs.info(format!("listening on {local_addr}"));
     if let Some(a) = metrics_addr {
         shared
@@ -864,11 +856,12 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         executor
             .spawn(RedisTasks::subscriber(
                 tasks.client(),
-                shared.clone(),
+                shared.chat.bus(),
+                shared.keys.clone(),
                 ready,
             ))
             .detach();
-        executor.spawn(tasks.publisher(shared.clone())).detach();
+        executor.spawn(tasks.publisher(shared.chat.bus())).detach();
         executor.spawn(lease_loop(shared.clone())).detach();
         ready_rx
     });

@@ -23,9 +23,8 @@ use zeroize::Zeroizing;
 use super::Refusal;
 use super::pool::PoolError;
 use super::register::SCRATCH_CODES;
-use crate::chat::bus::EventKind;
-use crate::chat::hub::{ConnId, SessionInfo};
-use crate::chat::records;
+use crate::bus::Effect;
+use crate::chat::{ConnId, SessionInfo, records};
 use crate::keys::random;
 use crate::server::Shared;
 use crate::store::Account;
@@ -208,21 +207,18 @@ async fn check(
 /// Closes every other session of `user` (all nodes); returns how many there were.
 fn close_others(shared: &Shared, who: Who<'_>, reason: &str) -> u32 {
     let others = shared
-        .hub
-        .sessions(&shared.node, who.user)
+        .chat
+        .sessions(who.user)
         .into_iter()
         .filter(|s| !(s.node == shared.node && s.conn == who.conn))
         .count();
     if others > 0 {
-        shared.bus.publish(
-            shared,
-            EventKind::CloseSessions {
-                user: who.user.to_owned(),
-                only: None,
-                except: Some((shared.node.clone(), who.conn)),
-                rec: records::shared(&ServerMsg::Bye { reason }),
-            },
-        );
+        shared.chat.publish(vec![Effect::CloseSessions {
+            user: who.user.to_owned(),
+            only: None,
+            except: Some((shared.node.clone(), who.conn)),
+            rec: records::shared(&ServerMsg::Bye { reason }),
+        }]);
     }
     u32::try_from(others).unwrap_or(u32::MAX)
 }
@@ -395,8 +391,8 @@ pub fn revoke(shared: &Shared, who: Who<'_>, id: Option<&str>) -> Result<u32, Re
         return Ok(n);
     };
     let target = shared
-        .hub
-        .sessions(&shared.node, who.user)
+        .chat
+        .sessions(who.user)
         .into_iter()
         .find(|s| session_id(s) == id && !(s.node == shared.node && s.conn == who.conn));
     let Some(t) = target else {
@@ -405,17 +401,14 @@ pub fn revoke(shared: &Shared, who: Who<'_>, id: Option<&str>) -> Result<u32, Re
             "no such session of yours (see /sessions; this session cannot revoke itself)",
         ));
     };
-    shared.bus.publish(
-        shared,
-        EventKind::CloseSessions {
-            user: who.user.to_owned(),
-            only: Some((t.node.clone(), t.conn)),
-            except: None,
-            rec: records::shared(&ServerMsg::Bye {
-                reason: BYE_REVOKED,
-            }),
-        },
-    );
+    shared.chat.publish(vec![Effect::CloseSessions {
+        user: who.user.to_owned(),
+        only: Some((t.node.clone(), t.conn)),
+        except: None,
+        rec: records::shared(&ServerMsg::Bye {
+            reason: BYE_REVOKED,
+        }),
+    }]);
     shared.logs.credentials(format!(
         "session revoked by owner user={} from={} session={id} (at {})",
         who.user, who.ip_port, t.address

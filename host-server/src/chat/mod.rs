@@ -1,17 +1,29 @@
-//! Chat: rooms, private messages, moderation. Handlers decide and queue their replies in
-//! [`Replies`]; fan-out to others goes through the [`bus`] to the [`hub`] of every node.
+//! Chat: rooms, private messages, moderation (see docs/DESIGN.md, "Server: chat and bus").
+//!
+//! [`Chat`] is the service the connections talk to: `enter` after a login, `handle` for each
+//! message of a logged-in user, `leave` when a connection ends. Commands ([`cmd`]) decide on
+//! the [`state::ChatState`] and the database, queue their own answers in [`Replies`] and reach
+//! everyone else one way only: effects published on the [`bus`](crate::bus), which applies
+//! them to the state of every node.
 
-pub mod bus;
-pub mod commands;
-pub mod hub;
+pub(crate) mod cmd;
+pub mod mailbox;
 pub mod records;
 pub mod sanitize;
+pub(crate) mod service;
+pub(crate) mod state;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
 use chatbox_core::proto::{ErrorCode, ServerMsg};
 
-use hub::ConnId;
+pub use service::Chat;
+pub(crate) use state::SessionInfo;
+
+/// A connection's number.
+pub type ConnId = u64;
 
 /// The room every user joins at login.
 pub const LOBBY: &str = "#lobby";
@@ -20,6 +32,32 @@ pub const JOIN_HISTORY: u32 = 50;
 /// Most messages one History request returns.
 pub const MAX_HISTORY: u32 = 200;
 
+/// A user's role (`user` or `op` in the database and on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// An ordinary user.
+    User,
+    /// An operator: may kick, ban, mute and set the MOTD.
+    Op,
+}
+
+impl Role {
+    /// The role a database row names: `op` is an operator, anything else a user.
+    #[must_use]
+    pub fn from_db(s: &str) -> Role {
+        if s == "op" { Role::Op } else { Role::User }
+    }
+
+    /// The spelling in the database and on the wire.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Op => "op",
+        }
+    }
+}
+
 /// The logged-in user of a connection.
 #[derive(Debug, Clone)]
 pub struct Me {
@@ -27,9 +65,9 @@ pub struct Me {
     pub id: ConnId,
     /// User name.
     pub user: String,
-    /// `user` or `op` at login. Informational: operator rights are read from the database
-    /// each time they are used, so an administrator's change holds at once.
-    pub role: String,
+    /// Role at login. Informational: operator rights are read from the database each time
+    /// they are used, so an administrator's change holds at once.
+    pub role: Role,
     /// Peer address, for logs.
     pub ip_port: String,
 }
