@@ -55,10 +55,7 @@ fn redacted(url: &str) -> String {
 
 impl RedisLink {
     /// Connects to Redis (publisher connection) and checks it answers.
-    pub(crate) fn connect(
-        url: &str,
-        keys: &ServerKeys,
-    ) -> Result<(RedisLink, RedisTasks), String> {
+    pub(crate) fn connect(url: &str, keys: &ServerKeys) -> Result<(RedisLink, RedisTasks), String> {
         let shown = redacted(url);
         let client = redis::Client::open(url).map_err(|e| format!("bus {shown}: {e}"))?;
         let conn = smol::block_on(async {
@@ -208,7 +205,6 @@ impl RedisTasks {
         self.client.clone()
     }
 }
-
 
 #[cfg(test)]
 mod tests {

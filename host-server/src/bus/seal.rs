@@ -16,7 +16,6 @@ const HEADER_LEN: usize = MAGIC.len() + SENDER_LEN + 8;
 /// Senders remembered for replay protection at most.
 const MAX_SENDERS: usize = 4096;
 
-
 /// Seals events of this process.
 #[derive(Debug)]
 pub(crate) struct Sealer {
@@ -112,7 +111,6 @@ impl Opener {
         Ok(body)
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -207,9 +207,7 @@ impl ChatState {
                 rec,
             } => {
                 let here = |t: &Option<(String, ConnId)>| {
-                    t.as_ref()
-                        .filter(|(n, _)| *n == self.node)
-                        .map(|(_, c)| *c)
+                    t.as_ref().filter(|(n, _)| *n == self.node).map(|(_, c)| *c)
                 };
                 let is_user = |e: &Entry| e.user.as_deref() == Some(user.as_str());
                 out.closed += match only {

@@ -1,7 +1,9 @@
 //! Messages: room messages, actions, private messages (stored for later when the recipient is
 //! offline), and history.
 
-use chatbox_core::proto::{ChatMessage, ErrorCode, MAX_TEXT_LEN, MessageKind, ServerMsg, is_valid_room};
+use chatbox_core::proto::{
+    ChatMessage, ErrorCode, MAX_TEXT_LEN, MessageKind, ServerMsg, is_valid_room,
+};
 use chatbox_core::username;
 
 use super::{store_failed, user_arg};
@@ -160,7 +162,11 @@ pub(crate) async fn history(
         };
         u
     };
-    match chat.store.history(&me.user, &target, before_id, limit).await {
+    match chat
+        .store
+        .history(&me.user, &target, before_id, limit)
+        .await
+    {
         Ok(h) => out.all(records::history(&target, &h)),
         Err(e) => store_failed(chat, out, &e),
     }

@@ -10,7 +10,9 @@ pub(crate) mod users;
 
 use std::sync::Arc;
 
-use chatbox_core::proto::{ClientMsg, ErrorCode, MAX_TEXT_LEN, MessageKind, PresenceKind, ServerMsg};
+use chatbox_core::proto::{
+    ClientMsg, ErrorCode, MAX_TEXT_LEN, MessageKind, PresenceKind, ServerMsg,
+};
 use chatbox_core::username;
 
 use super::service::{Chat, Limits};

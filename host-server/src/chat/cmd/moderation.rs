@@ -16,7 +16,9 @@ use crate::time::{fmt_utc, now_ms};
 async fn is_op(chat: &Chat, me: &Me, out: &mut Replies) -> bool {
     match chat.store.account(&me.user).await {
         Ok(Some(a))
-            if Role::from_db(&a.role) == Role::Op && !a.pending_reg && a.locked_until <= now_ms() =>
+            if Role::from_db(&a.role) == Role::Op
+                && !a.pending_reg
+                && a.locked_until <= now_ms() =>
         {
             true
         }
@@ -71,7 +73,8 @@ pub(crate) async fn kick(
             out.error(ErrorCode::NoSuchUser, "that user is not in the room");
             return;
         }
-        chat.bus.publish_in(&mut s, kick_effects(me, room, &user, &p));
+        chat.bus
+            .publish_in(&mut s, kick_effects(me, room, &user, &p));
     }
     out.record(p);
     chat.logs
@@ -79,7 +82,7 @@ pub(crate) async fn kick(
 }
 
 /// A kick's effects: out of the room everywhere, then the room and the user hear it.
-fn kick_effects(
+pub(crate) fn kick_effects(
     me: &Me,
     room: &str,
     user: &str,

@@ -16,7 +16,11 @@ pub(crate) async fn whois(chat: &Chat, user: &str, out: &mut Replies) {
         Ok(Some(a)) if !a.pending_reg => {
             let (rooms, online, away) = {
                 let s = chat.bus.lock();
-                (s.user_rooms(&user), s.online(&user), s.away(&user).to_owned())
+                (
+                    s.user_rooms(&user),
+                    s.online(&user),
+                    s.away(&user).to_owned(),
+                )
             };
             let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
             out.msg(&ServerMsg::Whois {
