@@ -798,14 +798,12 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
     // `--motd` and what an older version stored are cleaned like any text typed now.
     let store = Arc::new(store);
     let chat = Chat::new(
-        &config.node_id,
+        &config,
         startup,
-        &config.motd,
         store.clone(),
         logs.clone(),
         metrics.clone(),
         link,
-        crate::chat::service::Limits::from_config(&config),
     );
     let shared = Arc::new(Shared {
         ip_throttle,

@@ -49,19 +49,20 @@ pub struct Chat {
 }
 
 impl Chat {
-    /// The chat of node `node`, starting from what the store loaded (`startup`; topics and the
-    /// MOTD are cleaned like any text typed now), `motd` when no operator set one.
+    /// The chat of node `config.node_id`, starting from what the store loaded (`startup`;
+    /// topics and the MOTD are cleaned like any text typed now), `config.motd` when no
+    /// operator set one.
     pub(crate) fn new(
-        node: &str,
+        config: &crate::Config,
         startup: Startup,
-        motd: &str,
         store: Arc<Store>,
         logs: Logs,
         metrics: Metrics,
         link: Link,
-        limits: Limits,
     ) -> Chat {
-        let motd = super::sanitize::clean(&startup.motd.unwrap_or_else(|| motd.to_owned()));
+        let node = config.node_id.as_str();
+        let limits = Limits::from_config(config);
+        let motd = super::sanitize::clean(&startup.motd.unwrap_or_else(|| config.motd.clone()));
         let mut topics = startup.topics;
         for t in &mut topics {
             t.topic = super::sanitize::clean(&t.topic);

@@ -192,10 +192,10 @@ impl ChatState {
     fn apply_one(&mut self, origin: &str, mine: bool, e: &Effect, out: &mut Applied) {
         match e {
             Effect::Room { room, except, rec } => {
-                self.to_room(room, rec, except.filter(|_| mine));
+                self.deliver_room(room, rec, except.filter(|_| mine));
             }
             Effect::User { user, except, rec } => {
-                self.to_user(user, rec, except.filter(|_| mine));
+                self.deliver_user(user, rec, except.filter(|_| mine));
             }
             Effect::Disconnect { user, rec } => {
                 out.closed += self.close_where(rec, |_, e| e.user.as_deref() == Some(user));
@@ -310,7 +310,7 @@ impl ChatState {
                 // Every node tells its own members, so each member hears it once.
                 for c in gone {
                     for room in &c.rooms {
-                        self.to_room(room, &quit_record(room, &c.user), None);
+                        self.deliver_room(room, &quit_record(room, &c.user), None);
                     }
                 }
             }
@@ -344,7 +344,7 @@ impl ChatState {
         ids.len()
     }
 
-    fn to_room(&mut self, room: &str, rec: &Arc<[u8]>, except: Option<ConnId>) {
+    fn deliver_room(&mut self, room: &str, rec: &Arc<[u8]>, except: Option<ConnId>) {
         let ids: Vec<ConnId> = self
             .rooms
             .get(room)
@@ -356,7 +356,7 @@ impl ChatState {
         }
     }
 
-    fn to_user(&mut self, user: &str, rec: &Arc<[u8]>, except: Option<ConnId>) {
+    fn deliver_user(&mut self, user: &str, rec: &Arc<[u8]>, except: Option<ConnId>) {
         let msg = Outbound::Record(rec.clone());
         for id in self.user_conns(user) {
             if Some(id) != except {

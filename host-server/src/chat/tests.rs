@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chatbox_core::proto::{ClientMsg, ErrorCode, PresenceKind, ServerMsg};
 
 use super::mailbox::{Mailbox, Outbound};
-use super::service::{Chat, Limits};
+use super::service::Chat;
 use super::state::{ChatState, Departed, RemoteConn, Scope};
 use super::{ConnId, Me, Replies, Role, records};
 use crate::bus::{Effect, Event, Link};
@@ -574,21 +574,17 @@ impl Fixture {
         )
         .unwrap_or_else(|e| panic!("store: {e}"));
         let store = Arc::new(store);
-        let limits = Limits {
-            max_rooms_per_user: max_rooms,
-            max_offline_per_sender: 3,
-            rate_per_sec: 20.0,
-            rate_burst: 40.0,
-        };
+        let mut config = crate::Config::for_tests(dir.path());
+        config.max_rooms_per_user = max_rooms;
+        config.node_id = "local".into();
+        config.motd = "welcome".into();
         let chat = Chat::new(
-            "local",
+            &config,
             startup,
-            "welcome",
             store.clone(),
             logs,
             Default::default(),
             Link::Local,
-            limits,
         );
         Fixture {
             _dir: dir,
