@@ -46,17 +46,17 @@ pub struct SessionInfo {
 
 /// A logged-in connection of another node, as the bus reported it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RemoteConn {
+pub(crate) struct RemoteConn {
     /// Its connection number on that node.
-    pub id: ConnId,
+    pub(crate) id: ConnId,
     /// Its user.
-    pub user: String,
+    pub(crate) user: String,
     /// Rooms it is in.
-    pub rooms: BTreeSet<String>,
+    pub(crate) rooms: BTreeSet<String>,
     /// Its client's `ip:port`.
-    pub address: String,
+    pub(crate) address: String,
     /// When it logged in, Unix ms.
-    pub since_ms: u64,
+    pub(crate) since_ms: u64,
 }
 
 /// What remains of a connection of this node that left.
