@@ -28,7 +28,7 @@ use smol::{Async, Timer};
 
 use crate::auth::{Refusal, account, invite, login, register};
 use crate::chat::mailbox::{Mailbox, Outbound};
-use crate::chat::{ConnId, Me, Replies, Role};
+use crate::chat::{ConnId, Me, Replies};
 use crate::keys::random;
 use crate::metrics::LoginResult;
 use crate::server::{ConnGuard, Shared};
@@ -567,7 +567,6 @@ impl Conn {
                         let me = Me {
                             id: self.id,
                             user: li.user,
-                            role: Role::from_db(&li.role),
                             ip_port: self.ip_port.clone(),
                         };
                         shared.chat.sign_in(&me, since_ms);

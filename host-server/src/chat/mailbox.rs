@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the chat state queues for a connection.
 #[derive(Debug, Clone)]
-pub enum Outbound {
+pub(crate) enum Outbound {
     /// One record's plaintext.
     Record(Arc<[u8]>),
     /// Send this record, then close the connection.
@@ -25,7 +25,7 @@ pub enum Outbound {
 /// records; nothing is allocated while it is empty. Pushing onto a full queue closes it (slow
 /// reader): the connection sees that at once, even in the middle of a write.
 #[derive(Debug)]
-pub struct Mailbox {
+pub(crate) struct Mailbox {
     cap: usize,
     inner: Mutex<MailboxInner>,
 }
@@ -50,7 +50,7 @@ pub(crate) enum Pushed {
 impl Mailbox {
     /// An empty mailbox holding at most `cap` records.
     #[must_use]
-    pub fn new(cap: usize) -> Arc<Mailbox> {
+    pub(crate) fn new(cap: usize) -> Arc<Mailbox> {
         Arc::new(Mailbox {
             cap: cap.max(1),
             inner: Mutex::new(MailboxInner::default()),
@@ -91,7 +91,7 @@ impl Mailbox {
     }
 
     /// The next record; `None` once the mailbox was closed (slow reader).
-    pub async fn recv(&self) -> Option<Outbound> {
+    pub(crate) async fn recv(&self) -> Option<Outbound> {
         poll_fn(|cx| {
             let mut m = self.lock();
             if m.closed {
@@ -111,7 +111,7 @@ impl Mailbox {
     }
 
     /// A queued record, without waiting; `None` if empty or closed.
-    pub fn try_recv(&self) -> Option<Outbound> {
+    pub(crate) fn try_recv(&self) -> Option<Outbound> {
         let mut m = self.lock();
         if m.closed {
             return None;
@@ -124,17 +124,12 @@ impl Mailbox {
     }
 
     /// Records waiting.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().queue.len()
     }
 
-    /// Whether no record is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Resolves once the mailbox is closed (the connection is being cut off).
-    pub async fn closed(&self) {
+    pub(crate) async fn closed(&self) {
         poll_fn(|cx| {
             let mut m = self.lock();
             if m.closed {

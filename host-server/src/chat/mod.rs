@@ -7,9 +7,9 @@
 //! them to the state of every node.
 
 pub(crate) mod cmd;
-pub mod mailbox;
-pub mod records;
-pub mod sanitize;
+pub(crate) mod mailbox;
+pub(crate) mod records;
+pub(crate) mod sanitize;
 pub(crate) mod service;
 pub(crate) mod state;
 #[cfg(test)]
@@ -23,18 +23,18 @@ pub use service::Chat;
 pub(crate) use state::SessionInfo;
 
 /// A connection's number.
-pub type ConnId = u64;
+pub(crate) type ConnId = u64;
 
 /// The room every user joins at login.
-pub const LOBBY: &str = "#lobby";
+pub(crate) const LOBBY: &str = "#lobby";
 /// Messages of history sent on join.
-pub const JOIN_HISTORY: u32 = 50;
+pub(crate) const JOIN_HISTORY: u32 = 50;
 /// Most messages one History request returns.
-pub const MAX_HISTORY: u32 = 200;
+pub(crate) const MAX_HISTORY: u32 = 200;
 
 /// A user's role (`user` or `op` in the database and on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// An ordinary user.
     User,
     /// An operator: may kick, ban, mute and set the MOTD.
@@ -44,13 +44,13 @@ pub enum Role {
 impl Role {
     /// The role a database row names: `op` is an operator, anything else a user.
     #[must_use]
-    pub fn from_db(s: &str) -> Role {
+    pub(crate) fn from_db(s: &str) -> Role {
         if s == "op" { Role::Op } else { Role::User }
     }
 
     /// The spelling in the database and on the wire.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Role::User => "user",
             Role::Op => "op",
@@ -60,50 +60,47 @@ impl Role {
 
 /// The logged-in user of a connection.
 #[derive(Debug, Clone)]
-pub struct Me {
+pub(crate) struct Me {
     /// Connection number.
-    pub id: ConnId,
+    pub(crate) id: ConnId,
     /// User name.
-    pub user: String,
-    /// Role at login. Informational: operator rights are read from the database each time
-    /// they are used, so an administrator's change holds at once.
-    pub role: Role,
+    pub(crate) user: String,
     /// Peer address, for logs.
-    pub ip_port: String,
+    pub(crate) ip_port: String,
 }
 
 /// Records for the connection itself, in order, and whether to close it after them.
 #[derive(Debug, Default)]
-pub struct Replies {
+pub(crate) struct Replies {
     /// Plaintexts of the records to send.
-    pub records: Vec<Arc<[u8]>>,
+    pub(crate) records: Vec<Arc<[u8]>>,
     /// Close the connection after sending them.
-    pub close: bool,
+    pub(crate) close: bool,
 }
 
 impl Replies {
     /// Queues a message.
-    pub fn msg(&mut self, m: &ServerMsg<'_>) {
+    pub(crate) fn msg(&mut self, m: &ServerMsg<'_>) {
         self.records.push(records::shared(m));
     }
 
     /// Queues an already encoded record.
-    pub fn record(&mut self, r: Arc<[u8]>) {
+    pub(crate) fn record(&mut self, r: Arc<[u8]>) {
         self.records.push(r);
     }
 
     /// Queues encoded records.
-    pub fn all(&mut self, rs: Vec<Vec<u8>>) {
+    pub(crate) fn all(&mut self, rs: Vec<Vec<u8>>) {
         self.records.extend(rs.into_iter().map(Arc::from));
     }
 
     /// Queues an error.
-    pub fn error(&mut self, code: ErrorCode, text: &str) {
+    pub(crate) fn error(&mut self, code: ErrorCode, text: &str) {
         self.msg(&ServerMsg::error(code, text));
     }
 
     /// Queues an information line.
-    pub fn info(&mut self, text: &str) {
+    pub(crate) fn info(&mut self, text: &str) {
         self.msg(&ServerMsg::Info { text });
     }
 }

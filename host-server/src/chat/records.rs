@@ -32,25 +32,25 @@ fn with_encoded<R>(msg: &ServerMsg<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
 
 /// Encodes one message (the plaintext of one record).
 #[must_use]
-pub fn encode(msg: &ServerMsg<'_>) -> Vec<u8> {
+pub(crate) fn encode(msg: &ServerMsg<'_>) -> Vec<u8> {
     with_encoded(msg, <[u8]>::to_vec)
 }
 
 /// Encodes one message for fan-out: encoded once, shared by every recipient.
 #[must_use]
-pub fn shared(msg: &ServerMsg<'_>) -> Arc<[u8]> {
+pub(crate) fn shared(msg: &ServerMsg<'_>) -> Arc<[u8]> {
     with_encoded(msg, |b| Arc::from(b))
 }
 
 /// The kind byte stored in the database, back to a `MessageKind`.
 #[must_use]
-pub fn kind(v: u8) -> MessageKind {
+pub(crate) fn kind(v: u8) -> MessageKind {
     MessageKind::from_wire(v).unwrap_or(MessageKind::Say)
 }
 
 /// A stored message as it goes on the wire.
 #[must_use]
-pub fn chat_message(m: &StoredMsg) -> ChatMessage<'_> {
+pub(crate) fn chat_message(m: &StoredMsg) -> ChatMessage<'_> {
     ChatMessage {
         id: m.id,
         time_ms: m.time_ms,
@@ -63,7 +63,7 @@ pub fn chat_message(m: &StoredMsg) -> ChatMessage<'_> {
 
 /// `Names` records for a room, the last with `done = true`.
 #[must_use]
-pub fn names(room: &str, users: &[String]) -> Vec<Vec<u8>> {
+pub(crate) fn names(room: &str, users: &[String]) -> Vec<Vec<u8>> {
     let empty = ServerMsg::Names {
         room,
         done: true,
@@ -104,7 +104,7 @@ pub fn names(room: &str, users: &[String]) -> Vec<Vec<u8>> {
 
 /// `History` records, oldest first, the last with `done = true`.
 #[must_use]
-pub fn history(target: &str, msgs: &[StoredMsg]) -> Vec<Vec<u8>> {
+pub(crate) fn history(target: &str, msgs: &[StoredMsg]) -> Vec<Vec<u8>> {
     let empty = ServerMsg::History {
         target,
         done: true,

@@ -8,7 +8,7 @@ use chatbox_core::text;
 /// `text` without escape sequences, control characters, line/paragraph separators and
 /// invisible (format, default-ignorable) characters; tabs become spaces.
 #[must_use]
-pub fn clean(raw: &str) -> String {
+pub(crate) fn clean(raw: &str) -> String {
     text::clean(raw).collect()
 }
 

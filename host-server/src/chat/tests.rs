@@ -374,7 +374,6 @@ fn a_kick_is_one_event_the_kicked_hear_it_once_and_are_out_on_every_node() {
     let me = Me {
         id: 1,
         user: "op".into(),
-        role: Role::Op,
         ip_port: String::new(),
     };
     let p = records::shared(&ServerMsg::Presence {
@@ -622,7 +621,6 @@ impl Fixture {
         let me = Me {
             id,
             user: user.into(),
-            role: Role::User,
             ip_port: format!("127.0.0.1:{id}"),
         };
         self.chat.sign_in(&me, 1);
@@ -850,4 +848,12 @@ fn private_messages_reach_the_peer_and_the_senders_other_connections() {
         ),
         vec!["error:NoSuchUser"]
     );
+}
+
+#[test]
+fn roles_keep_their_database_and_wire_spellings() {
+    assert_eq!(Role::from_db("op"), Role::Op);
+    assert_eq!(Role::from_db("user"), Role::User);
+    assert_eq!(Role::from_db("OP"), Role::User, "only `op` grants rights");
+    assert_eq!((Role::Op.as_str(), Role::User.as_str()), ("op", "user"));
 }
