@@ -1,5 +1,5 @@
 //! Messages: room messages, actions, private messages (stored for later when the recipient is
-//! offline), and history.
+//! offline), and history (see docs/DESIGN.md, "Server: chat and bus").
 
 use chatbox_core::proto::{
     ChatMessage, ErrorCode, MAX_TEXT_LEN, MessageKind, ServerMsg, is_valid_room,

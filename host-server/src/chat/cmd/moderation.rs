@@ -1,5 +1,5 @@
 //! Moderation, for operators: kick, ban, unban, mute, unmute, the MOTD. Operator rights are
-//! read from the database at each use.
+//! read from the database at each use (see docs/DESIGN.md, "Server: chat and bus").
 
 use chatbox_core::proto::{ErrorCode, MAX_TEXT_LEN, PresenceKind, ServerMsg};
 

@@ -1,4 +1,4 @@
-//! Rooms: join, part, names, list, topics.
+//! Rooms: join, part, names, list, topics (see docs/DESIGN.md, "Server: chat and bus").
 
 use chatbox_core::proto::{ErrorCode, MAX_TEXT_LEN, PresenceKind, ServerMsg, is_valid_room};
 

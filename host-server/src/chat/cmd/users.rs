@@ -1,4 +1,4 @@
-//! Users: whois and away.
+//! Users: whois and away (see docs/DESIGN.md, "Server: chat and bus").
 
 use chatbox_core::proto::{ErrorCode, MAX_TEXT_LEN, PresenceKind, ServerMsg, StrList};
 
