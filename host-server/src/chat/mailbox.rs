@@ -1,5 +1,5 @@
 //! A connection's outbound queue: what the chat state delivers to one connection (see
-//! docs/DESIGN.md, "the message path"). A record is encoded once and the same `Arc<[u8]>` is
+//! docs/DESIGN.md, "The message path"). A record is encoded once and the same `Arc<[u8]>` is
 //! queued for every recipient; each connection task seals it with its own session. A
 //! recipient whose queue is full is cut off rather than slowing everyone down or growing
 //! memory.
