@@ -81,6 +81,9 @@ pub struct Config {
     pub register_tries: u32,
     /// Capacity of each connection's outbound queue, in records.
     pub outbound_queue: usize,
+    /// Executor threads running the connections' tasks (0 = one per core, the default). One
+    /// thread keeps the server on one core (the pinned benchmark, docs/DESIGN.md).
+    pub threads: usize,
     /// Password hashing threads (0 = one per core).
     pub hash_workers: usize,
     /// Password hashing jobs waiting at most (0 = twice the workers).
@@ -153,6 +156,7 @@ impl Config {
             failure_delay: Duration::from_millis(100),
             register_tries: 5,
             outbound_queue: 512,
+            threads: 0,
             hash_workers: 0,
             hash_queue: 0,
             metrics: None,
@@ -184,6 +188,7 @@ impl Config {
             failure_delay: Duration::ZERO,
             anonymous_share: 100,
             max_pending_per_ip: 32,
+            threads: 0,
             ..Config::new()
         }
     }
@@ -202,6 +207,16 @@ impl Config {
     pub fn max_anonymous(&self) -> usize {
         let share = usize::from(self.anonymous_share.clamp(1, 100));
         (self.max_connections.saturating_mul(share) / 100).max(1)
+    }
+
+    /// How many executor threads the server runs: `threads`, or one per core (2 if unknown).
+    #[must_use]
+    pub fn executor_threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(2, usize::from)
+        }
     }
 
     pub(crate) fn workers(&self) -> usize {

@@ -246,6 +246,9 @@ struct ServeArgs {
     /// address, of the (name, address) pair, and one eighth of the name's; at most 2 s).
     #[arg(long, default_value_t = 100)]
     failure_delay_ms: u64,
+    /// Executor threads serving the connections (0 = one per core).
+    #[arg(long, env = "CHATBOX_THREADS", default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1024))]
+    threads: usize,
     /// Password hashing threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     hash_workers: usize,
@@ -365,6 +368,7 @@ impl ServeArgs {
         c.lock_after = self.lock_after.max(1);
         c.lock_duration = Duration::from_secs(self.lock_secs);
         c.failure_delay = Duration::from_millis(self.failure_delay_ms);
+        c.threads = self.threads;
         c.hash_workers = self.hash_workers;
         c.hash_queue = self.hash_queue;
         c.hash_queue_per_address = self.hash_queue_per_address;

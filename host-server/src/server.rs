@@ -863,7 +863,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         executor.spawn(lease_loop(shared.clone())).detach();
         ready_rx
     });
-    let threads_n = std::thread::available_parallelism().map_or(2, usize::from);
+    let threads_n = shared.config.executor_threads();
     let mut threads = Vec::with_capacity(threads_n);
     for i in 0..threads_n {
         let ex = executor.clone();

@@ -599,3 +599,54 @@ fn data_and_log_files_are_private_under_umask_022() {
         assert_eq!(*mode, 0o600, "{name} is {mode:o}: {seen:?}");
     }
 }
+
+/// The executor threads (`chatbox-exec-N`) of a running server process.
+fn executor_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim_end().starts_with("chatbox-exec-"))
+        })
+        .count()
+}
+
+/// `--threads N` (and `threads` in the file) sets how many executor threads serve the
+/// connections; 0 or nothing is one per core. The server works on one thread alone.
+#[test]
+fn threads_sets_the_executor_threads() {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = (dir.path().join("data"), dir.path().join("log"));
+    let s = BinServer::start(&data, &log, &[]);
+    assert_eq!(executor_threads(s.pid()), cores);
+    drop(s);
+    // More threads than cores, so an ignored setting cannot pass by chance.
+    let s = BinServer::start(&data, &log, &["--threads", &(cores + 1).to_string()]);
+    assert_eq!(executor_threads(s.pid()), cores + 1);
+    drop(s);
+    let conf = dir.path().join("chatbox.toml");
+    std::fs::write(&conf, "threads = 1\n").unwrap();
+    let s = BinServer::start(&data, &log, &["--config", conf.to_str().unwrap()]);
+    assert_eq!(executor_threads(s.pid()), 1);
+    let alice = register(s.addr, "alice");
+    let bob = register(s.addr, "bob");
+    let mut ca = login(s.addr, &alice, 0);
+    let mut cb = login(s.addr, &bob, 0);
+    ca.send(&ClientMsg::Say {
+        room: "#lobby",
+        text: "one thread",
+    });
+    let got = cb.recv_until("alice's message", |m| matches!(m, ServerMsg::Message(_)));
+    match got.msg() {
+        ServerMsg::Message(m) => assert_eq!((m.from, m.text), ("alice", "one thread")),
+        other => panic!("{other:?}"),
+    }
+    let o = run(
+        &["serve", "--threads", "2000", "--data-dir", "d"],
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("--threads"), "{:?}", text(&o));
+}
