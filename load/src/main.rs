@@ -6,7 +6,9 @@
 //! (client `i` of `N` sends at phase `i/N`). Every payload carries its send time stamp (µs since
 //! the generator started; the generator is one process, so one clock); a receiver computes the
 //! delivery latency. The sender's own echo (ChatBox sends one, IRC does not) is not counted as
-//! a delivery. Server RSS and CPU seconds come from `/proc/<pid>`.
+//! a delivery. Server RSS and CPU seconds come from `/proc/<pid>`, the generator's own CPU
+//! seconds from `/proc/<its pid>/stat` the same way (it shares the machine: each row gives both
+//! processes' cores and CPU µs per delivery).
 //!
 //! Scenarios: `a` (fixed rate), `b` (rates stepped up until p99 passes the limit), `c` (idle
 //! logged-in connections, RSS per connection).
@@ -956,7 +958,14 @@ fn proc_now(pids: &[u32], ticks: f64) -> Option<ProcSample> {
 struct Window {
     secs: f64,
     p0: Option<ProcSample>,
+    /// The generator's own reading at the start.
+    g0: Option<ProcSample>,
     started: Instant,
+}
+
+/// The generator's own RSS and CPU (`/proc/<its pid>`).
+fn self_now(ticks: f64) -> Option<ProcSample> {
+    stats::read_proc(std::process::id(), ticks).ok()
 }
 
 fn begin(ctx: &Ctx, pid: &[u32], ticks: f64) -> Window {
@@ -968,6 +977,7 @@ fn begin(ctx: &Ctx, pid: &[u32], ticks: f64) -> Window {
     let w = Window {
         secs: 0.0,
         p0: proc_now(pid, ticks),
+        g0: self_now(ticks),
         started: Instant::now(),
     };
     ctx.measuring.store(true, Ordering::SeqCst);
@@ -980,6 +990,7 @@ fn end(cli: &Cli, ctx: &Ctx, mut w: Window, rate: f64, ticks: f64) -> (f64, f64,
     ctx.measuring.store(false, Ordering::SeqCst);
     w.secs = w.started.elapsed().as_secs_f64();
     let p1 = proc_now(&cli.pid, ticks);
+    let g1 = self_now(ticks);
     let mut samples = ctx
         .samples
         .lock()
@@ -1005,13 +1016,19 @@ fn end(cli: &Cli, ctx: &Ctx, mut w: Window, rate: f64, ticks: f64) -> (f64, f64,
         ),
         _ => ("-".into(), "-".into()),
     };
+    let server_us = stats::cpu_us_per(w.p0, p1, delivered);
+    let gen_us = stats::cpu_us_per(w.g0, g1, delivered);
+    let gen_cpu = match (w.g0, g1) {
+        (Some(a), Some(b)) => format!("{:.2}", (b.cpu_secs - a.cpu_secs) / w.secs),
+        _ => "-".into(),
+    };
     let sc = match cli.scenario {
         Scenario::A => "A",
         Scenario::B => "B",
         Scenario::C => "C",
     };
     println!(
-        "ROW {sc} label={} clients={ready} lost={lost} rate={rate} secs={:.1} sent_per_s={:.0} deliveries_per_s={dps:.0} expected_per_s={expected:.0} p50={:.2} p99={:.2} p999={:.2} max={:.2} samples={} server_cpu_per_s={cpu} server_rss_mib={rss} refused={} nodes={} per_node={}",
+        "ROW {sc} label={} clients={ready} lost={lost} rate={rate} secs={:.1} sent_per_s={:.0} deliveries_per_s={dps:.0} expected_per_s={expected:.0} p50={:.2} p99={:.2} p999={:.2} max={:.2} samples={} server_cpu_per_s={cpu} server_rss_mib={rss} refused={} nodes={} per_node={} server_us_per_delivery={server_us} gen_cpu_per_s={gen_cpu} gen_us_per_delivery={gen_us}",
         cli.label,
         w.secs,
         sent / w.secs,

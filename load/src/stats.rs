@@ -122,6 +122,18 @@ pub fn read_proc(pid: u32, ticks: f64) -> anyhow::Result<ProcSample> {
     Ok(ProcSample { rss_kib, cpu_secs })
 }
 
+/// CPU µs per event between two readings, `-` when a reading is missing or nothing happened
+/// (`events` deliveries in the window).
+#[must_use]
+pub fn cpu_us_per(a: Option<ProcSample>, b: Option<ProcSample>, events: f64) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if events >= 1.0 => {
+            format!("{:.2}", (b.cpu_secs - a.cpu_secs).max(0.0) * 1e6 / events)
+        }
+        _ => "-".to_owned(),
+    }
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`, 100 if that fails).
 #[must_use]
 pub fn clock_ticks() -> f64 {
@@ -178,5 +190,21 @@ mod tests {
         assert_eq!(parse_vmrss(status), Some(12345));
         let stat = "4242 (chat box) S 1 2 3 4 5 6 7 8 9 10 150 50 0 0 20 0 4 0";
         assert_eq!(parse_cpu_ticks(stat), Some(200));
+    }
+
+    #[test]
+    fn cpu_per_delivery() {
+        let at = |cpu_secs| {
+            Some(ProcSample {
+                rss_kib: 0,
+                cpu_secs,
+            })
+        };
+        // 1.5 CPU seconds over 300 000 deliveries: 5 µs each.
+        assert_eq!(cpu_us_per(at(2.0), at(3.5), 300_000.0), "5.00");
+        assert_eq!(cpu_us_per(at(2.0), None, 300_000.0), "-");
+        assert_eq!(cpu_us_per(at(2.0), at(3.5), 0.0), "-");
+        let me = read_proc(std::process::id(), clock_ticks()).unwrap_or_default();
+        assert!(me.rss_kib > 0, "{me:?}");
     }
 }
