@@ -178,6 +178,7 @@ suite!(
     migrations_idempotent,
     fresh_database_opened_by_two_nodes_at_once,
     admin_commands,
+    messages_queued_together_commit_together,
 );
 
 fn hash(i: u8) -> [u8; 32] {
@@ -475,6 +476,100 @@ async fn messages_and_history(f: Fixture) {
     all.dedup();
     assert_eq!(all.len(), 40);
     assert_eq!(a.history("x", "#race", 0, 100).await.unwrap().len(), 40);
+}
+
+/// Stores `texts` from `sender` to `#group`, all queued at once (one task each, spawned in order
+/// on one thread, so they reach the writer in this order); each caller's result.
+async fn insert_at_once(s: &Store, sender: &str, texts: &[String]) -> Vec<Result<u64, StoreError>> {
+    let ex = smol::LocalExecutor::new();
+    let tasks: Vec<_> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ex.spawn(s.insert_message(2_000 + i as u64, "#group", sender, 0, t)))
+        .collect();
+    ex.run(async {
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await);
+        }
+        out
+    })
+    .await
+}
+
+/// Many messages queued at once (what a busy node does): the writer stores them in a few
+/// transactions (PostgreSQL: rows sharing a transaction id), every caller gets its own id in
+/// queue order once stored, and a row the database refuses fails alone.
+async fn messages_queued_together_commit_together(f: Fixture) {
+    let a = f.node("a:1");
+    let texts: Vec<String> = (0..300).map(|i| format!("g{i}")).collect();
+    let ids: Vec<u64> = insert_at_once(&a, "ivy", &texts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let stored = a.history("ivy", "#group", 0, 500).await.unwrap();
+    let got: Vec<(u64, &str)> = stored.iter().map(|m| (m.id, m.text.as_str())).collect();
+    let want: Vec<(u64, &str)> = ids
+        .iter()
+        .copied()
+        .zip(texts.iter().map(String::as_str))
+        .collect();
+    assert_eq!(got, want);
+    assert!(
+        stored
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m.time_ms == 2_000 + i as u64 && m.sender == "ivy")
+    );
+    if let Database::Postgres(url) = &f.db {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let txs: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT xmin::text) FROM MESSAGES WHERE target = '#group'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert!(
+            (1..=30).contains(&txs),
+            "300 messages in {txs} transactions"
+        );
+        c.close().await.unwrap();
+    }
+    // PostgreSQL refuses a NUL in text (SQLite stores it): only that caller hears it.
+    let mut texts: Vec<String> = (0..40).map(|i| format!("h{i}")).collect();
+    texts[17] = "bad\0text".to_owned();
+    let results = insert_at_once(&a, "kim", &texts).await;
+    let bad = &results[17];
+    match f.kind {
+        Kind::Postgres => assert!(matches!(bad, Err(StoreError::Pg(_))), "{bad:?}"),
+        Kind::Sqlite => assert!(bad.is_ok(), "{bad:?}"),
+    }
+    let good: Vec<u64> = results
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 17)
+        .map(|(_, r)| *r.as_ref().unwrap())
+        .collect();
+    assert!(good.windows(2).all(|w| w[0] < w[1]), "{good:?}");
+    let stored = a.history("kim", "#group", 0, 500).await.unwrap();
+    let kims: Vec<&str> = stored
+        .iter()
+        .filter(|m| m.sender == "kim")
+        .map(|m| m.text.as_str())
+        .collect();
+    let want: Vec<&str> = texts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 17 || f.kind == Kind::Sqlite)
+        .map(|(_, t)| t.as_str())
+        .collect();
+    assert_eq!(kims, want);
+    assert!(
+        f.sql_log()
+            .contains("INSERT MESSAGES target=#group sender=kim kind=0")
+    );
 }
 
 async fn offline_messages_capped_per_sender_since_last_seen(f: Fixture) {

@@ -364,7 +364,8 @@ impl Store {
     }
 
     /// Stops the backend: the SQLite writer finishes what is queued and is joined; the
-    /// PostgreSQL pool closes its connections.
+    /// PostgreSQL message writer stores what is queued and is joined, then the pool closes its
+    /// connections.
     pub fn close(&self) {
         match &self.backend {
             Backend::Sqlite(b) => b.close(),
@@ -664,7 +665,7 @@ impl Store {
         };
         run!(self, format!("INSERT MESSAGES target={target} sender={sender} kind={kind}"),
             lite: move |c| lite::insert_message(c, &m),
-            pg: |p| p.insert_message(&m))
+            pg: |p| p.insert_message(m))
     }
 
     /// Stores a private message for an offline recipient (`target`), unless `target` already

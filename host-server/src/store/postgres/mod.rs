@@ -1,10 +1,13 @@
 //! The scale-out backend: PostgreSQL through a sqlx pool on smol. The statements are the
 //! shared ones of [`super::sql`]; each method runs as one autocommitted statement or one
-//! explicit transaction, so whatever it returns has been committed. Checks that decide between
+//! explicit transaction, so whatever it returns has been committed. Chat messages go through
+//! one writer ([`writer`]) that stores everything queued with one multi-row `INSERT` (group
+//! commit) and answers each caller after that committed. Checks that decide between
 //! nodes (a TOTP step, a scratch code, a failure count, a lease) are single conditional
 //! statements, atomic under PostgreSQL's row locks.
 
 pub(crate) mod schema;
+pub(crate) mod writer;
 
 use core::str::FromStr;
 use core::time::Duration;
@@ -40,10 +43,11 @@ impl Cols for PgRow {
     }
 }
 
-/// The pool.
+/// The pool, and the writer of chat messages on it.
 #[derive(Debug)]
 pub(crate) struct Pg {
     pool: PgPool,
+    writer: writer::Writer,
 }
 
 impl Pg {
@@ -64,11 +68,19 @@ impl Pg {
             .connect_with(options)
             .await?;
         schema::migrate(&pool).await?;
-        Ok(Pg { pool })
+        let writer = match writer::Writer::start(pool.clone()) {
+            Ok(w) => w,
+            Err(e) => {
+                pool.close().await;
+                return Err(sqlx::Error::Io(e));
+            }
+        };
+        Ok(Pg { pool, writer })
     }
 
-    /// Closes every connection.
+    /// Stores what the writer holds, then closes every connection.
     pub(crate) async fn close(&self) {
+        self.writer.close();
         self.pool.close().await;
     }
 
@@ -335,12 +347,10 @@ impl Pg {
         rows.iter().map(OnlineRow::from_cols).collect()
     }
 
-    /// Stores `m` (its `id` is ignored); returns its id.
-    pub(crate) async fn insert_message(&self, m: &StoredMsg) -> Result<u64, sqlx::Error> {
-        let q = sqlx::query_scalar(sql::MESSAGE_ADD).bind(i64_of(m.time_ms));
-        let q = q.bind(&m.target).bind(&m.sender).bind(i64::from(m.kind));
-        let id: i64 = q.bind(&m.text).fetch_one(&self.pool).await?;
-        Ok(u64_of(id))
+    /// Stores `m` (its `id` is ignored) in the writer's next batch; returns its id once that
+    /// committed.
+    pub(crate) async fn insert_message(&self, m: StoredMsg) -> Result<u64, sqlx::Error> {
+        self.writer.insert(m).await
     }
 
     pub(crate) async fn history(
