@@ -120,7 +120,8 @@ async fn store(pool: &PgPool, batch: &mut Vec<Job>) {
             }
         }
         // PostgreSQL refused a row (the statement failed, nothing of it was stored): each row
-        // on its own, so only the refused one fails.
+        // on its own, so only the refused one fails. Each keeps its drawn id, so a row that was
+        // stored after all would conflict on its id rather than be stored twice.
         Err(sqlx::Error::Database(_)) => {
             for (job, id) in batch.drain(..).zip(ids) {
                 let r = insert_one(pool, &job.msg, id).await.map(|()| u64_of(id));
