@@ -82,7 +82,7 @@ pub struct Config {
     /// Capacity of each connection's outbound queue, in records.
     pub outbound_queue: usize,
     /// Executor threads running the connections' tasks (0 = one per core, the default). One
-    /// thread keeps the server on one core (the pinned benchmark, docs/DESIGN.md).
+    /// thread keeps the server on one core (bench/run's pinned variant).
     pub threads: usize,
     /// Password hashing threads (0 = one per core).
     pub hash_workers: usize,

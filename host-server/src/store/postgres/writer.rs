@@ -1,7 +1,7 @@
 //! Group commit of chat messages on PostgreSQL: one writer, many rows per transaction.
 //!
 //! Every node stores every chat message before it acknowledges and fans it out
-//! (docs/DESIGN.md). One autocommitted `INSERT` per message costs a round trip and a WAL flush
+//! (docs/DESIGN.md §3, step 5). One autocommitted `INSERT` per message costs a round trip and a WAL flush
 //! each, and the flushes queue behind each other once messages arrive faster than the disk
 //! flushes. Like the SQLite writer, one task drains everything queued (a bounded queue: a full
 //! queue makes callers wait), stores it with one multi-row `INSERT` (one transaction, one
