@@ -416,3 +416,472 @@ fn percent_encode(w: &mut SliceWriter<'_>, s: &str) -> fmt::Result {
     }
     Ok(())
 }
+
+/// Why [`OtpauthUri::parse`] refused a URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum OtpauthError {
+    /// The URI does not start with `otpauth://totp/` (another scheme, or the `hotp` type).
+    NotTotp,
+    /// The label is not `ACCOUNT` or `ISSUER:ACCOUNT` with both parts non-empty.
+    BadLabel,
+    /// A `%` is not followed by two hexadecimal digits.
+    BadPercentEncoding,
+    /// A query parameter has no `=`.
+    BadParameter,
+    /// A parameter ChatBox reads (`secret`, `issuer`, `algorithm`, `digits`, `period`) appears
+    /// twice.
+    DuplicateParameter,
+    /// There is no `secret` parameter, or it is empty.
+    MissingSecret,
+    /// The secret is not Base32 of 1 to [`MAX_SECRET_LEN`] bytes.
+    InvalidSecret,
+    /// `algorithm` is not SHA1, SHA256 or SHA512.
+    UnknownAlgorithm,
+    /// `digits` is not 6, 7 or 8.
+    InvalidDigits,
+    /// `period` is not a whole number of seconds from 1 up.
+    InvalidPeriod,
+    /// The `issuer` parameter differs from the issuer in the label.
+    IssuerMismatch,
+    /// The time step asked for in [`OtpauthUri::code_at`] is before step 0 or past `u64::MAX`.
+    StepOutOfRange,
+}
+
+impl fmt::Display for OtpauthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotTotp => "not an otpauth://totp/ URI",
+            Self::BadLabel => "otpauth label is not ACCOUNT or ISSUER:ACCOUNT",
+            Self::BadPercentEncoding => "bad percent-encoding in otpauth URI",
+            Self::BadParameter => "otpauth parameter without '='",
+            Self::DuplicateParameter => "otpauth parameter given twice",
+            Self::MissingSecret => "otpauth URI has no secret",
+            Self::InvalidSecret => "otpauth secret is not Base32 of 1 to 64 bytes",
+            Self::UnknownAlgorithm => "unknown otpauth algorithm",
+            Self::InvalidDigits => "otpauth digits must be 6, 7 or 8",
+            Self::InvalidPeriod => "otpauth period must be a whole number of seconds from 1 up",
+            Self::IssuerMismatch => "otpauth issuer parameter differs from the label's issuer",
+            Self::StepOutOfRange => "TOTP step out of range",
+        })
+    }
+}
+
+impl core::error::Error for OtpauthError {}
+
+/// The parts of an `otpauth://totp/ISSUER:ACCOUNT?secret=…&issuer=…&algorithm=…&digits=…&period=…`
+/// URI (the key URI format authenticator apps read; [`otpauth_uri`] writes it), borrowed from
+/// the URI text.
+///
+/// Parsing checks everything ChatBox relies on: the secret is Base32 of a usable length, the
+/// algorithm, digits and period are ones a [`Totp`] accepts (absent ones take the defaults
+/// SHA1, 6 and 30), the percent-encoding is well formed and the issuer parameter agrees with the
+/// label. Unknown parameters (`image`, …) are ignored, parameter names compare ignoring ASCII
+/// case. Issuer and account stay percent-encoded here: [`OtpauthUri::account`] and
+/// [`OtpauthUri::issuer`] decode them on the fly, without a buffer. `Debug` does not show the
+/// secret.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct OtpauthUri<'a> {
+    label_issuer: Option<&'a str>,
+    account: &'a str,
+    issuer: Option<&'a str>,
+    secret: &'a str,
+    algorithm: Algorithm,
+    digits: u8,
+    period: u32,
+}
+
+impl<'a> OtpauthUri<'a> {
+    /// Parses `uri`; see the type's documentation for what is checked.
+    pub fn parse(uri: &'a str) -> Result<Self, OtpauthError> {
+        let rest = strip_prefix_ignore_case(uri, "otpauth://")
+            .and_then(|r| strip_prefix_ignore_case(r, "totp/"))
+            .ok_or(OtpauthError::NotTotp)?;
+        // A fragment is not part of the key URI; drop it.
+        let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
+        let (label, query) = rest.split_once('?').ok_or(OtpauthError::MissingSecret)?;
+        check_percent_encoding(label)?;
+        let (label_issuer, account) = split_label(label);
+        if account.is_empty() || label_issuer.is_some_and(str::is_empty) {
+            return Err(OtpauthError::BadLabel);
+        }
+        let mut uri = OtpauthUri {
+            label_issuer,
+            account,
+            issuer: None,
+            secret: "",
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        };
+        let mut seen = [false; 5];
+        for param in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = param.split_once('=').ok_or(OtpauthError::BadParameter)?;
+            check_percent_encoding(value)?;
+            let Some(index) = ["secret", "issuer", "algorithm", "digits", "period"]
+                .iter()
+                .position(|k| k.eq_ignore_ascii_case(key))
+            else {
+                continue;
+            };
+            let once = seen.get_mut(index).ok_or(OtpauthError::BadParameter)?;
+            if core::mem::replace(once, true) {
+                return Err(OtpauthError::DuplicateParameter);
+            }
+            match index {
+                0 => uri.secret = value,
+                1 => uri.issuer = Some(value),
+                2 => {
+                    uri.algorithm = value.parse().map_err(|_| OtpauthError::UnknownAlgorithm)?;
+                }
+                3 => {
+                    uri.digits = parse_decimal(value)
+                        .and_then(|d| u8::try_from(d).ok())
+                        .filter(|d| modulus(*d).is_ok())
+                        .ok_or(OtpauthError::InvalidDigits)?;
+                }
+                _ => {
+                    uri.period = parse_decimal(value)
+                        .and_then(|p| u32::try_from(p).ok())
+                        .filter(|p| *p > 0)
+                        .ok_or(OtpauthError::InvalidPeriod)?;
+                }
+            }
+        }
+        if uri.secret.is_empty() {
+            return Err(OtpauthError::MissingSecret);
+        }
+        // Checks the secret decodes to a length a Totp takes.
+        drop(uri.totp()?);
+        if let (Some(a), Some(b)) = (uri.label_issuer, uri.issuer)
+            && !percent_decoded(a).eq(percent_decoded(b))
+        {
+            return Err(OtpauthError::IssuerMismatch);
+        }
+        Ok(uri)
+    }
+
+    /// The account name (the label after `ISSUER:`), percent-decoded byte by byte.
+    pub fn account(&self) -> PercentDecoded<'a> {
+        percent_decoded(self.account)
+    }
+
+    /// The issuer: the `issuer` parameter, else the label's `ISSUER:` prefix, percent-decoded;
+    /// `None` when the URI names none.
+    pub fn issuer(&self) -> Option<PercentDecoded<'a>> {
+        self.issuer.or(self.label_issuer).map(percent_decoded)
+    }
+
+    /// The secret as written in the URI (Base32).
+    pub fn secret_base32(&self) -> &'a str {
+        self.secret
+    }
+
+    /// The HMAC algorithm (SHA1 when the URI does not say).
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// Digits per code (6 when the URI does not say).
+    pub fn digits(&self) -> u8 {
+        self.digits
+    }
+
+    /// Seconds per time step (30 when the URI does not say).
+    pub fn period(&self) -> u32 {
+        self.period
+    }
+
+    /// The [`Totp`] this URI describes (secret decoded; the stack copy is zeroized).
+    pub fn totp(&self) -> Result<Totp, OtpauthError> {
+        let mut buf = [0u8; MAX_SECRET_LEN];
+        let totp = crate::encoding::base32_decode(self.secret, &mut buf)
+            .map_err(|_| OtpauthError::InvalidSecret)
+            .and_then(|secret| {
+                Totp::new(secret, self.algorithm, self.digits, self.period)
+                    .map_err(|_| OtpauthError::InvalidSecret)
+            });
+        buf.zeroize();
+        totp
+    }
+
+    /// The code an authenticator app holding this URI shows at `unix_secs`, moved by
+    /// `step_offset` time steps (−1: the previous step's code).
+    pub fn code_at(&self, unix_secs: u64, step_offset: i64) -> Result<Code, OtpauthError> {
+        let totp = self.totp()?;
+        let step = totp
+            .step(unix_secs)
+            .checked_add_signed(step_offset)
+            .ok_or(OtpauthError::StepOutOfRange)?;
+        totp.generate_at_step(step)
+            .map_err(|_| OtpauthError::InvalidSecret)
+    }
+}
+
+impl fmt::Debug for OtpauthUri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtpauthUri")
+            .field("label_issuer", &self.label_issuer)
+            .field("account", &self.account)
+            .field("issuer", &self.issuer)
+            .field("secret", &"<redacted>")
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .finish()
+    }
+}
+
+/// The bytes of a percent-encoded string that [`OtpauthUri::parse`] checked: `%XX` as one
+/// byte, everything else as it is. Compare with `Iterator::eq` (`uri.account().eq(*b"alice")`)
+/// or collect.
+#[derive(Debug, Clone)]
+pub struct PercentDecoded<'a> {
+    rest: &'a [u8],
+}
+
+impl Iterator for PercentDecoded<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        match *self.rest {
+            [b'%', h, l, ref tail @ ..] if hex_value(h).is_some() && hex_value(l).is_some() => {
+                self.rest = tail;
+                Some(hex_value(h).unwrap_or(0) << 4 | hex_value(l).unwrap_or(0))
+            }
+            [b, ref tail @ ..] => {
+                self.rest = tail;
+                Some(b)
+            }
+            [] => None,
+        }
+    }
+}
+
+fn percent_decoded(s: &str) -> PercentDecoded<'_> {
+    PercentDecoded { rest: s.as_bytes() }
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Every `%` starts `%XX` with two hexadecimal digits.
+fn check_percent_encoding(s: &str) -> Result<(), OtpauthError> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let ok = b
+                .get(i + 1..i + 3)
+                .is_some_and(|xx| xx.iter().all(|&x| hex_value(x).is_some()));
+            if !ok {
+                return Err(OtpauthError::BadPercentEncoding);
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Splits `ISSUER:ACCOUNT` (the colon literal or `%3A`) into its parts; no colon: no issuer.
+fn split_label(label: &str) -> (Option<&str>, &str) {
+    let colon = label.find(':');
+    let encoded = label
+        .as_bytes()
+        .windows(3)
+        .position(|w| w.eq_ignore_ascii_case(b"%3A"));
+    match (colon, encoded) {
+        (Some(c), Some(e)) if e < c => (label.get(..e), label.get(e + 3..).unwrap_or("")),
+        (Some(c), _) => (label.get(..c), label.get(c + 1..).unwrap_or("")),
+        (None, Some(e)) => (label.get(..e), label.get(e + 3..).unwrap_or("")),
+        (None, None) => (None, label),
+    }
+}
+
+fn strip_prefix_ignore_case<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| s.get(prefix.len()..))
+        .flatten()
+}
+
+/// A number written in ASCII digits only (no sign, no spaces), up to `u64::MAX`.
+fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+#[cfg(test)]
+mod otpauth_tests {
+    use super::*;
+    use std::format;
+
+    const URI: &str = "otpauth://totp/ChatBox:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=ChatBox&algorithm=SHA1&digits=6&period=30";
+
+    #[test]
+    fn parses_what_otpauth_uri_writes() {
+        let mut buf = [0u8; 256];
+        let secret = *b"12345678901234567890";
+        for (issuer, account, alg, digits, period) in [
+            ("ChatBox", "alice", Algorithm::Sha1, 6, 30),
+            ("Chat Box&Co", "bob:the?builder%", Algorithm::Sha256, 8, 60),
+            ("Ünï", "çarol", Algorithm::Sha512, 7, 1),
+        ] {
+            let uri =
+                otpauth_uri(&mut buf, issuer, account, &secret, alg, digits, period).expect("fits");
+            let p = OtpauthUri::parse(uri).expect("parses");
+            assert!(p.account().eq(account.bytes()), "{uri}");
+            assert!(p.issuer().expect("issuer").eq(issuer.bytes()), "{uri}");
+            assert_eq!(p.algorithm(), alg);
+            assert_eq!(p.digits(), digits);
+            assert_eq!(p.period(), period);
+            let totp = p.totp().expect("totp");
+            assert_eq!(totp.secret(), &secret);
+            let direct = Totp::new(&secret, alg, digits, period).expect("totp");
+            assert_eq!(
+                p.code_at(1_000_000, -1).expect("code"),
+                direct
+                    .generate_at_step(direct.step(1_000_000) - 1)
+                    .expect("code")
+            );
+        }
+    }
+
+    #[test]
+    fn parts_and_defaults() {
+        let p = OtpauthUri::parse(URI).expect("parses");
+        assert_eq!(p.secret_base32(), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        assert_eq!(p.totp().expect("totp").secret(), b"12345678901234567890");
+        // No issuer, no parameters but the secret: SHA1, 6 digits, 30 s.
+        let p = OtpauthUri::parse("otpauth://totp/alice?secret=GEZDGNBV").expect("parses");
+        assert!(p.issuer().is_none());
+        assert!(p.account().eq(*b"alice"));
+        assert_eq!(
+            (p.algorithm(), p.digits(), p.period()),
+            (Algorithm::Sha1, 6, 30)
+        );
+        // Issuer only in the label, %3A as the separator, names ignoring case, unknown
+        // parameters and a fragment ignored.
+        let p = OtpauthUri::parse(
+            "OTPAUTH://TOTP/Ex%20Co%3ajo%40x?image=http%3A%2F%2Fx&SECRET=gezdgnbv&Digits=8#frag",
+        )
+        .expect("parses");
+        assert!(p.issuer().expect("issuer").eq(*b"Ex Co"));
+        assert!(p.account().eq(*b"jo@x"));
+        assert_eq!(p.digits(), 8);
+        // The Debug form hides the secret.
+        let shown = format!("{p:?}");
+        assert!(!shown.to_ascii_lowercase().contains("gezdgnbv"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn refuses_malformed_uris() {
+        use OtpauthError as E;
+        let s = "secret=GEZDGNBV";
+        for (uri, want) in [
+            ("", E::NotTotp),
+            ("http://totp/a?secret=GEZDGNBV", E::NotTotp),
+            ("otpauth://hotp/a?secret=GEZDGNBV&counter=1", E::NotTotp),
+            ("otpauth://totp", E::NotTotp),
+            ("otpauth://totp/alice", E::MissingSecret),
+            ("otpauth://totp/alice?issuer=x", E::MissingSecret),
+            ("otpauth://totp/alice?secret=", E::MissingSecret),
+            (&format!("otpauth://totp/?{s}"), E::BadLabel),
+            (&format!("otpauth://totp/ChatBox:?{s}"), E::BadLabel),
+            (&format!("otpauth://totp/:alice?{s}"), E::BadLabel),
+            (&format!("otpauth://totp/%3Aalice?{s}"), E::BadLabel),
+            (&format!("otpauth://totp/al%4?{s}"), E::BadPercentEncoding),
+            (
+                &format!("otpauth://totp/al%zzice?{s}"),
+                E::BadPercentEncoding,
+            ),
+            (
+                &format!("otpauth://totp/a?{s}&issuer=%"),
+                E::BadPercentEncoding,
+            ),
+            (&format!("otpauth://totp/a?{s}&digits"), E::BadParameter),
+            (&format!("otpauth://totp/a?{s}&{s}"), E::DuplicateParameter),
+            (
+                &format!("otpauth://totp/a?{s}&period=30&PERIOD=30"),
+                E::DuplicateParameter,
+            ),
+            ("otpauth://totp/a?secret=GEZ", E::InvalidSecret),
+            ("otpauth://totp/a?secret=1189", E::InvalidSecret),
+            ("otpauth://totp/a?secret=GE%20ZDGNBV", E::InvalidSecret),
+            (
+                &format!("otpauth://totp/a?secret={}", "A".repeat(112)),
+                E::InvalidSecret,
+            ),
+            (
+                &format!("otpauth://totp/a?{s}&algorithm=MD5"),
+                E::UnknownAlgorithm,
+            ),
+            (
+                &format!("otpauth://totp/a?{s}&algorithm="),
+                E::UnknownAlgorithm,
+            ),
+            (&format!("otpauth://totp/a?{s}&digits=5"), E::InvalidDigits),
+            (&format!("otpauth://totp/a?{s}&digits=9"), E::InvalidDigits),
+            (&format!("otpauth://totp/a?{s}&digits=+6"), E::InvalidDigits),
+            (
+                &format!("otpauth://totp/a?{s}&digits=262"),
+                E::InvalidDigits,
+            ),
+            (&format!("otpauth://totp/a?{s}&period=0"), E::InvalidPeriod),
+            (
+                &format!("otpauth://totp/a?{s}&period=-30"),
+                E::InvalidPeriod,
+            ),
+            (
+                &format!("otpauth://totp/a?{s}&period=4294967296"),
+                E::InvalidPeriod,
+            ),
+            (
+                &format!("otpauth://totp/a?{s}&period=99999999999999999999999"),
+                E::InvalidPeriod,
+            ),
+            (
+                &format!("otpauth://totp/A:a?{s}&issuer=B"),
+                E::IssuerMismatch,
+            ),
+        ] {
+            assert_eq!(OtpauthUri::parse(uri), Err(want), "{uri:?}");
+        }
+        // The same issuer, encoded differently, agrees.
+        assert!(OtpauthUri::parse(&format!("otpauth://totp/A%20B:a?{s}&issuer=A%20B")).is_ok());
+    }
+
+    #[test]
+    fn code_at_steps() {
+        let p = OtpauthUri::parse(URI).expect("parses");
+        let totp = p.totp().expect("totp");
+        for (t, off) in [(59u64, 0i64), (59, 1), (59, -1), (0, 5)] {
+            let step = totp.step(t).checked_add_signed(off).expect("step");
+            assert_eq!(
+                p.code_at(t, off).expect("code"),
+                totp.generate_at_step(step).expect("code")
+            );
+        }
+        assert_eq!(p.code_at(0, -1), Err(OtpauthError::StepOutOfRange));
+        let one = URI.replace("period=30", "period=1");
+        let p1 = OtpauthUri::parse(&one).expect("parses");
+        assert_eq!(p1.code_at(u64::MAX, 1), Err(OtpauthError::StepOutOfRange));
+        assert!(p1.code_at(u64::MAX, 0).is_ok());
+        // RFC 6238 appendix B, SHA1, 8 digits, T = 59: 94287082.
+        let eight = URI.replace("digits=6", "digits=8");
+        let p = OtpauthUri::parse(&eight).expect("parses");
+        assert_eq!(p.code_at(59, 0).expect("code").as_str(), "94287082");
+    }
+}
