@@ -32,6 +32,8 @@ pub mod private;
 mod server;
 pub mod settings;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 pub mod time;
 
 pub use config::Config;

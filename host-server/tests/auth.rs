@@ -1,7 +1,7 @@
 //! Registration, login, throttling, anonymous limits — a real server over TCP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use chatbox_server::test_util as common;
 
 use core::time::Duration;
 

@@ -2,7 +2,7 @@
 //! `cargo test --release -p chatbox-server --test bench -- --ignored --nocapture`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use chatbox_server::test_util as common;
 
 use std::time::Instant;
 

@@ -1,7 +1,7 @@
 //! Rooms, private messages, ops, history across restarts, limits and hostile input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use chatbox_server::test_util as common;
 
 use core::time::Duration;
 use std::io::Write;

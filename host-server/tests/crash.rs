@@ -5,7 +5,7 @@
 
 #[path = "common/binserver.rs"]
 mod binserver;
-mod common;
+use chatbox_server::test_util as common;
 
 use core::net::SocketAddr;
 use core::sync::atomic::{AtomicBool, Ordering};

@@ -10,7 +10,7 @@
 
 #[path = "common/binserver.rs"]
 mod binserver;
-mod common;
+use chatbox_server::test_util as common;
 
 use core::net::{Ipv4Addr, SocketAddr};
 use core::time::Duration;

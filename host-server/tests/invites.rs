@@ -3,7 +3,7 @@
 //! nodes is in `cluster.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use chatbox_server::test_util as common;
 
 use core::time::Duration;
 use std::path::Path;

@@ -4,7 +4,7 @@
 
 #[path = "common/binserver.rs"]
 mod binserver;
-mod common;
+use chatbox_server::test_util as common;
 
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::time::Duration;

@@ -2,7 +2,7 @@
 //! subcommands of the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use chatbox_server::test_util as common;
 
 use std::process::{Command, Output};
 

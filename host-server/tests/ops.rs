@@ -4,7 +4,7 @@
 
 #[path = "common/binserver.rs"]
 mod binserver;
-mod common;
+use chatbox_server::test_util as common;
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
