@@ -7,22 +7,25 @@ mod common;
 use core::time::Duration;
 use std::time::Instant;
 
-use common::{Client, DEADLINE, Server, chat};
+use common::{Client, DEADLINE, TestServer, chat};
 
-fn register(server: &Server, home: &std::path::Path, user: &str) -> common::Account {
-    common::register(&server.addr, home, user)
+fn register(server: &TestServer, home: &std::path::Path, user: &str) -> common::Account {
+    common::register(&server.address, home, user)
 }
 
 #[test]
 fn two_users_register_and_chat_in_plain_mode() {
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().expect("test setup");
     let mut alice = register(&server, home.path(), "alice");
     let mut bob = register(&server, home.path(), "bob");
 
     // The server key was recorded on first use.
     let known = std::fs::read_to_string(home.path().join("known_servers")).expect("test setup");
-    assert_eq!(known, format!("{} {}\n", server.addr, server.fingerprint()));
+    assert_eq!(
+        known,
+        format!("{} {}\n", server.address, server.fingerprint())
+    );
 
     let mut b = chat(&server, home.path(), "bob", &bob.next_code(), &[]);
     b.expect("bob logged in", |l| l == "login bob");
@@ -76,7 +79,7 @@ fn two_users_register_and_chat_in_plain_mode() {
 
 #[test]
 fn wrong_code_fails_with_an_error_line() {
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().expect("test setup");
     let mut carol = register(&server, home.path(), "carol");
     let good = carol.next_code();
@@ -94,12 +97,12 @@ fn wrong_code_fails_with_an_error_line() {
 
 #[test]
 fn duplicate_registration_fails() {
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().expect("test setup");
     register(&server, home.path(), "dave");
     let c = Client::spawn(
         home.path(),
-        &["register", "--user", "dave", "--server", &server.addr],
+        &["register", "--user", "dave", "--server", &server.address],
     );
     let (status, out, err) = c.finish();
     assert_eq!(status.code(), Some(4), "{out:?} {err:?}");
@@ -111,7 +114,7 @@ fn duplicate_registration_fails() {
 
 #[test]
 fn pinned_wrong_key_fails_naming_both_fingerprints() {
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().expect("test setup");
     let wrong = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
     let c = chat(
@@ -146,12 +149,12 @@ fn pinned_wrong_key_fails_naming_both_fingerprints() {
 
 #[test]
 fn changed_server_key_is_refused_after_first_use() {
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().expect("test setup");
     let recorded = "SHA256:ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs";
     std::fs::write(
         home.path().join("known_servers"),
-        format!("garbage line\n{} {recorded}\n", server.addr),
+        format!("garbage line\n{} {recorded}\n", server.address),
     )
     .expect("test setup");
     let c = chat(&server, home.path(), "frank", "123456", &[]);
@@ -188,7 +191,7 @@ fn unreachable_server_is_a_clear_error() {
 
 #[test]
 fn overlong_lines_are_refused_without_ending_the_session() {
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().expect("tempdir");
     let mut gina = register(&server, home.path(), "gina");
     let mut c = chat(&server, home.path(), "gina", &gina.next_code(), &[]);
@@ -212,7 +215,7 @@ fn overlong_lines_are_refused_without_ending_the_session() {
 
 #[test]
 fn connection_drop_is_a_nonzero_exit_with_one_line() {
-    let mut server = Server::start();
+    let mut server = TestServer::start();
     let home = tempfile::tempdir().expect("tempdir");
     let mut hank = register(&server, home.path(), "hank");
     let mut c = chat(&server, home.path(), "hank", &hank.next_code(), &[]);

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use common::{Client, DEADLINE, Server, register_with_step};
+use common::{Client, DEADLINE, TestServer, register_with_step};
 
 /// Set in the environment of a child started to be a server: `ADDR DIR`.
 const CHILD_ENV: &str = "CHATBOX_CLIENT_TEST_SERVER";
@@ -153,10 +153,10 @@ fn away_from_step_end() {
 
 #[test]
 fn a_dead_address_is_skipped_and_all_dead_are_listed() {
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().expect("test setup");
     let dead = free_addr();
-    let both = format!("{dead},{}", server.addr);
+    let both = format!("{dead},{}", server.address);
 
     // Registration goes to the first address that answers.
     away_from_step_end();
@@ -168,7 +168,7 @@ fn a_dead_address_is_skipped_and_all_dead_are_listed() {
             "--server",
             &dead,
             "--server",
-            &server.addr,
+            &server.address,
             "chat",
             "--user",
             "ivy",
@@ -186,7 +186,10 @@ fn a_dead_address_is_skipped_and_all_dead_are_listed() {
 
     // The key was recorded for the address that answered, not for the dead one.
     let known = std::fs::read_to_string(home.path().join("known_servers")).expect("test setup");
-    assert_eq!(known, format!("{} {}\n", server.addr, server.fingerprint()));
+    assert_eq!(
+        known,
+        format!("{} {}\n", server.address, server.fingerprint())
+    );
 
     // No address answers: exit 2, one line naming each address.
     let dead2 = free_addr();
@@ -334,15 +337,22 @@ fn killed_server_restarted_on_the_same_port_gets_the_client_back() {
 #[test]
 fn bye_is_not_a_reason_to_reconnect_and_a_refused_relogin_is_final() {
     // A server that says Bye (shutdown): exit 2, no reconnect, even with the secret.
-    let mut server = Server::start();
+    let mut server = TestServer::start();
     let home = tempfile::tempdir().expect("test setup");
     away_from_step_end();
-    let acc = register_with_step(&server.addr, home.path(), "kim", -1);
+    let acc = register_with_step(&server.address, home.path(), "kim", -1);
     let secret = [("CHATBOX_TOTP_SECRET", acc.secret_b32.clone())];
     let env: Vec<(&str, &str)> = secret.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut c = Client::spawn_env(
         home.path(),
-        &["--server", &server.addr, "chat", "--user", "kim", "--plain"],
+        &[
+            "--server",
+            &server.address,
+            "chat",
+            "--user",
+            "kim",
+            "--plain",
+        ],
         &env,
     );
     c.expect("logged in", |l| l == "login kim");

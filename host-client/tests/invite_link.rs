@@ -15,7 +15,7 @@ use std::time::Instant;
 use chatbox_core::frame::MAX_WIRE_LEN;
 use chatbox_core::noise::StaticKeypair;
 use chatbox_core::session::{Input, Session};
-use common::{Client, Server};
+use common::{Client, TestServer};
 
 /// A token of the right shape (43 URL-safe Base64 characters) that no server issued.
 const TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -102,7 +102,7 @@ fn serve(mut stream: TcpStream, key: &StaticKeypair) -> (usize, usize) {
 
 #[test]
 fn link_key_is_pinned_on_first_contact_and_nothing_is_sent_to_an_impostor() {
-    let real = Server::start();
+    let real = TestServer::start();
     let impostor = Impostor::start();
     let home = tempfile::tempdir().unwrap();
     // The link names the real key, but the address answers with the impostor's.
@@ -133,11 +133,11 @@ fn link_key_is_pinned_on_first_contact_and_nothing_is_sent_to_an_impostor() {
 
 #[test]
 fn server_link_pins_and_records_the_key_and_a_wrong_one_exits_3() {
-    let server = Server::start();
+    let server = TestServer::start();
     let fp = server.fingerprint();
     let home = tempfile::tempdir().unwrap();
     // Register through a `--server` link (no invite; an open server), plain spelling of the key.
-    let link = format!("chatbox://{}/?key={fp}", server.addr);
+    let link = format!("chatbox://{}/?key={fp}", server.address);
     let mut acct = common::register_via(
         home.path(),
         &["--server", &link, "register", "--user", "carol"],
@@ -145,12 +145,12 @@ fn server_link_pins_and_records_the_key_and_a_wrong_one_exits_3() {
         0,
     );
     let known = fs::read_to_string(home.path().join("known_servers")).unwrap();
-    assert_eq!(known, format!("{} {fp}\n", server.addr));
+    assert_eq!(known, format!("{} {fp}\n", server.address));
 
     // Another home (first contact), a link with another key: refused, both shown, not recorded.
     let other_home = tempfile::tempdir().unwrap();
     let wrong = "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU";
-    let link = format!("chatbox://{}/?key={}", server.addr, encode_fp(wrong));
+    let link = format!("chatbox://{}/?key={}", server.address, encode_fp(wrong));
     let code = acct.next_code();
     let client = Client::spawn(
         other_home.path(),
@@ -167,7 +167,7 @@ fn server_link_pins_and_records_the_key_and_a_wrong_one_exits_3() {
 
 #[test]
 fn garbled_invites_and_links_are_refused_before_any_prompt() {
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().unwrap();
     // No CHATBOX_PASSWORD and no terminal: a prompt would fail with exit 1, so exit 4 shows the
     // invite was refused first.
@@ -192,7 +192,7 @@ fn garbled_invites_and_links_are_refused_before_any_prompt() {
         (
             vec![
                 "--server".into(),
-                server.addr.clone(),
+                server.address.clone(),
                 "register".into(),
                 "--invite".into(),
                 "not-a-token".into(),
@@ -207,7 +207,7 @@ fn garbled_invites_and_links_are_refused_before_any_prompt() {
             vec![
                 "register".into(),
                 "--invite".into(),
-                format!("chatbox://{}/?key={fp}&invite=AAAA", server.addr),
+                format!("chatbox://{}/?key={fp}&invite=AAAA", server.address),
                 "--user".into(),
                 "dave".into(),
             ],
@@ -219,7 +219,10 @@ fn garbled_invites_and_links_are_refused_before_any_prompt() {
             vec![
                 "register".into(),
                 "--invite".into(),
-                format!("chatbox://{}/?key=SHA256:short&invite={TOKEN}", server.addr),
+                format!(
+                    "chatbox://{}/?key=SHA256:short&invite={TOKEN}",
+                    server.address
+                ),
                 "--user".into(),
                 "dave".into(),
             ],
@@ -233,7 +236,7 @@ fn garbled_invites_and_links_are_refused_before_any_prompt() {
                 "127.0.0.1:1".into(),
                 "register".into(),
                 "--invite".into(),
-                format!("chatbox://{}/?key={fp}&invite={TOKEN}", server.addr),
+                format!("chatbox://{}/?key={fp}&invite={TOKEN}", server.address),
                 "--user".into(),
                 "dave".into(),
             ],
@@ -244,7 +247,7 @@ fn garbled_invites_and_links_are_refused_before_any_prompt() {
         (
             vec![
                 "--server".into(),
-                format!("chatbox://{}/?key=SHA256:%ZZ", server.addr),
+                format!("chatbox://{}/?key=SHA256:%ZZ", server.address),
                 "chat".into(),
                 "--plain".into(),
                 "--user".into(),

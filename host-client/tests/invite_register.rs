@@ -7,10 +7,10 @@ use std::fs;
 use std::process::{Command, Stdio};
 
 use chatbox_server::invite::{InviteAction, Registration};
-use common::{BIN, PASSWORD, Server};
+use common::{BIN, PASSWORD, TestServer};
 
-fn invite_server() -> Server {
-    Server::start_with(|c| c.registration = Registration::Invite)
+fn invite_server() -> TestServer {
+    TestServer::start_with(|c| c.registration = Registration::Invite)
 }
 
 /// The client with stdin closed and no terminal: any prompt would fail (exit 1).
@@ -62,7 +62,10 @@ fn register_with_the_first_run_link_then_every_refusal_exits_4_without_prompting
         0,
     );
     let known = fs::read_to_string(home.path().join("known_servers")).unwrap();
-    assert_eq!(known, format!("{} {}\n", server.addr, server.fingerprint()));
+    assert_eq!(
+        known,
+        format!("{} {}\n", server.address, server.fingerprint())
+    );
 
     // alice logs in (through the recorded key).
     let code = acct.next_code();
@@ -88,7 +91,7 @@ fn register_with_the_first_run_link_then_every_refusal_exits_4_without_prompting
     // the environment, no terminal: a prompt would have failed with exit 1) …
     let (code, out, err) = run_unprompted(
         other.path(),
-        &["--server", &server.addr, "register", "--user", "bob"],
+        &["--server", &server.address, "register", "--user", "bob"],
         false,
     );
     assert_eq!(code, Some(4), "{out} {err}");
@@ -96,7 +99,7 @@ fn register_with_the_first_run_link_then_every_refusal_exits_4_without_prompting
     // … and with the password in the environment, the server's refusal says the same.
     let (code, _, err) = run_unprompted(
         other.path(),
-        &["--server", &server.addr, "register", "--user", "bob"],
+        &["--server", &server.address, "register", "--user", "bob"],
         true,
     );
     assert_eq!(code, Some(4), "{err}");
@@ -107,7 +110,7 @@ fn register_with_the_first_run_link_then_every_refusal_exits_4_without_prompting
         other.path(),
         &[
             "--server",
-            &server.addr,
+            &server.address,
             "register",
             "--user",
             "bob",
@@ -142,7 +145,7 @@ fn register_with_the_first_run_link_then_every_refusal_exits_4_without_prompting
         bob_home.path(),
         &[
             "--server",
-            &server.addr,
+            &server.address,
             "register",
             "--user",
             "bob",
@@ -164,11 +167,9 @@ fn register_with_the_first_run_link_then_every_refusal_exits_4_without_prompting
 /// The code of the current step for the otpauth URI on a `URI: …` line.
 fn code_for(uri_line: &str) -> String {
     let uri = uri_line.trim_start_matches("URI: ");
-    let secret = chatbox_client::qr_view::otpauth_secret(uri).expect("secret in URI");
-    let mut buf = [0u8; 64];
-    let bytes = chatbox_core::encoding::base32_decode(secret, &mut buf).expect("test setup");
-    let totp = chatbox_core::otp::Totp::sha1_default(bytes).expect("test setup");
-    totp.generate_at_step(totp.step(common::now_secs()))
+    chatbox_core::otp::OtpauthUri::parse(uri)
+        .expect("an otpauth URI")
+        .code_at(common::now_secs(), 0)
         .expect("test setup")
         .as_str()
         .to_owned()
@@ -181,7 +182,7 @@ fn the_menu_asks_for_an_invite_and_join_opens_the_registration_for_the_link() {
     // Menu: Register on an invite-only server asks for the invite first; a garbled one is
     // refused (asked again), then the link works.
     let link = server.new_invite(1);
-    let mut menu = common::Client::spawn(home.path(), &["--server", &server.addr]);
+    let mut menu = common::Client::spawn(home.path(), &["--server", &server.address]);
     menu.send("1");
     menu.expect("invite only", |l| l.contains("registers by invite only"));
     menu.send("not an invite");
@@ -206,7 +207,7 @@ fn the_menu_asks_for_an_invite_and_join_opens_the_registration_for_the_link() {
     let other = tempfile::tempdir().unwrap();
     let mut join = common::Client::spawn(other.path(), &["join", &link]);
     join.expect("invite for", |l| {
-        l.contains(&format!("Invite for {}", server.addr))
+        l.contains(&format!("Invite for {}", server.address))
     });
     join.send("frank");
     let uri = join.expect("URI", |l| l.starts_with("URI: otpauth://"));
@@ -214,13 +215,16 @@ fn the_menu_asks_for_an_invite_and_join_opens_the_registration_for_the_link() {
     join.expect("registered", |l| l.contains("Registration complete"));
     // Then the menu, for that server.
     join.expect("menu", |l| {
-        l.contains(&format!("ChatBox — {}", server.addr))
+        l.contains(&format!("ChatBox — {}", server.address))
     });
     join.send("3");
     let (status, _, err) = join.finish();
     assert!(status.success(), "{err:?}");
     let known = fs::read_to_string(other.path().join("known_servers")).unwrap();
-    assert_eq!(known, format!("{} {}\n", server.addr, server.fingerprint()));
+    assert_eq!(
+        known,
+        format!("{} {}\n", server.address, server.fingerprint())
+    );
 
     // The same link again: the menu says the invite is not valid and nothing is registered.
     let mut again = common::Client::spawn(other.path(), &["join", &link]);

@@ -49,7 +49,7 @@ fn script(tag: &str, n: usize) -> (Vec<String>, Vec<(String, i64, String)>) {
     (lines, rows)
 }
 
-fn stored(server: &Server, user: &str, tag: &str) -> Vec<(String, i64, String)> {
+fn stored(server: &TestServer, user: &str, tag: &str) -> Vec<(String, i64, String)> {
     let db = server.db();
     let mut st = db
         .prepare("SELECT target, kind, text FROM MESSAGES WHERE sender = ?1 ORDER BY id")
@@ -74,12 +74,12 @@ fn pipe_all(
 
 #[test]
 fn piped_lines_faster_than_the_rate_limit_are_each_stored_once_in_order() {
-    let server = Server::start_with(default_limits);
+    let server = TestServer::start_with(default_limits);
     let home = tempfile::tempdir().expect("tempdir");
-    let _bob = register(&server.addr, home.path(), "bob");
+    let _bob = register(&server.address, home.path(), "bob");
     away_from_step_end();
     // Confirmed with the previous step's code: the current one is left for the second run.
-    let ann = register_with_step(&server.addr, home.path(), "ann", -1);
+    let ann = register_with_step(&server.address, home.path(), "ann", -1);
 
     // 120 lines with a code given on the command line (a scratch code).
     let (lines, want) = script("a", 120);
@@ -106,7 +106,14 @@ fn piped_lines_faster_than_the_rate_limit_are_each_stored_once_in_order() {
     let (lines, want) = script("b", 120);
     let c = Client::spawn_env(
         home.path(),
-        &["--server", &server.addr, "chat", "--user", "ann", "--plain"],
+        &[
+            "--server",
+            &server.address,
+            "chat",
+            "--user",
+            "ann",
+            "--plain",
+        ],
         &[("CHATBOX_TOTP_SECRET", ann.secret_b32.as_str())],
     );
     let (status, out, err) = pipe_all(c, &lines);
@@ -125,9 +132,9 @@ fn piped_lines_faster_than_the_rate_limit_are_each_stored_once_in_order() {
 
 #[test]
 fn a_line_refused_for_good_makes_the_exit_status_non_zero() {
-    let server = Server::start_with(default_limits);
+    let server = TestServer::start_with(default_limits);
     let home = tempfile::tempdir().expect("tempdir");
-    let mut cy = register(&server.addr, home.path(), "cy");
+    let mut cy = register(&server.address, home.path(), "cy");
     let lines = [
         "c first".to_owned(),
         format!("c {}", "x".repeat(1100)), // over the server's 1024-byte limit

@@ -4,14 +4,13 @@
 
 mod common;
 
-use chatbox_core::encoding::base32_decode;
-use chatbox_core::otp::Totp;
-use common::{Client, Server};
+use chatbox_core::otp::OtpauthUri;
+use common::{Client, TestServer};
 
 const NEW_PASSWORD: &str = "a different long passphrase";
 
 fn chat_with(
-    server: &Server,
+    server: &TestServer,
     home: &std::path::Path,
     user: &str,
     code: &str,
@@ -21,7 +20,7 @@ fn chat_with(
         home,
         &[
             "--server",
-            &server.addr,
+            &server.address,
             "chat",
             "--plain",
             "--user",
@@ -35,9 +34,9 @@ fn chat_with(
 
 #[test]
 fn passwd_by_script_closes_the_other_session_and_the_new_password_logs_in() {
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().unwrap();
-    let acct = common::register(&server.addr, home.path(), "alice");
+    let acct = common::register(&server.address, home.path(), "alice");
     let s = &acct.scratch;
 
     let mut other = common::chat(&server, home.path(), "alice", &s[0], &[]);
@@ -47,7 +46,7 @@ fn passwd_by_script_closes_the_other_session_and_the_new_password_logs_in() {
         home.path(),
         &[
             "--server",
-            &server.addr,
+            &server.address,
             "passwd",
             "--user",
             "alice",
@@ -80,7 +79,7 @@ fn passwd_by_script_closes_the_other_session_and_the_new_password_logs_in() {
         home.path(),
         &[
             "--server",
-            &server.addr,
+            &server.address,
             "passwd",
             "--user",
             "alice",
@@ -102,7 +101,7 @@ fn passwd_by_script_closes_the_other_session_and_the_new_password_logs_in() {
     let third = "the third long passphrase";
     let by_secret = Client::spawn_env(
         home.path(),
-        &["--server", &server.addr, "passwd", "--user", "alice"],
+        &["--server", &server.address, "passwd", "--user", "alice"],
         &[
             ("CHATBOX_PASSWORD", NEW_PASSWORD),
             ("CHATBOX_NEW_PASSWORD", third),
@@ -119,9 +118,9 @@ fn passwd_by_script_closes_the_other_session_and_the_new_password_logs_in() {
 
 #[test]
 fn sessions_are_listed_and_revoked_from_plain_mode() {
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().unwrap();
-    let acct = common::register(&server.addr, home.path(), "bob");
+    let acct = common::register(&server.address, home.path(), "bob");
     let s = &acct.scratch;
     let mut a = common::chat(&server, home.path(), "bob", &s[0], &[]);
     a.expect("login", |l| l == "login bob");
@@ -181,19 +180,18 @@ fn sessions_are_listed_and_revoked_from_plain_mode() {
 
 #[test]
 fn reenrol_in_plain_mode_gives_a_new_secret_and_new_scratch_codes() {
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().unwrap();
-    let acct = common::register(&server.addr, home.path(), "carol");
+    let acct = common::register(&server.address, home.path(), "carol");
     let s = &acct.scratch;
     let mut c = common::chat(&server, home.path(), "carol", &s[0], &[]);
     c.expect("login", |l| l == "login carol");
     c.send(&format!("/reenrol {}", s[1]));
     let line = c.expect("reenrol", |l| l.starts_with("reenrol "));
     let uri = line.trim_start_matches("reenrol ");
-    let secret = chatbox_client::qr_view::otpauth_secret(uri).unwrap();
-    assert_ne!(secret, acct.secret_b32);
-    let mut buf = [0u8; 64];
-    let totp = Totp::sha1_default(base32_decode(secret, &mut buf).unwrap()).unwrap();
+    let parsed = OtpauthUri::parse(uri).unwrap();
+    assert_ne!(parsed.secret_base32(), acct.secret_b32);
+    let totp = parsed.totp().unwrap();
     let step = totp.step(common::now_secs());
     c.send("/reenrol confirm 000000");
     c.expect("wrong code", |l| l.starts_with("error "));

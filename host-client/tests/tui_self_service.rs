@@ -11,7 +11,7 @@ use core::time::Duration;
 use std::process::Command;
 use std::time::Instant;
 
-use common::{BIN, Client, PASSWORD, Server};
+use common::{BIN, Client, PASSWORD, TestServer};
 
 const NEW_PASSWORD: &str = "tui-new-passphrase-42";
 
@@ -91,9 +91,9 @@ fn chat_screen_sessions_passwd_and_reenrol_without_echo() {
         eprintln!("tmux not installed: chat screen test skipped");
         return;
     }
-    let server = Server::start();
+    let server = TestServer::start();
     let home = tempfile::tempdir().unwrap();
-    let acct = common::register(&server.addr, home.path(), "tina");
+    let acct = common::register(&server.address, home.path(), "tina");
     let s = &acct.scratch;
 
     // Another session of tina, in plain mode.
@@ -103,7 +103,7 @@ fn chat_screen_sessions_passwd_and_reenrol_without_echo() {
     let cmd = format!(
         "env CHATBOX_HOME={} CHATBOX_PASSWORD='{PASSWORD}' {BIN} --server {} chat --user tina --otp {}",
         home.path().display(),
-        server.addr,
+        server.address,
         s[1]
     );
     let Some(tui) = Tmux::start(&cmd) else {
@@ -159,17 +159,10 @@ fn chat_screen_sessions_passwd_and_reenrol_without_echo() {
         .trim();
     let secret: String = grouped.split_whitespace().collect();
     let uri = decode_screen_qr(&screen);
-    assert_eq!(
-        chatbox_client::qr_view::otpauth_secret(&uri),
-        Some(secret.as_str()),
-        "{uri}"
-    );
+    let parsed = chatbox_core::otp::OtpauthUri::parse(&uri).unwrap();
+    assert_eq!(parsed.secret_base32(), secret.as_str(), "{uri}");
     assert_ne!(secret, acct.secret_b32);
-    let mut buf = [0u8; 64];
-    let totp = chatbox_core::otp::Totp::sha1_default(
-        chatbox_core::encoding::base32_decode(&secret, &mut buf).unwrap(),
-    )
-    .unwrap();
+    let totp = parsed.totp().unwrap();
     let code = totp
         .generate_at_step(totp.step(common::now_secs()))
         .unwrap();
@@ -193,7 +186,7 @@ fn chat_screen_sessions_passwd_and_reenrol_without_echo() {
             home.path(),
             &[
                 "--server",
-                &server.addr,
+                &server.address,
                 "chat",
                 "--plain",
                 "--user",

@@ -43,29 +43,13 @@ fn attempt_from(
     otp: &str,
 ) -> (Option<u16>, String, bool, Duration) {
     let mut c = Client::connect_from(addr, from);
-    let t = Instant::now();
-    c.send(&ClientMsg::Login {
-        user,
-        password,
-        otp,
-    });
-    let r = c.recv();
-    let took = t.elapsed();
+    let (r, took) = c.timed_login(user, password, otp);
     let text = match r.msg() {
         ServerMsg::Error { text, .. } => text.to_owned(),
         m => format!("{m:?}"),
     };
     let closed = matches!(c.try_recv(Duration::from_secs(5)), Err(RecvError::Closed));
     (r.error_code(), text, closed, took)
-}
-
-/// A 6-digit code that is none of the account's current, previous or next codes.
-fn wrong_code(secret: &[u8]) -> String {
-    let used: Vec<String> = (-1..=1).map(|o| code_at_offset(secret, o)).collect();
-    (0..)
-        .map(|i| format!("{:06}", 100_000 + i * 7919))
-        .find(|c| !used.contains(c))
-        .unwrap()
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Duration {

@@ -1,6 +1,6 @@
-//! What the client's integration tests share: an in-process server on a temp dir, the client
-//! binary as a child process with its output lines on channels, registration through the
-//! client. Every wait has a deadline.
+//! What the client's integration tests share beyond `chatbox_server::test_util` (the
+//! in-process server on a temp dir, [`TestServer`]): the client binary as a child process with
+//! its output lines on channels, registration through the client. Every wait has a deadline.
 
 // Each test crate uses its own part of this module.
 #![allow(dead_code)]
@@ -10,93 +10,13 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use chatbox_client::qr_view::otpauth_secret;
-use chatbox_core::encoding::base32_decode;
-use chatbox_core::otp::Totp;
+use chatbox_core::otp::{OtpauthUri, Totp};
+pub use chatbox_server::test_util::{PASSWORD, TestServer, now_secs};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_chatbox-client");
 pub const DEADLINE: Duration = Duration::from_secs(60);
-pub const PASSWORD: &str = "correct horse battery";
-
-pub struct Server {
-    pub handle: Option<chatbox_server::ServerHandle>,
-    pub addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    pub fn start() -> Server {
-        Server::start_with(|_| {})
-    }
-
-    /// [`Server::start`] with `f` applied to the test configuration first.
-    pub fn start_with(f: impl FnOnce(&mut chatbox_server::Config)) -> Server {
-        let dir = tempfile::tempdir().expect("test setup");
-        let mut config = chatbox_server::Config::for_tests(dir.path());
-        f(&mut config);
-        let handle = chatbox_server::start(config).expect("test setup");
-        let addr = handle.local_addr().to_string();
-        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-        Server {
-            handle: Some(handle),
-            addr,
-            _dir: dir,
-        }
-    }
-
-    /// The server's SQLite file, opened read-only.
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(
-            self._dir.path().join("data").join("chatbox.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("test setup")
-    }
-
-    pub fn fingerprint(&self) -> String {
-        self.handle.as_ref().expect("test setup").fingerprint()
-    }
-
-    /// The data directory (server.key, chatbox.db), as `Config::for_tests` sets it.
-    pub fn dir(&self) -> std::path::PathBuf {
-        self._dir.path().join("data")
-    }
-
-    /// `chatbox-server invite …` on this server's database (the server running); its output.
-    pub fn invite_admin(&self, action: &chatbox_server::invite::InviteAction) -> String {
-        let dir = self.dir();
-        let db = chatbox_server::store::Database::default_in(&dir);
-        let mut out = Vec::new();
-        chatbox_server::invite::run_on(&dir, &db, action, &mut out).expect("test setup");
-        String::from_utf8(out).expect("test setup")
-    }
-
-    /// A new invite link for this server (`uses` uses, role user, 1 hour).
-    pub fn new_invite(&self, uses: u32) -> String {
-        let (host, port) = self.addr.rsplit_once(':').expect("test setup");
-        let out = self.invite_admin(&chatbox_server::invite::InviteAction::Create {
-            opts: chatbox_server::invite::CreateOpts {
-                uses,
-                expires: Duration::from_secs(3600),
-                role: "user".into(),
-                note: "test".into(),
-                server: (host.to_owned(), port.parse().expect("test setup")),
-            },
-            qr: false,
-        });
-        out.lines().last().expect("test setup").to_owned()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown();
-        }
-    }
-}
 
 /// A running client with its stdout (and stderr) lines arriving on channels.
 pub struct Client {
@@ -213,13 +133,6 @@ impl Client {
     }
 }
 
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("test setup")
-        .as_secs()
-}
-
 /// An account made through `chatbox-client register`.
 pub struct Account {
     pub totp: Totp,
@@ -270,10 +183,9 @@ pub fn register_via(home: &Path, args: &[&str], user: &str, offset: i64) -> Acco
     let mut c = Client::spawn(home, args);
     let uri = c.expect("otpauth URI", |l| l.starts_with("otpauth://totp/"));
     assert!(uri.contains(user), "{uri}");
-    let secret_b32 = otpauth_secret(&uri).expect("secret in URI");
-    let mut buf = [0u8; 64];
-    let secret = base32_decode(secret_b32, &mut buf).expect("test setup");
-    let totp = Totp::sha1_default(secret).expect("test setup");
+    let parsed = OtpauthUri::parse(&uri).expect("an otpauth URI");
+    assert!(parsed.account().eq(user.bytes()), "{uri}");
+    let totp = parsed.totp().expect("test setup");
     let now = now_secs();
     let step = totp
         .step(now)
@@ -293,16 +205,16 @@ pub fn register_via(home: &Path, args: &[&str], user: &str, offset: i64) -> Acco
     assert_eq!(scratch.len(), 10, "ten scratch codes in {out:?}");
     Account {
         totp,
-        secret_b32: secret_b32.to_owned(),
+        secret_b32: parsed.secret_base32().to_owned(),
         last_step: step,
         scratch,
     }
 }
 
-pub fn chat(server: &Server, home: &Path, user: &str, otp: &str, extra: &[&str]) -> Client {
+pub fn chat(server: &TestServer, home: &Path, user: &str, otp: &str, extra: &[&str]) -> Client {
     let mut args = vec![
         "--server",
-        &server.addr,
+        &server.address,
         "chat",
         "--user",
         user,

@@ -33,6 +33,15 @@ pub fn code_at_offset(secret: &[u8], offset: i64) -> String {
     totp.generate_at_step(step).unwrap().as_str().to_owned()
 }
 
+/// A 6-digit code that is none of the account's current, previous or next codes.
+pub fn wrong_code(secret: &[u8]) -> String {
+    let used: Vec<String> = (-1..=1).map(|o| code_at_offset(secret, o)).collect();
+    (0..)
+        .map(|i| format!("{:06}", 100_000 + i * 7919))
+        .find(|c| !used.contains(c))
+        .unwrap()
+}
+
 /// A registered account.
 #[derive(Debug)]
 pub struct Account {

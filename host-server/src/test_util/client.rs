@@ -75,6 +75,17 @@ impl Client {
         Client::over(tcp_from(addr, from))
     }
 
+    /// Connects with the socket's receive buffer set to `bytes` before the connection exists,
+    /// which fixes the TCP window (no autotuning to megabytes): a client that stops reading
+    /// then fills the server's side after a few kilobytes, however fast the machine is.
+    pub fn connect_with_recv_buffer(addr: SocketAddr, bytes: usize) -> Client {
+        let domain = socket2::Domain::for_address(addr);
+        let sock = socket2::Socket::new(domain, socket2::Type::STREAM, None).unwrap();
+        sock.set_recv_buffer_size(bytes).unwrap();
+        sock.connect_timeout(&addr.into(), TIMEOUT).unwrap();
+        Client::over(sock.into())
+    }
+
     /// Handshakes over an already connected stream (e.g. one bound to another source address).
     pub fn over(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -126,6 +137,29 @@ impl Client {
         let mut pt = vec![0u8; 20_000];
         let n = msg.encode(&mut pt).unwrap();
         self.send_plain(&pt[..n]);
+    }
+
+    /// `msg` encoded and sealed as the next record, without sending it (to drop, reorder,
+    /// replay, corrupt or batch it).
+    pub fn sealed(&mut self, msg: &ClientMsg<'_>) -> Vec<u8> {
+        let mut pt = vec![0u8; 20_000];
+        let n = msg.encode(&mut pt).unwrap();
+        let mut out = vec![0u8; n + 64];
+        let len = self.session.seal(&pt[..n], &mut out).unwrap();
+        out.truncate(len);
+        out
+    }
+
+    /// Sends a `Login` and returns the answer and the time from sending to the answer.
+    pub fn timed_login(&mut self, user: &str, password: &str, otp: &str) -> (Rec, Duration) {
+        let t = Instant::now();
+        self.send(&ClientMsg::Login {
+            user,
+            password,
+            otp,
+        });
+        let r = self.recv();
+        (r, t.elapsed())
     }
 
     /// Seals and writes the plaintext `pt` as one record.
@@ -222,4 +256,3 @@ pub fn tcp_from(addr: SocketAddr, from: IpAddr) -> TcpStream {
     sock.connect_timeout(&addr.into(), TIMEOUT).unwrap();
     sock.into()
 }
-

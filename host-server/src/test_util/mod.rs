@@ -18,7 +18,7 @@ mod server;
 
 pub use account::{
     Account, PASSWORD, avoid_step_edge, code_at_offset, login, login_with, now_secs, register,
-    secret_of,
+    secret_of, wrong_code,
 };
 pub use client::{Client, Rec, RecvError, random32, tcp_from};
 pub use logs::{count_events, read_all_logs};
