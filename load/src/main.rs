@@ -32,9 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use chatbox_core::encoding::base32_decode;
 use chatbox_core::frame::MAX_WIRE_LEN;
-use chatbox_core::otp::Totp;
+use chatbox_core::otp::{OtpauthUri, Totp};
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};
 use chatbox_core::session::{Input, Session};
 use clap::{Parser, ValueEnum};
@@ -180,6 +179,37 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The shared state of a run of `cli` (`idle`: scenario C, nobody joins a room).
+    fn new(cli: &Cli, idle: bool) -> Ctx {
+        Ctx {
+            proto: cli.proto,
+            servers: cli.servers.clone(),
+            register_via: cli.register_via,
+            clients: cli.clients,
+            rooms: cli.rooms,
+            payload: cli.payload,
+            password: cli.password.clone(),
+            prefix: cli.prefix.clone(),
+            idle,
+            t0: Instant::now(),
+            rate_milli: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            measuring: AtomicBool::new(false),
+            ready: AtomicUsize::new(0),
+            ready_on: cli.servers.iter().map(|_| AtomicUsize::new(0)).collect(),
+            login_retries: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            lost: AtomicUsize::new(0),
+            sent: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            echoes: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            samples: Mutex::new(Samples::default()),
+            setup: Semaphore::new(cli.setup_concurrency.max(1)),
+            first_error: Mutex::new(None),
+        }
+    }
+
     fn now_us(&self) -> u64 {
         u64::try_from(self.t0.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
@@ -292,8 +322,8 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn totp_code(secret: &[u8], offset: i64) -> Result<String> {
-    let totp = Totp::sha1_default(secret).map_err(|e| anyhow!("totp: {e:?}"))?;
+/// The code of `totp` for the current step + `offset`.
+fn totp_code(totp: &Totp, offset: i64) -> Result<String> {
     let step = totp
         .step(now_secs())
         .checked_add_signed(offset)
@@ -305,16 +335,11 @@ fn totp_code(secret: &[u8], offset: i64) -> Result<String> {
         .to_owned())
 }
 
-fn secret_of(uri: &str) -> Result<Vec<u8>> {
-    let q = uri.split_once('?').map_or("", |x| x.1);
-    let b32 = q
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("secret="))
-        .ok_or_else(|| anyhow!("no secret in the otpauth URI"))?;
-    let mut out = [0u8; 64];
-    Ok(base32_decode(b32, &mut out)
-        .map_err(|e| anyhow!("base32: {e:?}"))?
-        .to_vec())
+/// The TOTP an otpauth URI describes (secret, algorithm, digits, period), read by core's parser.
+fn totp_of(uri: &str) -> Result<Totp> {
+    OtpauthUri::parse(uri)
+        .and_then(|u| u.totp())
+        .map_err(|e| anyhow!("the server's otpauth URI: {e}"))
 }
 
 /// What a set-up step waits for.
@@ -488,8 +513,8 @@ impl CbConn {
         Ok(c)
     }
 
-    /// Register → ConfirmTotp (previous step); returns the TOTP secret.
-    async fn register(&mut self, pw: &str) -> Result<Vec<u8>> {
+    /// Register → ConfirmTotp (previous step); returns the account's TOTP.
+    async fn register(&mut self, pw: &str) -> Result<Totp> {
         let user = self.user.clone();
         let uri = loop {
             self.send(&ClientMsg::Register {
@@ -505,7 +530,7 @@ impl CbConn {
                 _ => bail!("unexpected reply to Register"),
             }
         };
-        let secret = secret_of(&uri)?;
+        let secret = totp_of(&uri)?;
         // The previous step confirms the registration; the current one logs in (the server
         // accepts −1..+1 and refuses a step spent before).
         let mut tries = 0;
@@ -533,7 +558,7 @@ impl CbConn {
         addr: SocketAddr,
         user: &str,
         room: &str,
-        secret: &[u8],
+        secret: &Totp,
     ) -> Result<CbConn> {
         let mut next = first;
         let mut tries = 0u32;
@@ -559,7 +584,7 @@ impl CbConn {
     }
 
     /// Login with the current step's code.
-    async fn login(&mut self, pw: &str, secret: &[u8]) -> Result<()> {
+    async fn login(&mut self, pw: &str, secret: &Totp) -> Result<()> {
         let user = self.user.clone();
         loop {
             let code = totp_code(secret, 0)?;
@@ -1056,33 +1081,7 @@ async fn orchestrate(cli: Cli, ex: Arc<Executor<'static>>) -> Result<()> {
     }
     let ticks = stats::clock_ticks();
     let idle = cli.scenario == Scenario::C;
-    let ctx = Arc::new(Ctx {
-        proto: cli.proto,
-        servers: cli.servers.clone(),
-        register_via: cli.register_via,
-        clients: cli.clients,
-        rooms: cli.rooms,
-        payload: cli.payload,
-        password: cli.password.clone(),
-        prefix: cli.prefix.clone(),
-        idle,
-        t0: Instant::now(),
-        rate_milli: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-        measuring: AtomicBool::new(false),
-        ready: AtomicUsize::new(0),
-        ready_on: cli.servers.iter().map(|_| AtomicUsize::new(0)).collect(),
-        login_retries: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-        lost: AtomicUsize::new(0),
-        sent: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        echoes: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-        samples: Mutex::new(Samples::default()),
-        setup: Semaphore::new(cli.setup_concurrency.max(1)),
-        first_error: Mutex::new(None),
-    });
+    let ctx = Arc::new(Ctx::new(&cli, idle));
     let base = proc_now(&cli.pid, ticks);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(cli.clients);
@@ -1207,6 +1206,46 @@ fn main() -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chatbox_server::test_util::TestServer;
+
+    /// The set-up path (connect, handshake, Register, ConfirmTotp with the URI's TOTP, Login,
+    /// lobby history, Part, Join) against an in-process server: every client ends up in its
+    /// room with a stored account.
+    #[test]
+    fn setup_registers_logs_in_and_joins_each_client_on_a_real_server() {
+        let server = TestServer::start();
+        let cli = Cli::parse_from([
+            "chatbox-load",
+            "--server",
+            &server.address,
+            "--clients",
+            "3",
+            "--rooms",
+            "2",
+            "--prefix",
+            "ld",
+        ]);
+        let ctx = Ctx::new(&cli, false);
+        let conns = smol::block_on(async {
+            let mut conns = Vec::new();
+            for i in 0..cli.clients {
+                let permit = ctx.setup.acquire().await;
+                conns.push(CbConn::setup(&ctx, i, permit).await.expect("set-up"));
+            }
+            conns
+        });
+        let rooms: Vec<&str> = conns.iter().map(|c| c.room.as_str()).collect();
+        assert_eq!(rooms, ["#room0", "#room1", "#room0"]);
+        let users: Vec<String> = server
+            .db()
+            .prepare("SELECT User FROM REGISTERED WHERE pending_reg = 0 ORDER BY User")
+            .expect("query")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(users, ["ld00000", "ld00001", "ld00002"]);
+    }
 
     #[test]
     fn slots_are_spread_and_ahead() {
