@@ -32,6 +32,20 @@ fn chat_with(
     )
 }
 
+/// `passwd --user alice` with one `--otp` per code in `otps` and the environment `env`.
+fn passwd_alice(
+    server: &TestServer,
+    home: &std::path::Path,
+    otps: &[&str],
+    env: &[(&str, &str)],
+) -> Client {
+    let mut args = vec!["--server", &server.address, "passwd", "--user", "alice"];
+    for otp in otps {
+        args.extend(["--otp", otp]);
+    }
+    Client::spawn_env(home, &args, env)
+}
+
 #[test]
 fn passwd_by_script_closes_the_other_session_and_the_new_password_logs_in() {
     let server = TestServer::start();
@@ -42,19 +56,10 @@ fn passwd_by_script_closes_the_other_session_and_the_new_password_logs_in() {
     let mut other = common::chat(&server, home.path(), "alice", &s[0], &[]);
     other.expect("login", |l| l == "login alice");
 
-    let passwd = Client::spawn_env(
+    let passwd = passwd_alice(
+        &server,
         home.path(),
-        &[
-            "--server",
-            &server.address,
-            "passwd",
-            "--user",
-            "alice",
-            "--otp",
-            &s[1],
-            "--otp",
-            &s[2],
-        ],
+        &[&s[1], &s[2]],
         &[("CHATBOX_NEW_PASSWORD", NEW_PASSWORD)],
     );
     let (status, out, err) = passwd.finish();
@@ -75,19 +80,10 @@ fn passwd_by_script_closes_the_other_session_and_the_new_password_logs_in() {
     assert!(status.success(), "{err:?}");
 
     // passwd with the old (now wrong) current password: refused, exit 4.
-    let wrong = Client::spawn_env(
+    let wrong = passwd_alice(
+        &server,
         home.path(),
-        &[
-            "--server",
-            &server.address,
-            "passwd",
-            "--user",
-            "alice",
-            "--otp",
-            &s[7],
-            "--otp",
-            &s[8],
-        ],
+        &[&s[7], &s[8]],
         &[("CHATBOX_NEW_PASSWORD", NEW_PASSWORD)],
     );
     let (status, out, _) = wrong.finish();
@@ -99,9 +95,10 @@ fn passwd_by_script_closes_the_other_session_and_the_new_password_logs_in() {
 
     // One code, computed from CHATBOX_TOTP_SECRET: it logs in and confirms the change.
     let third = "the third long passphrase";
-    let by_secret = Client::spawn_env(
+    let by_secret = passwd_alice(
+        &server,
         home.path(),
-        &["--server", &server.address, "passwd", "--user", "alice"],
+        &[],
         &[
             ("CHATBOX_PASSWORD", NEW_PASSWORD),
             ("CHATBOX_NEW_PASSWORD", third),

@@ -68,30 +68,6 @@ fn kick(op: &mut Client, user: &str, notice: &mut bool) -> Rec {
     answer(op, &msg, notice)
 }
 
-/// Waits (at most [`BOUND`]) for the server's `Bye` and the end of the connection; returns the
-/// reason and how long it took.
-fn bye_and_close(c: &mut Client) -> (String, Duration) {
-    let t0 = Instant::now();
-    let mut reason = None;
-    loop {
-        let left = BOUND.saturating_sub(t0.elapsed());
-        assert!(
-            !left.is_zero(),
-            "no Bye/close within {BOUND:?} (Bye: {reason:?})"
-        );
-        match c.try_recv(left) {
-            Ok(r) => {
-                if let ServerMsg::Bye { reason: t } = r.msg() {
-                    reason = Some(t.to_owned());
-                }
-            }
-            Err(RecvError::Closed) => break,
-            Err(RecvError::Timeout) => {}
-        }
-    }
-    (reason.expect("closed without a Bye"), t0.elapsed())
-}
-
 #[test]
 fn role_lock_delete_and_reset_otp_reach_live_sessions_of_the_running_binary() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,7 +145,7 @@ fn role_lock_delete_and_reset_otp_reach_live_sessions_of_the_running_binary() {
     {
         let user = names[i];
         admin(&data, &[action, user]);
-        let (reason, took) = bye_and_close(&mut c[i]);
+        let (reason, took) = c[i].bye_within(BOUND);
         assert!(reason.contains(word), "{action}: Bye {reason:?}");
         measured.push(format!("{action} {took:?}"));
     }

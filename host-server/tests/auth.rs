@@ -92,24 +92,11 @@ fn registration_flow() {
     let secret = secret_of(&uri);
     assert_eq!(secret.len(), 20);
     let statut = |s: &TestServer| -> String {
-        s.db()
-            .query_row(
-                "SELECT statut FROM REGISTERED WHERE User = 'alice'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap()
+        s.scalar("SELECT statut FROM REGISTERED WHERE User = 'alice'")
     };
     assert_eq!(statut(&s), "ko");
     // The secret is not stored in clear.
-    let sealed: Vec<u8> = s
-        .db()
-        .query_row(
-            "SELECT totp_sealed FROM REGISTERED WHERE User = 'alice'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let sealed: Vec<u8> = s.scalar("SELECT totp_sealed FROM REGISTERED WHERE User = 'alice'");
     assert!(!sealed.windows(secret.len()).any(|w| w == secret.as_slice()));
     // A wrong code keeps the connection and the pending state.
     let wrong = if code_at_offset(&secret, 0) == "000000" {
@@ -140,14 +127,7 @@ fn registration_flow() {
     dedup.dedup();
     assert_eq!(dedup.len(), 10);
     assert_eq!(statut(&s), "ok");
-    let stored: i64 = s
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM SCRATCH WHERE User = 'alice' AND used = 0",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored: i64 = s.scalar("SELECT COUNT(*) FROM SCRATCH WHERE User = 'alice' AND used = 0");
     assert_eq!(stored, 10);
     // The confirming code's step is used: that code no longer logs in.
     let mut c2 = Client::connect(s.addr());
@@ -203,10 +183,7 @@ fn already_registered_closes_and_bad_names_are_refused() {
     });
     c.expect_error(ErrorCode::InvalidCredentials);
     c.expect_closed();
-    let n: i64 = s
-        .db()
-        .query_row("SELECT COUNT(*) FROM REGISTERED", [], |r| r.get(0))
-        .unwrap();
+    let n: i64 = s.scalar("SELECT COUNT(*) FROM REGISTERED");
     assert_eq!(n, 1);
 }
 
@@ -398,14 +375,7 @@ fn account_lockout_after_consecutive_failures() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let _c = login(s.addr(), &acc, 0);
-    let failures: i64 = s
-        .db()
-        .query_row(
-            "SELECT failures FROM REGISTERED WHERE User = 'gina'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let failures: i64 = s.scalar("SELECT failures FROM REGISTERED WHERE User = 'gina'");
     assert_eq!(failures, 0);
 }
 

@@ -543,29 +543,6 @@ fn admin_cli(cl: &Cluster, args: &[&str]) {
     );
 }
 
-/// Waits for the server's `Bye` and the end of the connection; its reason and the time taken.
-fn bye_within(c: &mut Client, within: Duration) -> (String, Duration) {
-    let t0 = Instant::now();
-    let mut reason = None;
-    loop {
-        let left = within.saturating_sub(t0.elapsed());
-        assert!(
-            !left.is_zero(),
-            "no Bye/close within {within:?} ({reason:?})"
-        );
-        match c.try_recv(left) {
-            Ok(r) => {
-                if let ServerMsg::Bye { reason: t } = r.msg() {
-                    reason = Some(t.to_owned());
-                }
-            }
-            Err(common::RecvError::Closed) => break,
-            Err(common::RecvError::Timeout) => {}
-        }
-    }
-    (reason.expect("closed without a Bye"), t0.elapsed())
-}
-
 /// Issue 13, item 3 across nodes: the admin CLI changes the shared PostgreSQL database; an
 /// operator demoted while logged in on n1 loses operator commands at once, and users locked
 /// or deleted while logged in on n2 (and on n1) get a `Bye` and are closed by their own node.
@@ -624,10 +601,10 @@ fn admin_changes_reach_live_sessions_on_every_node() {
         "demoted op still kicks: {k:?}"
     );
     admin_cli(&cl, &["lock", "paul"]);
-    let (why, took_p) = bye_within(&mut p, Duration::from_secs(5));
+    let (why, took_p) = p.bye_within(Duration::from_secs(5));
     assert!(why.contains("locked"), "{why}");
     admin_cli(&cl, &["delete", "quinn"]);
-    let (why, took_q) = bye_within(&mut q, Duration::from_secs(5));
+    let (why, took_q) = q.bye_within(Duration::from_secs(5));
     assert!(why.contains("deleted"), "{why}");
     println!("cluster: lock → Bye on n2 in {took_p:?}, delete → Bye on n1 in {took_q:?}");
     // The others keep their sessions.
@@ -680,22 +657,15 @@ fn invite_token(link: &str) -> String {
 }
 
 fn start_with_invite(addr: SocketAddr, user: &str, token: &str) -> (Client, Option<String>) {
-    let mut c = Client::connect(addr);
-    c.send(&ClientMsg::RegisterInvite {
-        user,
-        password: common::PASSWORD,
-        invite: token,
-    });
-    let r = c.recv();
-    let uri = match r.msg() {
-        ServerMsg::RegisterStarted { uri } => Some(uri.to_owned()),
-        ServerMsg::Error { code, .. } => {
-            assert_eq!(code, ErrorCode::InviteInvalid as u16, "{r:?}");
-            None
-        }
-        other => panic!("{other:?}"),
-    };
-    (c, uri)
+    let (c, r) = common::start_invite(addr, user, token);
+    if let Err(code) = r {
+        assert_eq!(
+            code,
+            ErrorCode::InviteInvalid as u16,
+            "{user}: error {code}"
+        );
+    }
+    (c, r.ok())
 }
 
 /// Issue 14 across PostgreSQL nodes: two registrations on two nodes racing for a 1-use invite
@@ -711,31 +681,12 @@ fn invites_and_self_service_across_nodes() {
     for round in 0..6 {
         let link = invite_cli(&cl, &["create", "--server", &n1.addr.to_string()]);
         let token = invite_token(&link);
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let racers: Vec<_> = [n1.addr, n2.addr]
+        let racers = [n1.addr, n2.addr]
             .into_iter()
             .enumerate()
-            .map(|(i, addr)| {
-                let (t, b) = (token.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    let mut c = Client::connect(addr);
-                    b.wait();
-                    let user = format!("race{round}n{i}");
-                    c.send(&ClientMsg::RegisterInvite {
-                        user: &user,
-                        password: common::PASSWORD,
-                        invite: &t,
-                    });
-                    let r = c.recv();
-                    let won = matches!(r.msg(), ServerMsg::RegisterStarted { .. });
-                    if !won {
-                        assert_eq!(r.error_code(), Some(ErrorCode::InviteInvalid as u16));
-                    }
-                    (won, c)
-                })
-            })
+            .map(|(i, addr)| (addr, format!("race{round}n{i}")))
             .collect();
-        let results: Vec<_> = racers.into_iter().map(|h| h.join().unwrap()).collect();
+        let results = common::race_invite(&token, racers);
         let wins = results.iter().filter(|(w, _)| *w).count();
         assert_eq!(wins, 1, "round {round}: {wins} winners across nodes");
     }
@@ -793,17 +744,11 @@ fn invites_and_self_service_across_nodes() {
         };
         sessions.iter().any(|s| s.node == "n3" && !s.current)
     });
-    a.send(&ClientMsg::ChangePassword {
-        password: common::PASSWORD,
-        otp: &code_at_offset(&secret, 0),
-        new_password: "another long passphrase",
-    });
-    let r = a.recv_until("changed", |m| {
-        matches!(
-            m,
-            ServerMsg::PasswordChanged { .. } | ServerMsg::Error { .. }
-        )
-    });
+    let r = a.change_password(
+        common::PASSWORD,
+        &code_at_offset(&secret, 0),
+        "another long passphrase",
+    );
     assert!(
         matches!(r.msg(), ServerMsg::PasswordChanged { closed: 1 }),
         "{r:?}"

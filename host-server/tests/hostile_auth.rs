@@ -320,13 +320,7 @@ fn scratch_code_reuse_even_concurrently_and_across_accounts() {
     assert_eq!(code, Some(ErrorCode::InvalidCredentials as u16), "reuse");
     let left: i64 = room
         .s
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM SCRATCH WHERE User='frank' AND used=0",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+        .scalar("SELECT COUNT(*) FROM SCRATCH WHERE User='frank' AND used=0");
     assert_eq!(left, 9);
     // Alice's code 9 is still good for alice.
     let _a = login_with(addr, "alice", &room.alice.scratch[9]);

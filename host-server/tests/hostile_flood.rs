@@ -45,13 +45,7 @@ fn message_floods_are_rate_limited_logged_in_or_not() {
     f.expect_closed();
     let stored: i64 = room
         .s
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM MESSAGES WHERE text LIKE 'flood %'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+        .scalar("SELECT COUNT(*) FROM MESSAGES WHERE text LIKE 'flood %'");
     assert!(
         (1..=12).contains(&stored),
         "{stored} flood lines stored with a burst of 10"

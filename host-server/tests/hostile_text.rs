@@ -81,13 +81,7 @@ fn malformed_fields_and_invalid_utf8_get_malformed_and_store_nothing() {
     assert_eq!(after.messages, before.messages);
     let failures: i64 = room
         .s
-        .db()
-        .query_row(
-            "SELECT failures FROM REGISTERED WHERE User='alice'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+        .scalar("SELECT failures FROM REGISTERED WHERE User='alice'");
     assert_eq!(failures, 0);
     room.honest();
 }

@@ -12,7 +12,10 @@ use std::process::Command;
 use chatbox_core::link::Link;
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};
 use chatbox_server::invite::Registration;
-use common::{Client, PASSWORD, RecvError, TestServer, avoid_step_edge, code_at_offset, secret_of};
+use common::{
+    Client, PASSWORD, RecvError, TestServer, avoid_step_edge, code_at_offset, race_invite,
+    secret_of, start_invite,
+};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_chatbox-server")
@@ -50,26 +53,6 @@ fn create(s: &TestServer, args: &[&str]) -> (Link, String) {
 
 fn token(link: &Link) -> String {
     link.invite().unwrap().to_text().as_str().to_owned()
-}
-
-fn start_invite(
-    addr: core::net::SocketAddr,
-    user: &str,
-    invite: &str,
-) -> (Client, Result<String, u16>) {
-    let mut c = Client::connect(addr);
-    c.send(&ClientMsg::RegisterInvite {
-        user,
-        password: PASSWORD,
-        invite,
-    });
-    let r = c.recv();
-    let out = match r.msg() {
-        ServerMsg::RegisterStarted { uri } => Ok(uri.to_owned()),
-        ServerMsg::Error { code, .. } => Err(code),
-        other => panic!("unexpected {other:?}"),
-    };
-    (c, out)
 }
 
 fn confirm(c: &mut Client, uri: &str) {
@@ -285,30 +268,12 @@ fn two_registrations_racing_for_a_one_use_invite_one_wins() {
     for round in 0..8 {
         let (link, _) = create(&s, &[]);
         let t = token(&link);
-        let addr = s.addr();
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let racers: Vec<_> = (0..2)
-            .map(|i| {
-                let (t, b) = (t.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    let mut c = Client::connect(addr);
-                    b.wait();
-                    let user = format!("r{round}x{i}");
-                    c.send(&ClientMsg::RegisterInvite {
-                        user: &user,
-                        password: PASSWORD,
-                        invite: &t,
-                    });
-                    let r = c.recv();
-                    let won = matches!(r.msg(), ServerMsg::RegisterStarted { .. });
-                    if !won {
-                        assert_eq!(r.error_code(), Some(ErrorCode::InviteInvalid as u16));
-                    }
-                    (won, c)
-                })
-            })
-            .collect();
-        let results: Vec<_> = racers.into_iter().map(|h| h.join().unwrap()).collect();
+        let results = race_invite(
+            &t,
+            (0..2)
+                .map(|i| (s.addr(), format!("r{round}x{i}")))
+                .collect(),
+        );
         let wins = results.iter().filter(|(w, _)| *w).count();
         assert_eq!(wins, 1, "round {round}: {wins} winners");
         assert_eq!(uses_left(&s).last(), Some(&0));

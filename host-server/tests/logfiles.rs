@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::time::Instant;
 
 use binserver::{BinServer, server_bin};
-use chatbox_core::proto::{ClientMsg, ServerMsg};
+use chatbox_core::proto::ServerMsg;
 use common::*;
 
 fn mode(p: &Path) -> u32 {
@@ -27,17 +27,6 @@ fn mode(p: &Path) -> u32 {
 
 fn set_mode(p: &Path, m: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
-}
-
-fn say(c: &mut Client, text: &str) {
-    c.send(&ClientMsg::Say {
-        room: "#lobby",
-        text,
-    });
-    c.recv_until(
-        "echo",
-        |m| matches!(m, ServerMsg::Message(x) if x.text == text),
-    );
 }
 
 fn read(p: &Path) -> String {
@@ -117,7 +106,7 @@ fn every_file_and_directory_is_private_under_umask_022() {
     let acc = register(srv.addr, "alice");
     let mut c = login(srv.addr, &acc, 0);
     for i in 0..20 {
-        say(&mut c, &format!("private line {i}"));
+        c.say("#lobby", &format!("private line {i}"));
     }
     wait_in(&d.log.join("chat.log"), "private line 19");
     // While it runs, after writes: the WAL and the shared memory exist and are private too.
@@ -206,7 +195,7 @@ fn existing_open_files_and_directories_are_tightened_and_said_in_info_log() {
 fn chat_lines(srv: &BinServer, acc: &Account, offset: i64, prefix: &str, n: usize) -> Client {
     let mut c = login(srv.addr, acc, offset);
     for i in 0..n {
-        say(&mut c, &format!("{prefix} {i}"));
+        c.say("#lobby", &format!("{prefix} {i}"));
     }
     c
 }
@@ -249,7 +238,7 @@ fn cutting_the_end_of_chat_log_fails_verify_log_and_is_reported_at_start() {
     // Lines written after the cut do not hide it.
     let mut srv = BinServer::start(&d.data, &d.log, &[]);
     let mut c = login_with(srv.addr, "alice", &acc.scratch[1]);
-    say(&mut c, "after the cut");
+    c.say("#lobby", "after the cut");
     drop(c);
     assert_eq!(srv.terminate(), Some(0));
     let after = verify(&d.data, core::slice::from_ref(&log));
@@ -312,7 +301,7 @@ fn sighup_reopens_the_logs_and_the_chain_goes_on_across_files() {
     wait_in(&d.log.join("chat.log"), "first file 4");
     rotate(&srv, &d.log);
     for i in 0..5 {
-        say(&mut c, &format!("second file {i}"));
+        c.say("#lobby", &format!("second file {i}"));
     }
     wait_in(&d.log.join("chat.log"), "second file 4");
     // New lines land in the new files, none in the old ones.
@@ -374,7 +363,7 @@ fn sighup_while_the_log_directory_is_gone_keeps_the_chat_and_a_later_one_recover
     // The chat goes on.
     let mut b = login(srv.addr, &bob, 0);
     for i in 0..3 {
-        say(&mut c, &format!("while gone {i}"));
+        c.say("#lobby", &format!("while gone {i}"));
     }
     b.recv_until(
         "line from alice",
@@ -384,7 +373,7 @@ fn sighup_while_the_log_directory_is_gone_keeps_the_chat_and_a_later_one_recover
     std::fs::create_dir(&d.log).unwrap();
     srv.signal("HUP");
     wait_in(&d.log.join("info.log"), "log files reopened");
-    say(&mut c, "after recovery");
+    c.say("#lobby", "after recovery");
     let chat = wait_in(&d.log.join("chat.log"), "after recovery");
     assert!(
         chat.contains("chain continues from") && chat.contains("3 chat lines were lost"),

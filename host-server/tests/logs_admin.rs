@@ -18,24 +18,13 @@ fn bin(args: &[&str], s: &TestServer) -> Output {
         .unwrap()
 }
 
-fn say(c: &mut Client, text: &str) {
-    c.send(&ClientMsg::Say {
-        room: "#lobby",
-        text,
-    });
-    c.recv_until(
-        "echo",
-        |m| matches!(m, ServerMsg::Message(x) if x.text == text),
-    );
-}
-
 #[test]
 fn logs_hold_events_but_never_secrets() {
     let mut s = TestServer::start();
     let acc = register(s.addr(), "alice");
     let code = code_at_offset(&acc.secret, 0);
     let mut c = login_with(s.addr(), "alice", &code);
-    say(&mut c, "hello logs");
+    c.say("#lobby", "hello logs");
     let _c2 = login_with(s.addr(), "alice", &acc.scratch[3]);
     // A failed login with a wrong password must not log it either.
     let mut bad = Client::connect(s.addr());
@@ -101,13 +90,13 @@ fn verify_log_detects_tampering_and_chains_across_restarts() {
     {
         let mut c = login(s.addr(), &acc, 0);
         for i in 0..5 {
-            say(&mut c, &format!("line {i}"));
+            c.say("#lobby", &format!("line {i}"));
         }
     }
     s.restart();
     {
         let mut c = login_with(s.addr(), "alice", &acc.scratch[0]);
-        say(&mut c, "after restart");
+        c.say("#lobby", "after restart");
     }
     s.stop();
     let log = s.log_dir().join("chat.log");
@@ -206,14 +195,7 @@ fn admin_subcommands_on_the_live_database() {
         .unwrap();
     let secret = secret_of(uri);
     assert_ne!(secret, acc.secret);
-    let statut: String = s
-        .db()
-        .query_row(
-            "SELECT statut FROM REGISTERED WHERE User='alice'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let statut: String = s.scalar("SELECT statut FROM REGISTERED WHERE User='alice'");
     assert_eq!(statut, "ko");
     let mut c = Client::connect(s.addr());
     c.send(&ClientMsg::Login {
@@ -223,14 +205,7 @@ fn admin_subcommands_on_the_live_database() {
     });
     c.expect_error(ErrorCode::InvalidCredentials);
     let _c = login_with(s.addr(), "alice", &code_at_offset(&secret, 0));
-    let statut: String = s
-        .db()
-        .query_row(
-            "SELECT statut FROM REGISTERED WHERE User='alice'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let statut: String = s.scalar("SELECT statut FROM REGISTERED WHERE User='alice'");
     assert_eq!(statut, "ok");
     // Delete.
     assert!(bin(&["user", "delete", "bob"], &s).status.success());

@@ -76,17 +76,7 @@ fn password_change_closes_other_sessions_and_old_password_stops_working() {
     a.expect_error(ErrorCode::InvalidPassword);
     // The code this session logged in with is accepted once more here (possession shown on
     // this connection); elsewhere it is spent.
-    a.send(&ClientMsg::ChangePassword {
-        password: PASSWORD,
-        otp: &code_at_offset(&acc.secret, 0),
-        new_password: NEW_PASSWORD,
-    });
-    let r = a.recv_until("changed", |m| {
-        matches!(
-            m,
-            ServerMsg::PasswordChanged { .. } | ServerMsg::Error { .. }
-        )
-    });
+    let r = a.change_password(PASSWORD, &code_at_offset(&acc.secret, 0), NEW_PASSWORD);
     assert!(
         matches!(r.msg(), ServerMsg::PasswordChanged { closed: 1 }),
         "{r:?}"
@@ -320,14 +310,7 @@ fn a_locked_account_cannot_change_its_password_from_an_open_session() {
         "a locked account changed its password"
     );
     // Still locked, old password unchanged.
-    let locked: i64 = s
-        .db()
-        .query_row(
-            "SELECT locked_until FROM REGISTERED WHERE User = 'uma'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let locked: i64 = s.scalar("SELECT locked_until FROM REGISTERED WHERE User = 'uma'");
     assert!(locked > 0);
     assert_eq!(
         login_pw(&s, "uma", NEW_PASSWORD, &acc.scratch[0]).err(),

@@ -5,7 +5,7 @@ use core::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chatbox_core::otp::{OtpauthUri, Totp};
-use chatbox_core::proto::{ClientMsg, ServerMsg};
+use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};
 
 use super::client::Client;
 
@@ -118,4 +118,51 @@ pub fn login_with(addr: SocketAddr, user: &str, otp: &str) -> Client {
 /// Logs in with the current TOTP code (`offset` 0) or a later one.
 pub fn login(addr: SocketAddr, acc: &Account, offset: i64) -> Client {
     login_with(addr, &acc.user, &code_at_offset(&acc.secret, offset))
+}
+
+/// Sends `RegisterInvite` (password [`PASSWORD`]) on a new connection: the otpauth URI of
+/// `RegisterStarted`, or the error code.
+pub fn start_invite(addr: SocketAddr, user: &str, invite: &str) -> (Client, Result<String, u16>) {
+    let mut c = Client::connect(addr);
+    c.send(&ClientMsg::RegisterInvite {
+        user,
+        password: PASSWORD,
+        invite,
+    });
+    let r = c.recv();
+    let out = match r.msg() {
+        ServerMsg::RegisterStarted { uri } => Ok(uri.to_owned()),
+        ServerMsg::Error { code, .. } => Err(code),
+        other => panic!("unexpected {other:?}"),
+    };
+    (c, out)
+}
+
+/// Registrations racing for one invite: each `(addr, user)` connects, then all send their
+/// `RegisterInvite` at once (a barrier releases them). For each, in order: whether it won
+/// (`RegisterStarted`; a loser must get `InviteInvalid`) and its connection.
+pub fn race_invite(invite: &str, racers: Vec<(SocketAddr, String)>) -> Vec<(bool, Client)> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(racers.len()));
+    let threads: Vec<_> = racers
+        .into_iter()
+        .map(|(addr, user)| {
+            let (t, b) = (invite.to_owned(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                b.wait();
+                c.send(&ClientMsg::RegisterInvite {
+                    user: &user,
+                    password: PASSWORD,
+                    invite: &t,
+                });
+                let r = c.recv();
+                let won = matches!(r.msg(), ServerMsg::RegisterStarted { .. });
+                if !won {
+                    assert_eq!(r.error_code(), Some(ErrorCode::InviteInvalid as u16));
+                }
+                (won, c)
+            })
+        })
+        .collect();
+    threads.into_iter().map(|h| h.join().unwrap()).collect()
 }

@@ -238,6 +238,55 @@ impl Client {
         }
     }
 
+    /// Says `text` in `room` and waits for its echo (the acknowledgement).
+    pub fn say(&mut self, room: &str, text: &str) -> Rec {
+        self.send(&ClientMsg::Say { room, text });
+        self.recv_until(
+            "echo",
+            |m| matches!(m, ServerMsg::Message(x) if x.target == room && x.text == text),
+        )
+    }
+
+    /// Sends `ChangePassword` and returns the answer: `PasswordChanged` or an `Error`.
+    pub fn change_password(&mut self, password: &str, otp: &str, new_password: &str) -> Rec {
+        self.send(&ClientMsg::ChangePassword {
+            password,
+            otp,
+            new_password,
+        });
+        self.recv_until("password change answer", |m| {
+            matches!(
+                m,
+                ServerMsg::PasswordChanged { .. } | ServerMsg::Error { .. }
+            )
+        })
+    }
+
+    /// Waits (at most `within`) for the server's `Bye` and the end of the connection; returns
+    /// the Bye's reason and how long it took. Other records before are skipped; a close
+    /// without a Bye fails.
+    pub fn bye_within(&mut self, within: Duration) -> (String, Duration) {
+        let t0 = Instant::now();
+        let mut reason = None;
+        loop {
+            let left = within.saturating_sub(t0.elapsed());
+            assert!(
+                !left.is_zero(),
+                "no Bye/close within {within:?} (Bye: {reason:?})"
+            );
+            match self.try_recv(left) {
+                Ok(r) => {
+                    if let ServerMsg::Bye { reason: t } = r.msg() {
+                        reason = Some(t.to_owned());
+                    }
+                }
+                Err(RecvError::Closed) => break,
+                Err(RecvError::Timeout) => {}
+            }
+        }
+        (reason.expect("closed without a Bye"), t0.elapsed())
+    }
+
     /// Pings with `token` and waits for the matching pong.
     pub fn ping(&mut self, token: u64) {
         self.send(&ClientMsg::Ping { token });

@@ -17,8 +17,8 @@ mod logs;
 mod server;
 
 pub use account::{
-    Account, PASSWORD, avoid_step_edge, code_at_offset, login, login_with, now_secs, register,
-    secret_of, wrong_code,
+    Account, PASSWORD, avoid_step_edge, code_at_offset, login, login_with, now_secs, race_invite,
+    register, secret_of, start_invite, wrong_code,
 };
 pub use client::{Client, Rec, RecvError, random32, tcp_from};
 pub use logs::{count_events, read_all_logs};

@@ -94,6 +94,13 @@ impl TestServer {
         c
     }
 
+    /// The one value a one-row query returns (`SELECT COUNT(*) …`, a column of one row).
+    pub fn scalar<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
+        self.db()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     /// The text of log file `name` (empty if it does not exist yet).
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.log_dir().join(name)).unwrap_or_default()
