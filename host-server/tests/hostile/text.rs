@@ -1,17 +1,13 @@
 //! Hostile clients, on content inside good records: malformed fields and invalid UTF-8, ANSI
 //! escapes and control characters, Unicode separators and invisible characters, SQL
 //! metacharacters and look-alike names, oversized messages and fields. The fixture is in
-//! common/hostile.rs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "common/hostile.rs"]
-mod hostile;
+//! fixture.rs.
 
 use std::io::Write;
 
+use crate::fixture::*;
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};
 use chatbox_server::test_util::*;
-use hostile::*;
 
 // ---------------------------------------------------------------------------------------------
 // Malformed content inside good records.

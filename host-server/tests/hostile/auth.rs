@@ -1,17 +1,13 @@
 //! Hostile clients, on accounts: registering taken, pending or racing names, brute force on
 //! password and OTP (per account and per address), OTP and scratch-code reuse (also racing),
-//! what an anonymous connection may send. The fixture is in common/hostile.rs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "common/hostile.rs"]
-mod hostile;
+//! what an anonymous connection may send. The fixture is in fixture.rs.
 
 use core::net::SocketAddr;
 use core::time::Duration;
 
+use crate::fixture::*;
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};
 use chatbox_server::test_util::*;
-use hostile::*;
 
 // ---------------------------------------------------------------------------------------------
 // Accounts.

@@ -1,12 +1,6 @@
 //! Hostile clients, by volume: message floods (logged in or not), a ping flood that never
 //! reads, connection floods past the per-address and global limits, and slowloris with fd-leak
-//! checks on the real binary. The fixture is in common/hostile.rs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "common/binserver.rs"]
-mod binserver;
-#[path = "common/hostile.rs"]
-mod hostile;
+//! checks on the real binary. The fixture is in fixture.rs.
 
 use core::net::SocketAddr;
 use core::time::Duration;
@@ -14,10 +8,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
+use crate::fixture::*;
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};
 use chatbox_core::session::Session;
 use chatbox_server::test_util::*;
-use hostile::*;
 
 // ---------------------------------------------------------------------------------------------
 // Floods.
@@ -196,7 +190,7 @@ fn bin_register(addr: SocketAddr, user: &str) -> Account {
 #[test]
 fn slowloris_is_closed_at_the_timeouts_without_fd_leaks() {
     let dir = tempfile::tempdir().unwrap();
-    let mut srv = binserver::BinServer::start(
+    let mut srv = crate::binserver::BinServer::start(
         &dir.path().join("data"),
         &dir.path().join("log"),
         &[

@@ -1,20 +1,5 @@
-//! Hostile clients against the real server over 127.0.0.1. Every attack checks three things:
-//! the attacker gets the expected outcome, an honest pair of users in #lobby keeps chatting,
-//! and the stored data (REGISTERED and MESSAGES rows, read-only from the SQLite file) did not
-//! change. docs/SECURITY-TESTS.md has the table attack → outcome → test.
-//!
-//! chat.rs and auth.rs already cover the first layer (a zero/oversized frame before the
-//! handshake, one bad MAC, an immediate replay, SQL metacharacters at registration, sequential
-//! code reuse, one lockout, two connections per IP); these go further. The suite is split by
-//! what the attack goes for: hostile_wire.rs (framing, records, a man in the middle),
-//! hostile_text.rs (malformed, hostile and oversized content inside good records),
-//! hostile_auth.rs (accounts: registration races, brute force, code reuse, what an anonymous
-//! connection may do), hostile_flood.rs (message, ping and connection floods, slowloris and fd
-//! leaks on the real binary).
-//!
-//! This module: the fixture (a server with short timeouts and an honest pair chatting in
-//! #lobby, snapshots of the stored rows) and raw-socket helpers. Each suite uses its part.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The fixture (a server with short timeouts and an honest pair chatting in #lobby, snapshots
+//! of the stored rows) and raw-socket helpers. Each family uses its part.
 
 use core::net::SocketAddr;
 use core::time::Duration;

@@ -1,22 +1,18 @@
 //! Hostile clients, on the wire: random bytes, bad frame lengths, bit flips, dropped,
-//! reordered, replayed and foreign records, a man in the middle with its own key. The
-//! fixture (an honest pair in #lobby, stored-rows snapshots) is in common/hostile.rs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[path = "common/hostile.rs"]
-mod hostile;
+//! reordered, replayed and foreign records, a man in the middle with its own key. The fixture
+//! (an honest pair in #lobby, stored-rows snapshots) is in fixture.rs.
 
 use core::net::{Ipv4Addr, SocketAddr};
 use core::time::Duration;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
+use crate::fixture::*;
 use chatbox_core::frame::MAX_WIRE_LEN;
 use chatbox_core::noise::{StaticKeypair, fingerprint};
 use chatbox_core::proto::{ClientMsg, ServerMsg};
 use chatbox_core::session::{Input, Session};
 use chatbox_server::test_util::*;
-use hostile::*;
 
 // ---------------------------------------------------------------------------------------------
 // Framing and records.
