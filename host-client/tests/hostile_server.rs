@@ -18,13 +18,8 @@ use chatbox_core::proto::{
     ChatMessage, ClientMsg, MessageKind, MessageList, PresenceKind, ServerMsg, StrList,
 };
 use chatbox_core::session::{Input, Session};
+use chatbox_server::test_util::random32;
 use common::Client;
-
-fn random32() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).expect("randomness");
-    b
-}
 
 fn say(target: &'static str, from: &'static str, text: &'static str) -> ServerMsg<'static> {
     ServerMsg::Message(ChatMessage {
