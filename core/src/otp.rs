@@ -479,8 +479,8 @@ impl core::error::Error for OtpauthError {}
 /// SHA1, 6 and 30), the percent-encoding is well formed and the issuer parameter agrees with the
 /// label. Unknown parameters (`image`, …) are ignored, parameter names compare ignoring ASCII
 /// case. Issuer and account stay percent-encoded here: [`OtpauthUri::account`] and
-/// [`OtpauthUri::issuer`] decode them on the fly, without a buffer. `Debug` does not show the
-/// secret.
+/// [`OtpauthUri::issuer`] decode them on the fly, without a buffer; algorithm, digits and
+/// period are those of [`OtpauthUri::totp`]. `Debug` does not show the secret.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct OtpauthUri<'a> {
     label_issuer: Option<&'a str>,
@@ -578,22 +578,8 @@ impl<'a> OtpauthUri<'a> {
         self.secret
     }
 
-    /// The HMAC algorithm (SHA1 when the URI does not say).
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-
-    /// Digits per code (6 when the URI does not say).
-    pub fn digits(&self) -> u8 {
-        self.digits
-    }
-
-    /// Seconds per time step (30 when the URI does not say).
-    pub fn period(&self) -> u32 {
-        self.period
-    }
-
-    /// The [`Totp`] this URI describes (secret decoded; the stack copy is zeroized).
+    /// The [`Totp`] this URI describes: its secret decoded (the stack copy is zeroized), its
+    /// algorithm, digits and period (SHA1, 6 and 30 when the URI does not say).
     pub fn totp(&self) -> Result<Totp, OtpauthError> {
         let mut buf = [0u8; MAX_SECRET_LEN];
         let totp = crate::encoding::base32_decode(self.secret, &mut buf)
@@ -664,12 +650,9 @@ fn percent_decoded(s: &str) -> PercentDecoded<'_> {
 }
 
 fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    char::from(c)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// Every `%` starts `%XX` with two hexadecimal digits.
@@ -743,10 +726,10 @@ mod otpauth_tests {
             let p = OtpauthUri::parse(uri).expect("parses");
             assert!(p.account().eq(account.bytes()), "{uri}");
             assert!(p.issuer().expect("issuer").eq(issuer.bytes()), "{uri}");
-            assert_eq!(p.algorithm(), alg);
-            assert_eq!(p.digits(), digits);
-            assert_eq!(p.period(), period);
             let totp = p.totp().expect("totp");
+            assert_eq!(totp.algorithm(), alg);
+            assert_eq!(totp.digits(), digits);
+            assert_eq!(totp.period(), period);
             assert_eq!(totp.secret(), &secret);
             let direct = Totp::new(&secret, alg, digits, period).expect("totp");
             assert_eq!(
@@ -767,8 +750,9 @@ mod otpauth_tests {
         let p = OtpauthUri::parse("otpauth://totp/alice?secret=GEZDGNBV").expect("parses");
         assert!(p.issuer().is_none());
         assert!(p.account().eq(*b"alice"));
+        let totp = p.totp().expect("totp");
         assert_eq!(
-            (p.algorithm(), p.digits(), p.period()),
+            (totp.algorithm(), totp.digits(), totp.period()),
             (Algorithm::Sha1, 6, 30)
         );
         // Issuer only in the label, %3A as the separator, names ignoring case, unknown
@@ -779,7 +763,7 @@ mod otpauth_tests {
         .expect("parses");
         assert!(p.issuer().expect("issuer").eq(*b"Ex Co"));
         assert!(p.account().eq(*b"jo@x"));
-        assert_eq!(p.digits(), 8);
+        assert_eq!(p.totp().expect("totp").digits(), 8);
         // The Debug form hides the secret.
         let shown = format!("{p:?}");
         assert!(!shown.to_ascii_lowercase().contains("gezdgnbv"), "{shown}");
