@@ -23,19 +23,14 @@ const BOUND: Duration = Duration::from_secs(5);
 
 /// `chatbox-server user ARGS --data-dir DATA`; panics unless it exits 0.
 fn admin(data: &Path, args: &[&str]) -> String {
-    let out = Command::new(binserver::server_bin())
-        .arg("user")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "user {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    binserver::run_ok(
+        &mut Command::new(binserver::server_bin())
+            .arg("user")
+            .args(args)
+            .arg("--data-dir")
+            .arg(data),
+        &format!("user {args:?}"),
+    )
 }
 
 fn told(m: &ServerMsg<'_>) -> bool {

@@ -125,16 +125,12 @@ impl Drop for Cluster {
 }
 
 fn psql(url: &str, q: &str) -> String {
-    let out = Command::new("psql")
-        .args([url, "-qAtc", q])
-        .output()
-        .expect("running psql");
-    assert!(
-        out.status.success(),
-        "psql {q}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    binserver::run_ok(
+        &mut Command::new("psql").args([url, "-qAtc", q]),
+        &format!("psql {q}"),
+    )
+    .trim()
+    .to_owned()
 }
 
 fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
@@ -527,19 +523,15 @@ fn a_node_stalled_past_its_lease_comes_back_and_a_clean_stop_leaves_at_once() {
 /// `chatbox-server user ARGS` on the cluster's database (a separate process, like an
 /// administrator's shell); panics unless it exits 0.
 fn admin_cli(cl: &Cluster, args: &[&str]) {
-    let out = Command::new(binserver::server_bin())
-        .arg("user")
-        .args(args)
-        .arg("--database")
-        .arg(&cl.db_url)
-        .arg("--data-dir")
-        .arg(cl.dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "user {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    binserver::run_ok(
+        &mut Command::new(binserver::server_bin())
+            .arg("user")
+            .args(args)
+            .arg("--database")
+            .arg(&cl.db_url)
+            .arg("--data-dir")
+            .arg(cl.dir.path().join("data")),
+        &format!("user {args:?}"),
     );
 }
 
@@ -629,26 +621,17 @@ fn admin_changes_reach_live_sessions_on_every_node() {
 
 /// `chatbox-server invite ARGS…` on the cluster's database; the last stdout line.
 fn invite_cli(cl: &Cluster, args: &[&str]) -> String {
-    let out = Command::new(binserver::server_bin())
-        .arg("invite")
-        .args(args)
-        .arg("--data-dir")
-        .arg(cl.dir.path().join("data"))
-        .arg("--database")
-        .arg(&cl.db_url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "invite {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = binserver::run_ok(
+        &mut Command::new(binserver::server_bin())
+            .arg("invite")
+            .args(args)
+            .arg("--data-dir")
+            .arg(cl.dir.path().join("data"))
+            .arg("--database")
+            .arg(&cl.db_url),
+        &format!("invite {args:?}"),
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_owned()
+    stdout.lines().last().unwrap_or_default().to_owned()
 }
 
 fn invite_token(link: &str) -> String {

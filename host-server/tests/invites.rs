@@ -482,20 +482,15 @@ fn invite_create_takes_listen_and_data_dir_from_the_config_file() {
         ),
     )
     .unwrap();
-    let out = Command::new(bin())
-        .args(["invite", "create", "--config"])
-        .arg(&conf)
-        .env_remove("CHATBOX_DATABASE")
-        .env_remove("CHATBOX_LISTEN")
-        .env_remove("CHATBOX_DATA_DIR")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = binserver::run_ok(
+        &mut Command::new(bin())
+            .args(["invite", "create", "--config"])
+            .arg(&conf)
+            .env_remove("CHATBOX_DATABASE")
+            .env_remove("CHATBOX_LISTEN")
+            .env_remove("CHATBOX_DATA_DIR"),
+        "invite create --config",
     );
-    let stdout = String::from_utf8(out.stdout).unwrap();
     let link = Link::parse(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(link.server().as_str(), "127.0.0.1:7777");
     // Stored in the file's data directory: it admits a registration on that server.

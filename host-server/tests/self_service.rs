@@ -3,6 +3,8 @@
 //! session. Cross-node closing is in `cluster.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/binserver.rs"]
+mod binserver;
 use chatbox_server::test_util as common;
 
 use core::time::Duration;
@@ -283,16 +285,12 @@ fn a_locked_account_cannot_change_its_password_from_an_open_session() {
     avoid_step_edge();
     let mut a = login(s.addr(), &acc, 0);
     // An administrator locks the account while the session is open.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatbox-server"))
-        .args(["user", "lock", "uma", "--data-dir"])
-        .arg(s.data_dir())
-        .env_remove("CHATBOX_DATABASE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    binserver::run_ok(
+        &mut std::process::Command::new(binserver::server_bin())
+            .args(["user", "lock", "uma", "--data-dir"])
+            .arg(s.data_dir())
+            .env_remove("CHATBOX_DATABASE"),
+        "user lock uma",
     );
     a.send(&ClientMsg::ChangePassword {
         password: PASSWORD,

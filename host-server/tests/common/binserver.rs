@@ -28,6 +28,20 @@ pub fn server_bin() -> PathBuf {
     )
 }
 
+/// Runs `cmd` (an admin command, a tool) and returns its stdout; fails the test, showing
+/// `what` and the command's stderr, unless it exits 0.
+pub fn run_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 impl BinServer {
     /// Starts `chatbox-server --listen 127.0.0.1:0 --data-dir D --log-dir L` with fast hashing
     /// (unless `extra` sets `--pbkdf2-iterations`) plus `extra` flags; waits for the listening line on stdout (10 s at most).
