@@ -675,18 +675,20 @@ fn check_percent_encoding(s: &str) -> Result<(), OtpauthError> {
     Ok(())
 }
 
-/// Splits `ISSUER:ACCOUNT` (the colon literal or `%3A`) into its parts; no colon: no issuer.
+/// Splits `ISSUER:ACCOUNT` into its parts at the first literal colon, or, with none, at the
+/// first `%3A` (an issuer written by [`otpauth_uri`] has its own colons encoded, the separator
+/// literal); no colon at all: no issuer.
 fn split_label(label: &str) -> (Option<&str>, &str) {
-    let colon = label.find(':');
+    if let Some((issuer, account)) = label.split_once(':') {
+        return (Some(issuer), account);
+    }
     let encoded = label
         .as_bytes()
         .windows(3)
         .position(|w| w.eq_ignore_ascii_case(b"%3A"));
-    match (colon, encoded) {
-        (Some(c), Some(e)) if e < c => (label.get(..e), label.get(e + 3..).unwrap_or("")),
-        (Some(c), _) => (label.get(..c), label.get(c + 1..).unwrap_or("")),
-        (None, Some(e)) => (label.get(..e), label.get(e + 3..).unwrap_or("")),
-        (None, None) => (None, label),
+    match encoded {
+        Some(e) => (label.get(..e), label.get(e + 3..).unwrap_or("")),
+        None => (None, label),
     }
 }
 
@@ -719,6 +721,7 @@ mod otpauth_tests {
         for (issuer, account, alg, digits, period) in [
             ("ChatBox", "alice", Algorithm::Sha1, 6, 30),
             ("Chat Box&Co", "bob:the?builder%", Algorithm::Sha256, 8, 60),
+            ("a:b%3A", "c:d", Algorithm::Sha1, 6, 30),
             ("Ünï", "çarol", Algorithm::Sha512, 7, 1),
         ] {
             let uri =

@@ -3,7 +3,7 @@
 use chatbox_core::buffer::BufferTooSmall;
 use arbitrary::{Result, Unstructured};
 use chatbox_core::otp::{
-    self, Algorithm, MAX_SECRET_LEN, OtpError, Totp, format_code, hotp, parse_code,
+    self, Algorithm, MAX_SECRET_LEN, OtpError, OtpauthUri, Totp, format_code, hotp, parse_code,
 };
 
 fn algorithm(u: &mut Unstructured<'_>) -> Result<Algorithm> {
@@ -26,6 +26,15 @@ fn modulus(digits: u8) -> u32 {
 fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let code: &str = u.arbitrary()?;
     let d = digits(u)?;
+
+    // OtpauthUri::parse on anything (the code string as a URI, and behind the right prefix):
+    // an error or parts that make a TOTP, never a panic.
+    for text in [code.to_owned(), format!("otpauth://totp/{code}")] {
+        if let Ok(p) = OtpauthUri::parse(&text) {
+            assert!(p.totp().is_ok(), "{text:?}");
+            assert!(!p.secret_base32().is_empty());
+        }
+    }
 
     // parse_code: exactly `d` ASCII digits after trimming ASCII white space.
     match parse_code(code, d) {
@@ -111,8 +120,27 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     let account: &str = u.arbitrary()?;
     let size = u.int_in_range(0..=1024usize)?;
     let mut out = vec![0u8; size];
+    // Parsed back, the URI gives what was written (an empty issuer or account is refused).
+    let parsed_back = |uri: &str| {
+        if issuer.is_empty() || account.is_empty() {
+            assert_eq!(
+                OtpauthUri::parse(uri).err(),
+                Some(otp::OtpauthError::BadLabel)
+            );
+            return;
+        }
+        let p = OtpauthUri::parse(uri).expect("what otpauth_uri writes parses");
+        assert!(p.account().eq(account.bytes()), "{uri}");
+        assert!(p.issuer().is_some_and(|i| i.eq(issuer.bytes())), "{uri}");
+        let t = p.totp().expect("its TOTP");
+        assert_eq!((t.secret(), t.algorithm()), (secret, alg));
+        assert_eq!((t.digits(), t.period()), (d, period));
+    };
     match otp::otpauth_uri(&mut out, issuer, account, secret, alg, d, period) {
-        Ok(uri) => check_uri(uri),
+        Ok(uri) => {
+            check_uri(uri);
+            parsed_back(uri);
+        }
         Err(OtpError::InsufficientSize(BufferTooSmall { required })) => {
             assert!(required > size);
             let mut out = vec![0u8; required];
@@ -120,6 +148,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
                 .expect("the size it asked for");
             assert_eq!(uri.len(), required);
             check_uri(uri);
+            parsed_back(uri);
         }
         Err(e) => panic!("otpauth_uri: {e:?}"),
     }
