@@ -24,7 +24,7 @@ const BOUND: Duration = Duration::from_secs(5);
 /// `chatbox-server user ARGS --data-dir DATA`; panics unless it exits 0.
 fn admin(data: &Path, args: &[&str]) -> String {
     binserver::run_ok(
-        &mut Command::new(binserver::server_bin())
+        Command::new(binserver::server_bin())
             .arg("user")
             .args(args)
             .arg("--data-dir")

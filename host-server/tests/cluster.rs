@@ -126,7 +126,7 @@ impl Drop for Cluster {
 
 fn psql(url: &str, q: &str) -> String {
     binserver::run_ok(
-        &mut Command::new("psql").args([url, "-qAtc", q]),
+        Command::new("psql").args([url, "-qAtc", q]),
         &format!("psql {q}"),
     )
     .trim()
@@ -524,7 +524,7 @@ fn a_node_stalled_past_its_lease_comes_back_and_a_clean_stop_leaves_at_once() {
 /// administrator's shell); panics unless it exits 0.
 fn admin_cli(cl: &Cluster, args: &[&str]) {
     binserver::run_ok(
-        &mut Command::new(binserver::server_bin())
+        Command::new(binserver::server_bin())
             .arg("user")
             .args(args)
             .arg("--database")
@@ -622,7 +622,7 @@ fn admin_changes_reach_live_sessions_on_every_node() {
 /// `chatbox-server invite ARGS…` on the cluster's database; the last stdout line.
 fn invite_cli(cl: &Cluster, args: &[&str]) -> String {
     let stdout = binserver::run_ok(
-        &mut Command::new(binserver::server_bin())
+        Command::new(binserver::server_bin())
             .arg("invite")
             .args(args)
             .arg("--data-dir")

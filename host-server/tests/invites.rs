@@ -483,7 +483,7 @@ fn invite_create_takes_listen_and_data_dir_from_the_config_file() {
     )
     .unwrap();
     let stdout = binserver::run_ok(
-        &mut Command::new(bin())
+        Command::new(bin())
             .args(["invite", "create", "--config"])
             .arg(&conf)
             .env_remove("CHATBOX_DATABASE")

@@ -286,7 +286,7 @@ fn a_locked_account_cannot_change_its_password_from_an_open_session() {
     let mut a = login(s.addr(), &acc, 0);
     // An administrator locks the account while the session is open.
     binserver::run_ok(
-        &mut std::process::Command::new(binserver::server_bin())
+        std::process::Command::new(binserver::server_bin())
             .args(["user", "lock", "uma", "--data-dir"])
             .arg(s.data_dir())
             .env_remove("CHATBOX_DATABASE"),
