@@ -25,7 +25,7 @@ use prometheus_client::registry::Registry;
 use smol::Async;
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
-use crate::server::Shared;
+use crate::store::Store;
 
 type Label = [(&'static str, &'static str); 1];
 
@@ -270,19 +270,29 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<Async<std::net::TcpListe
     Async::new(l)
 }
 
-/// Serves `/metrics` and `/healthz` until the executor stops.
+/// What the endpoint answers from.
+struct Endpoint {
+    store: Arc<Store>,
+    metrics: Metrics,
+}
+
+/// Serves `/metrics` (from `metrics`) and `/healthz` (whether `store` answers) until the
+/// executor stops or `stopping` says shutdown has begun.
 pub(crate) async fn serve(
-    shared: Arc<Shared>,
+    store: Arc<Store>,
+    metrics: Metrics,
+    stopping: impl Fn() -> bool,
     listener: Async<std::net::TcpListener>,
     ex: std::sync::Weak<smol::Executor<'static>>,
 ) {
+    let shared = Arc::new(Endpoint { store, metrics });
     let open = Arc::new(AtomicUsize::new(0));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             smol::Timer::after(Duration::from_millis(50)).await;
             continue;
         };
-        if shared.shutting_down() {
+        if stopping() {
             return;
         }
         if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNS {
@@ -322,7 +332,7 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     r
 }
 
-async fn answer(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(shared: &Endpoint, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     const PLAIN: &str = "text/plain; charset=utf-8";
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, PLAIN, "GET only\n".into());

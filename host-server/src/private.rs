@@ -16,12 +16,12 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Mode of every directory the server creates.
-pub const DIR_MODE: u32 = 0o700;
+pub(crate) const DIR_MODE: u32 = 0o700;
 /// Mode of every file the server creates.
-pub const FILE_MODE: u32 = 0o600;
+pub(crate) const FILE_MODE: u32 = 0o600;
 
 /// Creates `dir` (and missing parents) with mode 0700.
-pub fn create_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_dir(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
@@ -29,7 +29,7 @@ pub fn create_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Opens `path` for appending, creating it with mode 0600.
-pub fn open_append(path: &Path) -> io::Result<File> {
+pub(crate) fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -38,7 +38,7 @@ pub fn open_append(path: &Path) -> io::Result<File> {
 }
 
 /// Creates `path` empty with mode 0600 if it does not exist (an existing file is left as is).
-pub fn create_file(path: &Path) -> io::Result<()> {
+pub(crate) fn create_file(path: &Path) -> io::Result<()> {
     OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -51,7 +51,7 @@ pub fn create_file(path: &Path) -> io::Result<()> {
 /// Removes the group and other bits of `path` (a directory or a regular file; a symbolic link,
 /// a device or a missing path is left alone). `Ok(Some(note))` says what changed, for
 /// `info.log`; an error names the path and why it stays readable by others.
-pub fn tighten(path: &Path) -> io::Result<Option<String>> {
+pub(crate) fn tighten(path: &Path) -> io::Result<Option<String>> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -85,7 +85,7 @@ pub fn tighten(path: &Path) -> io::Result<Option<String>> {
 /// [`tighten`]s `dir` and every entry of it whose name is one of `names` or starts with one of
 /// them followed by `.` or `-` (rotated logs such as `chat.log.1`, SQLite's `chatbox.db-wal`).
 /// Other files in the directory are not touched.
-pub fn tighten_dir(dir: &Path, names: &[&str]) -> io::Result<Vec<String>> {
+pub(crate) fn tighten_dir(dir: &Path, names: &[&str]) -> io::Result<Vec<String>> {
     let mut notes = Vec::new();
     notes.extend(tighten(dir)?);
     let entries = match fs::read_dir(dir) {

@@ -16,14 +16,14 @@ use std::time::Instant;
 use super::source::Net;
 
 /// A failure is forgotten after this long without another one on the same key.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// A successful login's (name, address) is remembered this long after its last success.
-pub const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The longest delay before a failure is answered.
-pub const MAX_DELAY: Duration = Duration::from_secs(2);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(2);
 /// Failures on one name from everywhere count this many times less than failures from one
 /// address (the global guard against guessing spread over many addresses).
-pub const NAME_WEIGHT: u32 = 8;
+pub(crate) const NAME_WEIGHT: u32 = 8;
 
 /// A map of at most `cap` keys, each with a count and the time it was last touched; a key
 /// untouched for `ttl` counts as absent. When full, expired keys go first, then the oldest half.
@@ -64,6 +64,7 @@ impl<K: Hash + Eq + Clone> Recent<K> {
         self.map.remove(k);
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.map.len()
     }
@@ -96,14 +97,14 @@ struct Maps {
 
 /// Recent failures and successes (see the module documentation).
 #[derive(Debug)]
-pub struct Attempts {
+pub(crate) struct Attempts {
     maps: Mutex<Maps>,
 }
 
 impl Attempts {
     /// At most `cap` keys per failure map and `known` remembered successes.
     #[must_use]
-    pub fn new(cap: usize, known: usize) -> Attempts {
+    pub(crate) fn new(cap: usize, known: usize) -> Attempts {
         Attempts {
             maps: Mutex::new(Maps {
                 by_addr: Recent::new(cap, FAILURE_WINDOW),
@@ -124,7 +125,7 @@ impl Attempts {
 
     /// Counts a failure of `name` from `addr` and returns the failure level that sets its
     /// delay: the most of the address's failures, the pair's, and the name's / [`NAME_WEIGHT`].
-    pub fn fail(&self, name: &str, addr: Net) -> u32 {
+    pub(crate) fn fail(&self, name: &str, addr: Net) -> u32 {
         let now = Instant::now();
         let Ok(mut m) = self.maps.lock() else {
             return 1;
@@ -136,7 +137,7 @@ impl Attempts {
     }
 
     /// The level a failure of `name` from `addr` would have now, without counting one.
-    pub fn level_now(&self, name: &str, addr: Net) -> u32 {
+    pub(crate) fn level_now(&self, name: &str, addr: Net) -> u32 {
         let now = Instant::now();
         self.maps
             .lock()
@@ -144,7 +145,7 @@ impl Attempts {
     }
 
     /// `name` logged in from `addr`: the pair's failures are forgotten and the pair is known.
-    pub fn succeeded(&self, name: &str, addr: Net) {
+    pub(crate) fn succeeded(&self, name: &str, addr: Net) {
         let now = Instant::now();
         if let Ok(mut m) = self.maps.lock() {
             let pair = (name.to_owned(), addr);
@@ -154,7 +155,7 @@ impl Attempts {
     }
 
     /// Whether `name` logged in from `addr` recently (on this node).
-    pub fn known(&self, name: &str, addr: Net) -> bool {
+    pub(crate) fn known(&self, name: &str, addr: Net) -> bool {
         let now = Instant::now();
         self.maps
             .lock()
@@ -162,7 +163,8 @@ impl Attempts {
     }
 
     /// Keys held (address, pair, name, known): for tests of the bounds.
-    pub fn sizes(&self) -> [usize; 4] {
+    #[cfg(test)]
+    pub(crate) fn sizes(&self) -> [usize; 4] {
         self.maps.lock().map_or([0; 4], |m| {
             [
                 m.by_addr.len(),
@@ -177,7 +179,7 @@ impl Attempts {
 /// The wait before a failure at `level` is answered: `base` doubled for each level above the
 /// first, at most [`MAX_DELAY`] (`base` zero: no wait).
 #[must_use]
-pub fn delay(base: Duration, level: u32) -> Duration {
+pub(crate) fn delay(base: Duration, level: u32) -> Duration {
     if base.is_zero() {
         return Duration::ZERO;
     }

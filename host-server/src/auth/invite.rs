@@ -8,47 +8,48 @@ use core::net::IpAddr;
 use chatbox_core::link::InviteToken;
 use chatbox_core::proto::ErrorCode;
 
+use super::Accounts;
 use super::Refusal;
 use crate::invite::Registration;
-use crate::server::Shared;
 use crate::store::InviteState;
 use crate::time::now_ms;
 
 /// The one answer to every refused invite.
-pub const INVITE_INVALID: &str = "invite invalid: missing, unknown, expired, used up or revoked";
+pub(crate) const INVITE_INVALID: &str =
+    "invite invalid: missing, unknown, expired, used up or revoked";
 
 /// The refusal for any invite problem (closes the connection).
 #[must_use]
-pub fn invalid() -> Refusal {
+pub(crate) fn invalid() -> Refusal {
     Refusal::close(ErrorCode::InviteInvalid, INVITE_INVALID)
 }
 
 /// A checked invite: the hash its use is taken under.
 #[derive(Debug, Clone)]
-pub struct Admit {
+pub(crate) struct Admit {
     /// Keyed hash of the token.
-    pub hash: [u8; 32],
+    pub(crate) hash: [u8; 32],
     /// The invite's id (for log lines).
-    pub id: i64,
+    pub(crate) id: i64,
 }
 
 /// Applies the policy to a registration carrying `invite` (None: plain `Register`).
 /// `Ok(None)`: open server, no invite. `Ok(Some)`: a currently valid invite.
-pub async fn admit(
-    shared: &Shared,
+pub(crate) async fn admit(
+    accounts: &Accounts,
     invite: Option<&str>,
     user: &str,
     ip: IpAddr,
     ip_port: &str,
 ) -> Result<Option<Admit>, Refusal> {
-    if invite.is_none() && shared.config.registration == Registration::Open {
+    if invite.is_none() && accounts.config.registration == Registration::Open {
         return Ok(None);
     }
     let shown = super::login::printable(user);
     // The same address key as the login throttle (a prefix when so configured).
-    let addr = super::source::Origin::of(ip, &shared.config).addr.ip();
-    let Some(attempt) = shared.ip_throttle.begin(addr).await else {
-        shared.logs.credentials(format!(
+    let addr = super::source::Origin::of(ip, &accounts.config).addr.ip();
+    let Some(attempt) = accounts.throttle.begin(addr).await else {
+        accounts.logs.credentials(format!(
             "invite refused user={shown} from={ip_port} reason=too many failures from this address"
         ));
         return Err(invalid());
@@ -60,12 +61,12 @@ pub async fn admit(
         Some(Ok(t)) => t.clone(),
         _ => InviteToken::from_bytes([0u8; 32]),
     };
-    let hash = shared.keys.invite_hash(token.as_bytes());
-    let state = match shared.store.invite_state(hash, now_ms()).await {
+    let hash = accounts.keys.invite_hash(token.as_bytes());
+    let state = match accounts.store.invite_state(hash, now_ms()).await {
         Ok(s) => s,
         Err(e) => {
-            shared.logs.info(format!("invite: {e}"));
-            shared.ip_throttle.refund(attempt).await;
+            accounts.logs.info(format!("invite: {e}"));
+            accounts.throttle.refund(attempt).await;
             return Err(Refusal::internal());
         }
     };
@@ -77,11 +78,11 @@ pub async fn admit(
         (Some(Ok(_)), InviteState::Revoked(id)) => format!("revoked invite={id}"),
         (Some(Ok(_)), InviteState::UsedUp(id)) => format!("used up invite={id}"),
         (Some(Ok(_)), InviteState::Valid(id)) => {
-            shared.ip_throttle.refund(attempt).await;
+            accounts.throttle.refund(attempt).await;
             return Ok(Some(Admit { hash, id }));
         }
     };
-    shared.logs.credentials(format!(
+    accounts.logs.credentials(format!(
         "invite refused user={shown} from={ip_port} reason={reason}"
     ));
     Err(invalid())

@@ -14,23 +14,21 @@ use chatbox_core::proto::ErrorCode;
 use chatbox_core::username;
 use zeroize::Zeroizing;
 
+use super::Accounts;
 use super::Refusal;
 use super::failures::delay;
 use super::pool::{PoolError, Source};
 use super::source::Origin;
-use crate::server::Shared;
 use crate::store::{Account, Sanction};
 use crate::time::{now_ms, now_secs};
 
 /// A logged-in user.
 #[derive(Debug, Clone)]
-pub struct LoggedIn {
+pub(crate) struct LoggedIn {
     /// Normalised name.
-    pub user: String,
-    /// `user` or `op`.
-    pub role: String,
+    pub(crate) user: String,
     /// The TOTP step this login used (None: a scratch code).
-    pub step: Option<u64>,
+    pub(crate) step: Option<u64>,
 }
 
 const GENERIC: &str = "invalid credentials";
@@ -93,7 +91,7 @@ enum Outcome {
 /// refusal at `since` + the delay those counts give (never earlier, whatever work came before
 /// it: the delay covers the database work a code failure does and a wrong password does not).
 async fn fail(
-    shared: &Shared,
+    accounts: &Accounts,
     name: &str,
     origin: &Origin,
     ip_port: &str,
@@ -106,30 +104,30 @@ async fn fail(
         && let Some(acc) = account
     {
         let lock_until = now_ms().saturating_add(
-            u64::try_from(shared.config.lock_duration.as_millis()).unwrap_or(u64::MAX),
+            u64::try_from(accounts.config.lock_duration.as_millis()).unwrap_or(u64::MAX),
         );
-        let n = shared
+        let n = accounts
             .store
-            .login_failure(&acc.user, shared.config.lock_after, lock_until)
+            .login_failure(&acc.user, accounts.config.lock_after, lock_until)
             .await
             .unwrap_or(0);
         lock = format!(
             " code_failures={n}{}",
-            if n >= shared.config.lock_after {
+            if n >= accounts.config.lock_after {
                 " (account now locked)"
             } else {
                 ""
             }
         );
     }
-    let level = shared.attempts.fail(name, origin.addr);
-    let wait = delay(shared.config.failure_delay, level);
+    let level = accounts.attempts.fail(name, origin.addr);
+    let wait = delay(accounts.config.failure_delay, level);
     let line = format!(
         "login failed user={name} from={ip_port} reason={} level={level}{lock}",
         failure.reason()
     );
     if lock.ends_with("(account now locked)") {
-        shared.logs.credentials(line);
+        accounts.logs.credentials(line);
     } else {
         // What an attacker repeats at will: one line per kind and 10 s, with a count.
         let kind = format!(
@@ -137,7 +135,7 @@ async fn fail(
             host_of(ip_port),
             failure.reason()
         );
-        shared.logs.credentials_coalesced(&kind, line);
+        accounts.logs.credentials_coalesced(&kind, line);
     }
     wait_until(since + wait).await;
     generic()
@@ -154,21 +152,21 @@ async fn wait_until(t: Instant) {
 /// the connection. Every attempt counts against its address from the moment it begins, and
 /// keeps counting when the answer is `Busy` (a flood must spend its budget even when it only
 /// fills the queue); only a success or an internal error is given back.
-pub async fn login(
-    shared: &Shared,
+pub(crate) async fn login(
+    accounts: &Accounts,
     raw_user: &str,
     password: &str,
     otp: &str,
     ip: IpAddr,
     ip_port: &str,
 ) -> Result<LoggedIn, Refusal> {
-    let origin = Origin::of(ip, &shared.config);
+    let origin = Origin::of(ip, &accounts.config);
     let user = username::normalize(raw_user)
         .ok()
         .map(|u| u.as_str().to_owned());
     let name = user.clone().unwrap_or_else(|| printable(raw_user));
-    let Some(attempt) = shared.ip_throttle.begin(origin.addr.ip()).await else {
-        shared.logs.credentials_coalesced(
+    let Some(attempt) = accounts.throttle.begin(origin.addr.ip()).await else {
+        accounts.logs.credentials_coalesced(
             &format!(
                 "login refused user={name} from={} reason=too many failures",
                 host_of(ip_port)
@@ -178,12 +176,12 @@ pub async fn login(
             ),
         );
         // No password work, but the same delay as a judged failure.
-        let level = shared.attempts.level_now(&name, origin.addr);
-        wait_until(Instant::now() + delay(shared.config.failure_delay, level)).await;
+        let level = accounts.attempts.level_now(&name, origin.addr);
+        wait_until(Instant::now() + delay(accounts.config.failure_delay, level)).await;
         return Err(generic());
     };
     let r = check(
-        shared,
+        accounts,
         user.as_deref(),
         &name,
         password,
@@ -197,7 +195,7 @@ pub async fn login(
         Err(e) => e.code == ErrorCode::Internal,
     };
     if give_back {
-        shared.ip_throttle.refund(attempt).await;
+        accounts.throttle.refund(attempt).await;
     }
     r
 }
@@ -219,16 +217,16 @@ pub(crate) fn printable(raw_user: &str) -> String {
 
 /// Whether `acc` logged in from this address before: remembered on this node, or the
 /// address of its last login (or registration) in the database, on any node.
-fn known(shared: &Shared, acc: &Account, origin: &Origin) -> bool {
-    shared.attempts.known(&acc.user, origin.addr)
+fn known(accounts: &Accounts, acc: &Account, origin: &Origin) -> bool {
+    accounts.attempts.known(&acc.user, origin.addr)
         || acc
             .ip_port_last
             .parse::<core::net::SocketAddr>()
-            .is_ok_and(|a| Origin::of(a.ip(), &shared.config).addr == origin.addr)
+            .is_ok_and(|a| Origin::of(a.ip(), &accounts.config).addr == origin.addr)
 }
 
 async fn check(
-    shared: &Shared,
+    accounts: &Accounts,
     user: Option<&str>,
     name: &str,
     password: &str,
@@ -237,10 +235,10 @@ async fn check(
     ip_port: &str,
 ) -> Result<LoggedIn, Refusal> {
     let account = match user {
-        Some(u) => match shared.store.account(u).await {
+        Some(u) => match accounts.store.account(u).await {
             Ok(a) => a,
             Err(e) => {
-                shared.logs.info(format!("login: {e}"));
+                accounts.logs.info(format!("login: {e}"));
                 return Err(Refusal::internal());
             }
         },
@@ -250,12 +248,12 @@ async fn check(
     // nothing when there is no account (or no valid name).
     let src = Source {
         origin: *origin,
-        reserved: account.as_ref().is_some_and(|a| known(shared, a, origin)),
+        reserved: account.as_ref().is_some_and(|a| known(accounts, a, origin)),
     };
     let pw = Zeroizing::new(password.as_bytes().to_vec());
     let phc = account.as_ref().map(|a| a.password.clone());
-    let iterations = shared.config.pbkdf2_iterations;
-    let password_ok = shared
+    let iterations = accounts.config.pbkdf2_iterations;
+    let password_ok = accounts
         .pool
         .run(src, move || match phc {
             Some(phc) => verify_password(&pw, &phc).unwrap_or(false),
@@ -272,17 +270,17 @@ async fn check(
     };
     let hashed = Instant::now();
     let outcome = match (&account, user) {
-        (Some(acc), _) => judge(shared, acc, password_ok, otp, ip_port).await,
+        (Some(acc), _) => judge(accounts, acc, password_ok, otp, ip_port).await,
         (None, Some(_)) => Outcome::Failed(Failure::UnknownUser),
         (None, None) => Outcome::Failed(Failure::InvalidName),
     };
     match outcome {
         Outcome::In(li) => {
-            shared.attempts.succeeded(&li.user, origin.addr);
+            accounts.attempts.succeeded(&li.user, origin.addr);
             Ok(li)
         }
         Outcome::Failed(f) => {
-            Err(fail(shared, name, origin, ip_port, account.as_ref(), f, hashed).await)
+            Err(fail(accounts, name, origin, ip_port, account.as_ref(), f, hashed).await)
         }
         Outcome::Refused(r) => Err(r),
     }
@@ -290,7 +288,7 @@ async fn check(
 
 /// Judges an attempt on an existing account once its password was hashed.
 async fn judge(
-    shared: &Shared,
+    accounts: &Accounts,
     acc: &Account,
     password_ok: bool,
     otp: &str,
@@ -309,15 +307,15 @@ async fn judge(
     }
     let mut step = None;
     if otp.len() == 8 && otp.bytes().all(|b| b.is_ascii_digit()) {
-        let hash = shared.keys.scratch_hash(user, otp);
-        match shared.store.use_scratch(user, hash).await {
+        let hash = accounts.keys.scratch_hash(user, otp);
+        match accounts.store.use_scratch(user, hash).await {
             Ok(true) => {}
             Ok(false) => return Outcome::Failed(Failure::WrongScratch),
             Err(_) => return Outcome::Refused(Refusal::internal()),
         }
     } else {
-        let Some(secret) = shared.keys.unseal_totp(user, &acc.totp_sealed) else {
-            shared.logs.info(format!(
+        let Some(secret) = accounts.keys.unseal_totp(user, &acc.totp_sealed) else {
+            accounts.logs.info(format!(
                 "TOTP secret of {user} does not open (tampered row?)"
             ));
             return Outcome::Failed(Failure::SecretUnreadable);
@@ -330,9 +328,13 @@ async fn judge(
             None => return Outcome::Failed(Failure::WrongTotp),
         }
     }
-    match shared.store.active_sanction(Sanction::Ban, user, now).await {
+    match accounts
+        .store
+        .active_sanction(Sanction::Ban, user, now)
+        .await
+    {
         Ok(Some((until, reason))) => {
-            shared.logs.credentials(format!(
+            accounts.logs.credentials(format!(
                 "login refused user={user} from={ip_port} reason=banned until_ms={until}"
             ));
             let text = if until == 0 {
@@ -348,16 +350,16 @@ async fn judge(
         Ok(None) => {}
         Err(_) => return Outcome::Refused(Refusal::internal()),
     }
-    match shared.store.login_success(user, step, ip_port).await {
+    match accounts.store.login_success(user, step, ip_port).await {
         Ok(true) => {}
         // A concurrent login used the same TOTP step first.
         Ok(false) => return Outcome::Failed(Failure::WrongTotp),
         Err(e) => {
-            shared.logs.info(format!("login: {e}"));
+            accounts.logs.info(format!("login: {e}"));
             return Outcome::Refused(Refusal::internal());
         }
     }
-    shared.logs.credentials(format!(
+    accounts.logs.credentials(format!(
         "login established user={user} from={ip_port} with={}",
         if step.is_some() {
             "totp"
@@ -367,7 +369,64 @@ async fn judge(
     ));
     Outcome::In(LoggedIn {
         user: user.to_owned(),
-        role: acc.role.clone(),
         step,
     })
+}
+/// After a login succeeded: whether an administrator's lock, delete or TOTP reset raced it
+/// (written while its password was being checked, so the poller may have looked before the
+/// session was registered, and the login's own update cleared a fresh lock). Called once the
+/// session is in the hub, so a change committed later is the poller's. A raced lock is written
+/// again. `began_ms`: when the login started. Returns the `Bye` reason to close with.
+pub(crate) async fn admin_raced_login(
+    accounts: &Accounts,
+    user: &str,
+    began_ms: u64,
+) -> Option<&'static str> {
+    const LOCKED: &str = "account locked by an administrator";
+    const DELETED: &str = "account deleted by an administrator";
+    const RESET: &str = "second factor reset by an administrator; log in with the new code";
+    let now = now_ms();
+    match accounts.store.account(user).await {
+        Ok(None) => return Some(DELETED),
+        // Locked meanwhile, by an administrator or by failures.
+        Ok(Some(a)) if a.locked_until > now => return Some("account locked"),
+        Ok(Some(_)) => {}
+        Err(e) => {
+            accounts.logs.info(format!("database error: {e}"));
+            return None;
+        }
+    }
+    // Only changes written after the login began: one written before it was read by the
+    // login itself (a lock refuses it, a new secret is what it was checked against).
+    let rows = match accounts.store.admin_events(began_ms).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            accounts.logs.info(format!("database error: {e}"));
+            return None;
+        }
+    };
+    let last = rows.iter().rfind(|ev| {
+        ev.user == user
+            && ev.time_ms >= began_ms
+            && matches!(ev.action.as_str(), "lock" | "unlock" | "reset-otp")
+    })?;
+    match last.action.as_str() {
+        "lock" => {
+            let until = now.saturating_add(100 * 365 * 86_400_000);
+            if let Err(e) = accounts.store.set_lock(user, until).await {
+                accounts.logs.info(format!("database error: {e}"));
+            }
+            accounts.logs.info(format!(
+                "admin: lock {user} raced a login; lock written again, session closed"
+            ));
+            Some(LOCKED)
+        }
+        "reset-otp" => {
+            accounts.logs.info(format!(
+                "admin: reset-otp {user} raced a login; session closed"
+            ));
+            Some(RESET)
+        }
+        _ => None,
+    }
 }

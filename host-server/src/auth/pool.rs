@@ -33,7 +33,7 @@ type Job = Box<dyn FnOnce(bool) + Send>;
 
 /// Why a job did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolError {
+pub(crate) enum PoolError {
     /// No room in the queue for this source (or pushed out by a fairer share).
     Busy,
     /// The pool has stopped.
@@ -42,24 +42,24 @@ pub enum PoolError {
 
 /// Where a job comes from, and whether it may use the reserved lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Source {
+pub(crate) struct Source {
     /// Address and aggregate.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
     /// A login of a (user, address) known from an earlier success.
-    pub reserved: bool,
+    pub(crate) reserved: bool,
 }
 
 /// The pool's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Hashing threads.
-    pub workers: usize,
+    pub(crate) workers: usize,
     /// Jobs waiting in the shared lanes at most.
-    pub queue: usize,
+    pub(crate) queue: usize,
     /// Jobs waiting per address at most.
-    pub per_address: usize,
+    pub(crate) per_address: usize,
     /// Places of the reserved lane.
-    pub reserved: usize,
+    pub(crate) reserved: usize,
 }
 
 #[derive(Default)]
@@ -255,7 +255,7 @@ struct State {
 }
 
 /// The hashing pool.
-pub struct HashPool {
+pub(crate) struct HashPool {
     state: std::sync::Arc<State>,
     limits: Limits,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -271,7 +271,7 @@ impl core::fmt::Debug for HashPool {
 
 impl HashPool {
     /// A pool with these limits (at least one worker, one queued job, one per address).
-    pub fn new(limits: Limits) -> std::io::Result<HashPool> {
+    pub(crate) fn new(limits: Limits) -> std::io::Result<HashPool> {
         let limits = Limits {
             workers: limits.workers.max(1),
             queue: limits.queue.max(1),
@@ -299,7 +299,7 @@ impl HashPool {
     }
 
     /// Runs `f` on a worker and waits for its result without blocking the executor.
-    pub async fn run<T, F>(&self, src: Source, f: F) -> Result<T, PoolError>
+    pub(crate) async fn run<T, F>(&self, src: Source, f: F) -> Result<T, PoolError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -326,7 +326,7 @@ impl HashPool {
     }
 
     /// Stops the workers after the queued jobs.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         if let Ok(mut lanes) = self.state.lanes.lock() {
             lanes.closed = true;
         }

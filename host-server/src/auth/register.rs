@@ -7,37 +7,126 @@ use chatbox_core::username;
 use zeroize::Zeroizing;
 
 use core::net::IpAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::Accounts;
 use super::Refusal;
 use super::pool::PoolError;
+use super::source::{Net, Prefixes};
 use crate::keys::random;
-use crate::server::{PendingSlot, Shared};
 use crate::store::PendingInvite;
 use crate::time::{now_ms, now_secs};
 
 /// Scratch codes handed out at registration.
-pub const SCRATCH_CODES: usize = 10;
+pub(crate) const SCRATCH_CODES: usize = 10;
+
+/// Unconfirmed registrations per address (`--max-pending-per-ip`; the address masked like
+/// every per-address limit, [`Prefixes`]).
+#[derive(Debug)]
+pub(crate) struct PendingLimit {
+    max: usize,
+    prefixes: Prefixes,
+    counts: Mutex<HashMap<Net, usize>>,
+}
+
+/// One unconfirmed registration counted against its address; released when dropped.
+#[derive(Debug)]
+pub(crate) struct PendingSlot {
+    limit: Arc<PendingLimit>,
+    key: Net,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.limit.counts.lock()
+            && let Some(n) = m.get_mut(&self.key)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl PendingLimit {
+    pub(crate) fn new(max: usize, prefixes: Prefixes) -> PendingLimit {
+        PendingLimit {
+            max,
+            prefixes,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reserves one unconfirmed registration for the address of `ip`; `None` if it already
+    /// holds the most allowed.
+    pub(crate) fn reserve(this: &Arc<PendingLimit>, ip: IpAddr) -> Option<PendingSlot> {
+        let key = this.prefixes.origin(ip).addr;
+        let mut m = this.counts.lock().ok()?;
+        let n = m.entry(key).or_insert(0);
+        if *n >= this.max {
+            if *n == 0 {
+                m.remove(&key);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(PendingSlot {
+            limit: this.clone(),
+            key,
+        })
+    }
+
+    /// Whether the address of `ip` may start another registration now.
+    pub(crate) fn room(&self, ip: IpAddr) -> bool {
+        let key = self.prefixes.origin(ip).addr;
+        self.counts
+            .lock()
+            .is_ok_and(|m| m.get(&key).copied().unwrap_or(0) < self.max)
+    }
+}
 
 /// A registration waiting for its confirmation code on this connection.
 #[derive(Debug)]
-pub struct Pending {
+pub(crate) struct Pending {
     /// The normalised user name.
-    pub user: String,
+    pub(crate) user: String,
     secret: Zeroizing<Vec<u8>>,
     tries: u32,
     /// When `RegisterStarted` was sent: the code must come within `register_timeout`.
-    pub started: Instant,
+    pub(crate) started: Instant,
     /// Counts against the address's unconfirmed registrations until dropped.
     _slot: PendingSlot,
     /// The invite whose use this registration holds (given back if it is never confirmed).
-    pub invite_id: Option<i64>,
+    pub(crate) invite_id: Option<i64>,
+}
+
+impl Pending {
+    /// A registration of `user` started at `started`, holding a slot of `limit` for `ip`
+    /// (`None`: the address is at its limit). For in-process tests of the connection state.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        user: &str,
+        started: Instant,
+        limit: &Arc<PendingLimit>,
+        ip: IpAddr,
+    ) -> Option<Pending> {
+        Some(Pending {
+            user: user.to_owned(),
+            secret: Zeroizing::new(vec![0; SECRET_LEN]),
+            tries: 0,
+            started,
+            _slot: PendingLimit::reserve(limit, ip)?,
+            invite_id: None,
+        })
+    }
 }
 
 /// Starts a registration; on success returns the otpauth URI (secret inside: never log it).
-pub async fn start(
-    shared: &Arc<Shared>,
+pub(crate) async fn start(
+    accounts: &Accounts,
     raw_user: &str,
     password: &str,
     ip: IpAddr,
@@ -52,7 +141,7 @@ pub async fn start(
         return Err(Refusal::keep(ErrorCode::InvalidPassword, e.to_string()));
     }
     let too_many = || {
-        shared.logs.credentials(format!(
+        accounts.logs.credentials(format!(
             "register refused: too many unconfirmed registrations from this address user={user} from={ip_port}"
         ));
         Refusal::keep(
@@ -62,11 +151,11 @@ pub async fn start(
     };
     // Cheap check first (no hashing for an address at its limit); the slot itself is taken
     // only once the name is reserved, so racers for one name still get `already_registered`.
-    if !shared.pending_room(ip) {
+    if !accounts.pending.room(ip) {
         return Err(too_many());
     }
     let taken = || {
-        shared.logs.credentials(format!(
+        accounts.logs.credentials(format!(
             "register refused: already registered user={user} from={ip_port}"
         ));
         Refusal::close(
@@ -74,23 +163,23 @@ pub async fn start(
             "this user name is already registered",
         )
     };
-    match shared.store.account(&user).await {
+    match accounts.store.account(&user).await {
         Ok(Some(_)) => return Err(taken()),
         Ok(None) => {}
         Err(e) => {
-            shared.logs.info(format!("register: {e}"));
+            accounts.logs.info(format!("register: {e}"));
             return Err(Refusal::internal());
         }
     }
     let salt = random::<SALT_LEN>().map_err(|_| Refusal::internal())?;
     let pw = Zeroizing::new(password.as_bytes().to_vec());
-    let iterations = shared.config.pbkdf2_iterations;
+    let iterations = accounts.config.pbkdf2_iterations;
     // Hashing shares the pool fairly with logins from everywhere (see auth::pool).
     let src = super::pool::Source {
-        origin: super::source::Origin::of(ip, &shared.config),
+        origin: super::source::Origin::of(ip, &accounts.config),
         reserved: false,
     };
-    let phc = shared
+    let phc = accounts
         .pool
         .run(src, move || {
             let mut out = [0u8; MAX_PHC_LEN];
@@ -107,25 +196,25 @@ pub async fn start(
             .map_err(|_| Refusal::internal())?
             .to_vec(),
     );
-    let sealed = shared
+    let sealed = accounts
         .keys
         .seal_totp(&user, &secret)
         .map_err(|_| Refusal::internal())?;
     let mut invite_id = None;
     if let Some(a) = admit {
-        match shared
+        match accounts
             .store
             .insert_pending_invite(&user, phc, sealed, ip_port, now_ms(), a.hash)
             .await
         {
             Ok(PendingInvite::Started { id }) => {
                 invite_id = Some(id);
-                shared.logs.credentials(format!(
+                accounts.logs.credentials(format!(
                     "invite used user={user} from={ip_port} invite={id} (one use held until confirmed)"
                 ));
             }
             Ok(PendingInvite::Refused) => {
-                shared.logs.credentials(format!(
+                accounts.logs.credentials(format!(
                     "invite refused user={user} from={ip_port} reason=no use left (taken by a concurrent registration) invite={}",
                     a.id
                 ));
@@ -133,12 +222,12 @@ pub async fn start(
             }
             Ok(PendingInvite::NameTaken) => return Err(taken()),
             Err(e) => {
-                shared.logs.info(format!("register: {e}"));
+                accounts.logs.info(format!("register: {e}"));
                 return Err(Refusal::internal());
             }
         }
     } else {
-        match shared
+        match accounts
             .store
             .insert_pending(&user, phc, sealed, ip_port, now_ms())
             .await
@@ -146,25 +235,25 @@ pub async fn start(
             Ok(true) => {}
             Ok(false) => return Err(taken()),
             Err(e) => {
-                shared.logs.info(format!("register: {e}"));
+                accounts.logs.info(format!("register: {e}"));
                 return Err(Refusal::internal());
             }
         }
     }
     let release = |r: Refusal| async {
-        if let Err(e) = shared.store.delete_pending(&user).await {
-            shared.logs.info(format!("register: {e}"));
+        if let Err(e) = accounts.store.delete_pending(&user).await {
+            accounts.logs.info(format!("register: {e}"));
         }
         r
     };
-    let Some(slot) = shared.reserve_pending(ip) else {
+    let Some(slot) = PendingLimit::reserve(&accounts.pending, ip) else {
         // Several registrations from this address passed the first check at once.
         return Err(release(too_many()).await);
     };
     let mut buf = Zeroizing::new([0u8; 512]);
     let uri = otpauth_uri(
         &mut buf[..],
-        &shared.config.issuer,
+        &accounts.config.issuer,
         &user,
         &secret,
         Algorithm::Sha1,
@@ -175,7 +264,7 @@ pub async fn start(
     let Ok(uri) = uri else {
         return Err(release(Refusal::internal()).await);
     };
-    shared.logs.credentials(format!(
+    accounts.logs.credentials(format!(
         "registration started user={user} from={ip_port} (pending TOTP confirmation)"
     ));
     Ok((
@@ -204,8 +293,8 @@ pub(crate) fn scratch_code() -> std::io::Result<String> {
 
 /// Checks the confirmation code. `Ok(codes)` once registered; `Err` with `close` set when
 /// too many wrong codes were tried (the registration is then discarded by the caller).
-pub async fn confirm(
-    shared: &Shared,
+pub(crate) async fn confirm(
+    accounts: &Accounts,
     pending: &mut Pending,
     code: &str,
     ip_port: &str,
@@ -213,11 +302,11 @@ pub async fn confirm(
     let totp = Totp::sha1_default(&pending.secret).map_err(|_| Refusal::internal())?;
     let Some(step) = totp.verify(code, now_secs(), None) else {
         pending.tries += 1;
-        shared.logs.credentials(format!(
+        accounts.logs.credentials(format!(
             "registration code wrong user={} from={ip_port} try={}",
             pending.user, pending.tries
         ));
-        return Err(if pending.tries >= shared.config.register_tries {
+        return Err(if pending.tries >= accounts.config.register_tries {
             Refusal::close(ErrorCode::InvalidCode, "wrong code; registration cancelled")
         } else {
             Refusal::keep(ErrorCode::InvalidCode, "wrong code, try again")
@@ -227,19 +316,19 @@ pub async fn confirm(
     let mut hashes = Vec::with_capacity(SCRATCH_CODES);
     while codes.len() < SCRATCH_CODES {
         let c = Zeroizing::new(scratch_code().map_err(|_| Refusal::internal())?);
-        let h = shared.keys.scratch_hash(&pending.user, &c);
+        let h = accounts.keys.scratch_hash(&pending.user, &c);
         if !hashes.contains(&h) {
             hashes.push(h);
             codes.push(c);
         }
     }
-    match shared
+    match accounts
         .store
         .confirm_registration(&pending.user, step, hashes)
         .await
     {
         Ok(true) => {
-            shared.logs.credentials(format!(
+            accounts.logs.credentials(format!(
                 "registered user={} from={ip_port}{}",
                 pending.user,
                 pending
@@ -250,5 +339,22 @@ pub async fn confirm(
             Ok(codes)
         }
         Ok(false) | Err(_) => Err(Refusal::internal()),
+    }
+}
+
+/// The connection ended before `pending` was confirmed: the name (and the invite's use) is
+/// given back.
+pub(crate) async fn discard(accounts: &Accounts, pending: &Pending, ip_port: &str) {
+    match accounts.store.delete_pending(&pending.user).await {
+        Ok(true) => accounts.logs.credentials(format!(
+            "registration discarded (not confirmed) user={} from={ip_port}{}",
+            pending.user,
+            pending
+                .invite_id
+                .map(|i| format!(" invite={i} (use given back)"))
+                .unwrap_or_default()
+        )),
+        Ok(false) => {}
+        Err(e) => accounts.logs.info(format!("database error: {e}")),
     }
 }

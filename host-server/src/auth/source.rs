@@ -9,7 +9,7 @@ use crate::config::Config;
 
 /// An address masked to a prefix length: the key every per-address limit counts under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Net {
+pub(crate) struct Net {
     ip: IpAddr,
     len: u8,
 }
@@ -17,7 +17,7 @@ pub struct Net {
 impl Net {
     /// `ip` (IPv4-mapped IPv6 taken as IPv4) masked to `v4` or `v6` bits (clamped to 32/128).
     #[must_use]
-    pub fn of(ip: IpAddr, v4: u8, v6: u8) -> Net {
+    pub(crate) fn of(ip: IpAddr, v4: u8, v6: u8) -> Net {
         match ip.to_canonical() {
             IpAddr::V4(a) => {
                 let len = v4.min(32);
@@ -40,7 +40,7 @@ impl Net {
 
     /// The masked address (the network's first address).
     #[must_use]
-    pub fn ip(&self) -> IpAddr {
+    pub(crate) fn ip(&self) -> IpAddr {
         self.ip
     }
 }
@@ -53,20 +53,50 @@ impl fmt::Display for Net {
 
 /// An attempt's address and aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Origin {
+pub(crate) struct Origin {
     /// The address (`--address-prefix-v4`/`-v6` bits).
-    pub addr: Net,
+    pub(crate) addr: Net,
     /// The network around it (`--aggregate-prefix-v4`/`-v6` bits).
-    pub aggregate: Net,
+    pub(crate) aggregate: Net,
 }
 
 impl Origin {
     /// The origin of a connection from `ip` under `config`'s prefix lengths.
     #[must_use]
-    pub fn of(ip: IpAddr, config: &Config) -> Origin {
+    pub(crate) fn of(ip: IpAddr, config: &Config) -> Origin {
+        Prefixes::of(config).origin(ip)
+    }
+}
+
+/// The four prefix lengths (`--address-prefix-v4/-v6`, `--aggregate-prefix-v4/-v6`): the one
+/// masking every per-address limit uses (login throttle, hashing pool, anonymous eviction,
+/// unconfirmed registrations; docs/DESIGN.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Prefixes {
+    v4: u8,
+    v6: u8,
+    aggregate_v4: u8,
+    aggregate_v6: u8,
+}
+
+impl Prefixes {
+    /// `config`'s prefix lengths.
+    #[must_use]
+    pub(crate) fn of(config: &Config) -> Prefixes {
+        Prefixes {
+            v4: config.address_prefix_v4,
+            v6: config.address_prefix_v6,
+            aggregate_v4: config.aggregate_prefix_v4,
+            aggregate_v6: config.aggregate_prefix_v6,
+        }
+    }
+
+    /// The origin of a connection from `ip`.
+    #[must_use]
+    pub(crate) fn origin(self, ip: IpAddr) -> Origin {
         Origin {
-            addr: Net::of(ip, config.address_prefix_v4, config.address_prefix_v6),
-            aggregate: Net::of(ip, config.aggregate_prefix_v4, config.aggregate_prefix_v6),
+            addr: Net::of(ip, self.v4, self.v6),
+            aggregate: Net::of(ip, self.aggregate_v4, self.aggregate_v6),
         }
     }
 }

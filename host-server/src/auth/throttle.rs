@@ -29,7 +29,7 @@ return 1";
 
 /// Login attempts per IP within the last minute.
 #[derive(Debug)]
-pub struct IpThrottle {
+pub(crate) struct IpThrottle {
     limit: u32,
     attempts: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
     redis: Option<redis::aio::MultiplexedConnection>,
@@ -38,7 +38,7 @@ pub struct IpThrottle {
 /// A counted attempt, until [`IpThrottle::refund`]ed.
 #[derive(Debug)]
 #[must_use = "an attempt that succeeded must be refunded"]
-pub struct Attempt {
+pub(crate) struct Attempt {
     ip: IpAddr,
     at: Instant,
     shared: bool,
@@ -51,7 +51,7 @@ fn key(ip: IpAddr) -> String {
 impl IpThrottle {
     /// At most `limit` failed attempts per minute per IP, counted in this process.
     #[must_use]
-    pub fn new(limit: u32) -> IpThrottle {
+    pub(crate) fn new(limit: u32) -> IpThrottle {
         IpThrottle {
             limit,
             attempts: Mutex::new(HashMap::new()),
@@ -61,7 +61,7 @@ impl IpThrottle {
 
     /// The same, counted in Redis for every node of the cluster.
     #[must_use]
-    pub fn shared(limit: u32, redis: redis::aio::MultiplexedConnection) -> IpThrottle {
+    pub(crate) fn shared(limit: u32, redis: redis::aio::MultiplexedConnection) -> IpThrottle {
         IpThrottle {
             redis: Some(redis),
             ..IpThrottle::new(limit)
@@ -69,7 +69,7 @@ impl IpThrottle {
     }
 
     /// Counts an attempt from `ip`; `None` if the address has used up its attempts.
-    pub async fn begin(&self, ip: IpAddr) -> Option<Attempt> {
+    pub(crate) async fn begin(&self, ip: IpAddr) -> Option<Attempt> {
         if let Some(conn) = &self.redis {
             let window = u64::try_from(WINDOW.as_millis()).unwrap_or(u64::MAX);
             let r = redis::cmd("EVAL")
@@ -116,7 +116,7 @@ impl IpThrottle {
     }
 
     /// The attempt succeeded (or was not judged): it no longer counts.
-    pub async fn refund(&self, a: Attempt) {
+    pub(crate) async fn refund(&self, a: Attempt) {
         if a.shared {
             if let Some(conn) = &self.redis {
                 let _ = redis::cmd("EVAL")

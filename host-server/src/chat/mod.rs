@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use chatbox_core::proto::{ErrorCode, ServerMsg};
 
-pub use service::Chat;
+pub(crate) use service::Chat;
 pub(crate) use state::SessionInfo;
 
 /// A connection's number.

@@ -40,7 +40,7 @@ impl Limits {
 
 /// The chat of one node.
 #[derive(Debug)]
-pub struct Chat {
+pub(crate) struct Chat {
     pub(crate) bus: Bus,
     pub(crate) store: Arc<Store>,
     pub(crate) logs: Logs,

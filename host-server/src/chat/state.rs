@@ -33,7 +33,7 @@ struct Entry {
 
 /// One live session of a user, on any node (for `/sessions`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionInfo {
+pub(crate) struct SessionInfo {
     /// Node holding it.
     pub node: String,
     /// Its connection number there.

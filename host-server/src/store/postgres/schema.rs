@@ -126,7 +126,7 @@ pub const MIGRATIONS: &[&str] = &[
 
 /// Applies the missing migrations in one transaction, holding the migration lock; returns the
 /// schema version.
-pub async fn migrate(pool: &PgPool) -> Result<i64, sqlx::Error> {
+pub(crate) async fn migrate(pool: &PgPool) -> Result<i64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)

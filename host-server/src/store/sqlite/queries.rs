@@ -53,17 +53,17 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<Account> {
 }
 
 /// One account.
-pub fn account(c: &Connection, user: &str) -> rusqlite::Result<Option<Account>> {
+pub(crate) fn account(c: &Connection, user: &str) -> rusqlite::Result<Option<Account>> {
     one(c, sql::ACCOUNT, params![user], account_row)
 }
 
 /// Every account, by name.
-pub fn accounts(c: &Connection) -> rusqlite::Result<Vec<Account>> {
+pub(crate) fn accounts(c: &Connection) -> rusqlite::Result<Vec<Account>> {
     all(c, sql::ACCOUNTS, [], account_row)
 }
 
 /// Inserts a pending registration; `false` if the name is taken.
-pub fn insert_pending(c: &Connection, p: &Pending) -> rusqlite::Result<bool> {
+pub(crate) fn insert_pending(c: &Connection, p: &Pending) -> rusqlite::Result<bool> {
     let n = exec(
         c,
         sql::INSERT_PENDING,
@@ -73,7 +73,7 @@ pub fn insert_pending(c: &Connection, p: &Pending) -> rusqlite::Result<bool> {
 }
 
 /// Activates a registration: statut `ok`, the confirming step used, the scratch codes stored.
-pub fn confirm_registration(
+pub(crate) fn confirm_registration(
     c: &Connection,
     user: &str,
     step: u64,
@@ -91,7 +91,7 @@ pub fn confirm_registration(
 }
 
 /// Deletes a registration that was never confirmed; `true` if one was.
-pub fn delete_pending(c: &Connection, user: &str) -> rusqlite::Result<bool> {
+pub(crate) fn delete_pending(c: &Connection, user: &str) -> rusqlite::Result<bool> {
     let n = exec(c, sql::DELETE_PENDING, params![user])?;
     if n > 0 {
         exec(c, sql::SCRATCH_CLEAR, params![user])?;
@@ -100,7 +100,7 @@ pub fn delete_pending(c: &Connection, user: &str) -> rusqlite::Result<bool> {
 }
 
 /// Deletes an account and everything attached to it; `true` if it existed.
-pub fn delete_account(c: &Connection, user: &str) -> rusqlite::Result<bool> {
+pub(crate) fn delete_account(c: &Connection, user: &str) -> rusqlite::Result<bool> {
     let n = exec(c, sql::DELETE_ACCOUNT, params![user])?;
     exec(c, sql::SCRATCH_CLEAR, params![user])?;
     Ok(n > 0)
@@ -108,7 +108,7 @@ pub fn delete_account(c: &Connection, user: &str) -> rusqlite::Result<bool> {
 
 /// A successful login: failures reset, step stored, online, and the connection's `ONLINE` row
 /// (on `node`) shows the user. `false`, nothing changed, if the step was used already.
-pub fn login_success(
+pub(crate) fn login_success(
     c: &Connection,
     user: &str,
     step: Option<u64>,
@@ -128,7 +128,7 @@ pub fn login_success(
 }
 
 /// A failed login: one more failure, locked when `lock_after` is reached. Returns the count.
-pub fn login_failure(
+pub(crate) fn login_failure(
     c: &Connection,
     user: &str,
     lock_after: u32,
@@ -144,7 +144,7 @@ pub fn login_failure(
 }
 
 /// Locks (`until_ms` > now) or unlocks (0, failures reset) an account; `true` if it exists.
-pub fn set_lock(c: &Connection, user: &str, until_ms: u64) -> rusqlite::Result<bool> {
+pub(crate) fn set_lock(c: &Connection, user: &str, until_ms: u64) -> rusqlite::Result<bool> {
     let n = if until_ms == 0 {
         exec(c, sql::UNLOCK, params![user])?
     } else {
@@ -154,7 +154,7 @@ pub fn set_lock(c: &Connection, user: &str, until_ms: u64) -> rusqlite::Result<b
 }
 
 /// Records an administrator's change and forgets those older than `prune_before_ms`.
-pub fn admin_event(
+pub(crate) fn admin_event(
     c: &Connection,
     time_ms: u64,
     user: &str,
@@ -171,7 +171,7 @@ pub fn admin_event(
 }
 
 /// Administrators' changes written at or after `since_ms`.
-pub fn admin_events(c: &Connection, since_ms: u64) -> rusqlite::Result<Vec<AdminEvent>> {
+pub(crate) fn admin_events(c: &Connection, since_ms: u64) -> rusqlite::Result<Vec<AdminEvent>> {
     all(c, sql::ADMIN_EVENTS_SINCE, params![i64_of(since_ms)], |r| {
         Ok(AdminEvent {
             id: r.get(0)?,
@@ -183,30 +183,30 @@ pub fn admin_events(c: &Connection, since_ms: u64) -> rusqlite::Result<Vec<Admin
 }
 
 /// Sets the role; `true` if the account exists.
-pub fn set_role(c: &Connection, user: &str, role: &str) -> rusqlite::Result<bool> {
+pub(crate) fn set_role(c: &Connection, user: &str, role: &str) -> rusqlite::Result<bool> {
     Ok(exec(c, sql::SET_ROLE, params![user, role])? > 0)
 }
 
 /// New TOTP secret, back to pending (statut `ko`, step cleared, scratch codes removed).
-pub fn reset_otp(c: &Connection, user: &str, sealed: &[u8]) -> rusqlite::Result<bool> {
+pub(crate) fn reset_otp(c: &Connection, user: &str, sealed: &[u8]) -> rusqlite::Result<bool> {
     let n = exec(c, sql::RESET_OTP, params![user, sealed])?;
     exec(c, sql::SCRATCH_CLEAR, params![user])?;
     Ok(n > 0)
 }
 
 /// Marks a scratch code used; `true` if it existed unused.
-pub fn use_scratch(c: &Connection, user: &str, hash: &[u8; 32]) -> rusqlite::Result<bool> {
+pub(crate) fn use_scratch(c: &Connection, user: &str, hash: &[u8; 32]) -> rusqlite::Result<bool> {
     Ok(exec(c, sql::SCRATCH_USE, params![user, &hash[..]])? == 1)
 }
 
 /// Unused scratch codes left.
-pub fn scratch_left(c: &Connection, user: &str) -> rusqlite::Result<u32> {
+pub(crate) fn scratch_left(c: &Connection, user: &str) -> rusqlite::Result<u32> {
     let n = one(c, sql::SCRATCH_LEFT, params![user], |r| r.get::<_, i64>(0))?;
     Ok(n.map_or(0, u32_of))
 }
 
 /// Marks an account offline unless it is logged in on another node than `node`.
-pub fn set_offline(c: &Connection, user: &str, node: &str) -> rusqlite::Result<()> {
+pub(crate) fn set_offline(c: &Connection, user: &str, node: &str) -> rusqlite::Result<()> {
     if exec(c, sql::SET_OFFLINE, params![user, node])? == 1 {
         exec(c, sql::SEEN, params![user])?;
     }
@@ -215,11 +215,11 @@ pub fn set_offline(c: &Connection, user: &str, node: &str) -> rusqlite::Result<(
 
 /// A connection of `node` in `ONLINE`.
 /// Marks `user` online.
-pub fn set_online(c: &Connection, user: &str) -> rusqlite::Result<()> {
+pub(crate) fn set_online(c: &Connection, user: &str) -> rusqlite::Result<()> {
     exec(c, sql::SET_ONLINE, params![user]).map(drop)
 }
 
-pub fn online_put(
+pub(crate) fn online_put(
     c: &Connection,
     node: &str,
     client_id: &str,
@@ -235,19 +235,23 @@ pub fn online_put(
 }
 
 /// A connection of `node` left `ONLINE`.
-pub fn online_remove(c: &Connection, node: &str, ip_port: &str) -> rusqlite::Result<()> {
+pub(crate) fn online_remove(c: &Connection, node: &str, ip_port: &str) -> rusqlite::Result<()> {
     exec(c, sql::ONLINE_REMOVE, params![node, ip_port]).map(drop)
 }
 
 /// The `ONLINE` table.
-pub fn online_rows(c: &Connection) -> rusqlite::Result<Vec<OnlineRow>> {
+pub(crate) fn online_rows(c: &Connection) -> rusqlite::Result<Vec<OnlineRow>> {
     all(c, sql::ONLINE_ROWS, [], |r| OnlineRow::from_cols(r))
 }
 
 /// Stores a chat message (its `id` is ignored); returns its id.
 /// Stores a private message for an offline recipient unless it already holds `cap` from this
 /// sender since it was last seen; `None` then (nothing stored).
-pub fn insert_offline(c: &Connection, m: &StoredMsg, cap: u32) -> rusqlite::Result<Option<u64>> {
+pub(crate) fn insert_offline(
+    c: &Connection,
+    m: &StoredMsg,
+    cap: u32,
+) -> rusqlite::Result<Option<u64>> {
     let n = one(c, sql::OFFLINE_COUNT, params![m.target, m.sender], |r| {
         r.get::<_, i64>(0)
     })?
@@ -258,7 +262,7 @@ pub fn insert_offline(c: &Connection, m: &StoredMsg, cap: u32) -> rusqlite::Resu
     insert_message(c, m).map(Some)
 }
 
-pub fn insert_message(c: &Connection, m: &StoredMsg) -> rusqlite::Result<u64> {
+pub(crate) fn insert_message(c: &Connection, m: &StoredMsg) -> rusqlite::Result<u64> {
     let time = i64_of(m.time_ms);
     let p = params![time, m.target, m.sender, i64::from(m.kind), m.text];
     let id = one(c, sql::MESSAGE_ADD, p, |r| r.get::<_, i64>(0))?;
@@ -271,7 +275,7 @@ fn msg_row(r: &Row<'_>) -> rusqlite::Result<StoredMsg> {
 
 /// The newest `limit` messages of a room (`#…`), or of the private conversation of `me` with
 /// `target`, with an id below `before_id` (0 = newest); oldest first.
-pub fn history(
+pub(crate) fn history(
     c: &Connection,
     me: &str,
     target: &str,
@@ -299,19 +303,19 @@ pub fn history(
 }
 
 /// Adds (or replaces) a ban or mute (`until_ms` 0 = permanent).
-pub fn add_sanction(c: &Connection, x: &SanctionSet) -> rusqlite::Result<()> {
+pub(crate) fn add_sanction(c: &Connection, x: &SanctionSet) -> rusqlite::Result<()> {
     let until = i64_of(x.until_ms);
     let p = params![x.user, until, x.reason, x.by, i64_of(x.now_ms)];
     exec(c, x.kind.sql().put, p).map(drop)
 }
 
 /// Lifts a ban or mute; `true` if there was one.
-pub fn remove_sanction(c: &Connection, s: Sanction, user: &str) -> rusqlite::Result<bool> {
+pub(crate) fn remove_sanction(c: &Connection, s: Sanction, user: &str) -> rusqlite::Result<bool> {
     Ok(exec(c, s.sql().remove, params![user])? > 0)
 }
 
 /// The ban or mute of `user` in force at `now_ms`: `(until_ms, reason)`.
-pub fn active_sanction(
+pub(crate) fn active_sanction(
     c: &Connection,
     s: Sanction,
     user: &str,
@@ -323,14 +327,14 @@ pub fn active_sanction(
 }
 
 /// Every mute in force: `(user, until_ms)`.
-pub fn active_mutes(c: &Connection, now_ms: u64) -> rusqlite::Result<Vec<(String, u64)>> {
+pub(crate) fn active_mutes(c: &Connection, now_ms: u64) -> rusqlite::Result<Vec<(String, u64)>> {
     all(c, sql::MUTES.all_active, params![i64_of(now_ms)], |r| {
         Ok((r.get(0)?, u64_of(r.get(1)?)))
     })
 }
 
 /// Sets a room topic.
-pub fn set_topic(c: &Connection, t: &TopicRow) -> rusqlite::Result<()> {
+pub(crate) fn set_topic(c: &Connection, t: &TopicRow) -> rusqlite::Result<()> {
     exec(
         c,
         sql::TOPIC_PUT,
@@ -340,22 +344,22 @@ pub fn set_topic(c: &Connection, t: &TopicRow) -> rusqlite::Result<()> {
 }
 
 /// All topics.
-pub fn topics(c: &Connection) -> rusqlite::Result<Vec<TopicRow>> {
+pub(crate) fn topics(c: &Connection) -> rusqlite::Result<Vec<TopicRow>> {
     all(c, sql::TOPICS, [], |r| TopicRow::from_cols(r))
 }
 
 /// Reads a setting.
-pub fn setting(c: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+pub(crate) fn setting(c: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     one(c, sql::SETTING, params![key], |r| r.get(0))
 }
 
 /// Writes a setting.
-pub fn set_setting(c: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+pub(crate) fn set_setting(c: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
     exec(c, sql::SETTING_PUT, params![key, value]).map(drop)
 }
 
 /// Renews (or writes again) the lease of `node`; `true` if it was still there.
-pub fn heartbeat(c: &Connection, node: &str, expires_ms: u64) -> rusqlite::Result<bool> {
+pub(crate) fn heartbeat(c: &Connection, node: &str, expires_ms: u64) -> rusqlite::Result<bool> {
     let held = exec(c, sql::LEASE_RENEW, params![node, i64_of(expires_ms)])? == 1;
     if !held {
         exec(c, sql::LEASE_PUT, params![node, i64_of(expires_ms)])?;
@@ -365,7 +369,7 @@ pub fn heartbeat(c: &Connection, node: &str, expires_ms: u64) -> rusqlite::Resul
 
 /// Releases what `node` held: its users offline (unless on another node), its `ONLINE` rows,
 /// its unconfirmed registrations.
-pub fn release_node(c: &Connection, node: &str) -> rusqlite::Result<()> {
+pub(crate) fn release_node(c: &Connection, node: &str) -> rusqlite::Result<()> {
     for stmt in sql::RELEASE_NODE {
         exec(c, stmt, params![node])?;
     }
@@ -373,14 +377,14 @@ pub fn release_node(c: &Connection, node: &str) -> rusqlite::Result<()> {
 }
 
 /// `node` leaves: what it held released, its lease deleted.
-pub fn leave(c: &Connection, node: &str) -> rusqlite::Result<()> {
+pub(crate) fn leave(c: &Connection, node: &str) -> rusqlite::Result<()> {
     release_node(c, node)?;
     exec(c, sql::LEASE_DELETE, params![node]).map(drop)
 }
 
 /// Takes the expired leases of other nodes than `node` and releases what those nodes held;
 /// returns them.
-pub fn reap_nodes(c: &Connection, node: &str, now_ms: u64) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn reap_nodes(c: &Connection, node: &str, now_ms: u64) -> rusqlite::Result<Vec<String>> {
     let dead: Vec<String> = all(c, sql::LEASES_EXPIRED, params![node, i64_of(now_ms)], |r| {
         r.get(0)
     })?;

@@ -129,7 +129,7 @@ pub const MIGRATIONS: &[&str] = &[
 /// Several processes opening a new file at once can get `SQLITE_BUSY` without the busy handler
 /// being consulted (switching the journal to WAL, WAL recovery): such an open is tried again
 /// for up to the busy timeout.
-pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         match open_once(path) {
@@ -196,7 +196,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Server start: `ONLINE` dropped and recreated, every account offline, and registrations
 /// whose connection died with the previous run discarded.
-pub fn reset_at_start(conn: &Connection) -> rusqlite::Result<()> {
+pub(crate) fn reset_at_start(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(concat!(
         "BEGIN IMMEDIATE;
          DROP TABLE IF EXISTS ONLINE;",
