@@ -275,7 +275,11 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
         );
     }
     if let Some(ready) = bus_ready {
-        // Accept only once this node hears the bus (or after 5 s, saying so).
+        // The accept loop already runs (spawned above): this wait only delays start()'s
+        // return, so a caller that waits for start (tests, the cluster check) gets a node that
+        // hears the other nodes' events (or, after 5 s, a log line saying it does not yet).
+        // Events published elsewhere before the subscription is live are missed here; the
+        // periodic presence snapshot (runtime::cluster::lease_loop) heals that view.
         let heard = smol::block_on(smol::future::or(
             async { ready.recv().await.is_ok() },
             async {
