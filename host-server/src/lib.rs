@@ -47,7 +47,7 @@ use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
 
-use chatbox_core::password::{DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS};
+use chatbox_core::password::DEFAULT_ITERATIONS;
 use smol::channel;
 use smol::{Async, Executor};
 
@@ -70,18 +70,7 @@ pub use runtime::shutdown::ServerHandle;
 
 /// Binds, opens storage and logs, and runs the server on its own threads; returns at once.
 pub fn start(config: Config) -> io::Result<ServerHandle> {
-    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&config.pbkdf2_iterations) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("--pbkdf2-iterations must be within {MIN_ITERATIONS}..={MAX_ITERATIONS}"),
-        ));
-    }
-    if config.register_timeout.is_zero() || config.register_timeout > Duration::from_secs(60) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "--register-timeout must be within 1..=60 seconds",
-        ));
-    }
+    runtime::setup::validate(&config)?;
     let private_notes = runtime::setup::make_private(&config)?;
     let keys = ServerKeys::load_or_create(&config.data_dir)?;
     let anchor = config.data_dir.join(anchor_name(

@@ -1,16 +1,35 @@
-//! Start-up steps that are neither wiring nor serving: private directories and files, the
-//! admission notes and the first-run operator invite. See docs/DESIGN.md, "Server:
-//! connections and runtime".
+//! Start-up steps that are neither wiring nor serving: the settings `start` refuses, private
+//! directories and files, the admission notes and the first-run operator invite. See
+//! docs/DESIGN.md, "Server: connections and runtime".
 
 use core::net::SocketAddr;
 use core::time::Duration;
 use std::io;
+
+use chatbox_core::password::{MAX_ITERATIONS, MIN_ITERATIONS};
 
 use crate::config::Config;
 use crate::keys::ServerKeys;
 use crate::logs::Logs;
 use crate::private;
 use crate::store::{Database, Store};
+
+/// The settings `start` refuses before touching the disk.
+pub(crate) fn validate(config: &Config) -> io::Result<()> {
+    if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&config.pbkdf2_iterations) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("--pbkdf2-iterations must be within {MIN_ITERATIONS}..={MAX_ITERATIONS}"),
+        ));
+    }
+    if config.register_timeout.is_zero() || config.register_timeout > Duration::from_secs(60) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--register-timeout must be within 1..=60 seconds",
+        ));
+    }
+    Ok(())
+}
 
 /// Creates the data and log directories 0700 (and the SQLite file 0600, so its `-wal` and
 /// `-shm` are too), and tightens what already exists there with group or other access. Returns
