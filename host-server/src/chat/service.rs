@@ -166,9 +166,21 @@ impl Chat {
         self.bus.lock().sessions(user)
     }
 
-    /// Publishes effects as one event (for the account commands: closing sessions).
-    pub(crate) fn publish(&self, effects: Vec<Effect>) {
-        self.bus.publish(effects);
+    /// Closes sessions of `user` on every node with `rec` (a `Bye`): only the session `only`
+    /// (node, connection) if given, else all of them but `except` (for account self-service).
+    pub(crate) fn close_sessions(
+        &self,
+        user: &str,
+        only: Option<(String, ConnId)>,
+        except: Option<(String, ConnId)>,
+        rec: Arc<[u8]>,
+    ) {
+        self.bus.publish(vec![Effect::CloseSessions {
+            user: user.to_owned(),
+            only,
+            except,
+            rec,
+        }]);
     }
 
     /// Sends `rec` to every connection of `user` on this node, then closes them; how many.

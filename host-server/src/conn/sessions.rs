@@ -1,13 +1,12 @@
 //! A user's own sessions, for account self-service: list them, close one, close the others.
-//! The sessions are chat's (every node's, through the bus); the credentials log line is the
-//! account's (docs/DESIGN.md, "Server: connections and runtime").
+//! The sessions are chat's (every node's: `Chat::sessions`, `Chat::close_sessions`); the
+//! credentials log line is the account's (docs/DESIGN.md, "Server: connections and runtime").
 
 use chatbox_core::proto::{ErrorCode, ServerMsg};
 
 use super::Env;
 use crate::auth::Refusal;
 use crate::auth::account::{BYE_REVOKED, Who};
-use crate::bus::Effect;
 use crate::chat::{SessionInfo, records};
 
 /// Closes every other session of `user` (all nodes); returns how many there were.
@@ -19,12 +18,12 @@ pub(crate) fn close_others(env: &Env, who: Who<'_>, reason: &str) -> u32 {
         .filter(|s| !(s.node == env.node && s.conn == who.conn))
         .count();
     if others > 0 {
-        env.chat.publish(vec![Effect::CloseSessions {
-            user: who.user.to_owned(),
-            only: None,
-            except: Some((env.node.clone(), who.conn)),
-            rec: records::shared(&ServerMsg::Bye { reason }),
-        }]);
+        env.chat.close_sessions(
+            who.user,
+            None,
+            Some((env.node.clone(), who.conn)),
+            records::shared(&ServerMsg::Bye { reason }),
+        );
     }
     u32::try_from(others).unwrap_or(u32::MAX)
 }
@@ -55,14 +54,14 @@ pub(crate) fn revoke(env: &Env, who: Who<'_>, id: Option<&str>) -> Result<u32, R
             "no such session of yours (see /sessions; this session cannot revoke itself)",
         ));
     };
-    env.chat.publish(vec![Effect::CloseSessions {
-        user: who.user.to_owned(),
-        only: Some((t.node.clone(), t.conn)),
-        except: None,
-        rec: records::shared(&ServerMsg::Bye {
+    env.chat.close_sessions(
+        who.user,
+        Some((t.node.clone(), t.conn)),
+        None,
+        records::shared(&ServerMsg::Bye {
             reason: BYE_REVOKED,
         }),
-    }]);
+    );
     env.logs.credentials(format!(
         "session revoked by owner user={} from={} session={id} (at {})",
         who.user, who.ip_port, t.address
