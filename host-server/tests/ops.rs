@@ -600,16 +600,27 @@ fn data_and_log_files_are_private_under_umask_022() {
     }
 }
 
-/// The executor threads (`chatbox-exec-N`) of a running server process.
-fn executor_threads(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm"))
-                .is_ok_and(|c| c.trim_end().starts_with("chatbox-exec-"))
-        })
-        .count()
+/// The server's executor threads (named `chatbox-exec-N`). A thread names itself once it runs,
+/// so right after start some may not be named yet: the count is read again until it reaches
+/// `expected` (or 5 s have passed), then once more 200 ms later, so that threads still naming
+/// themselves beyond `expected` are counted too.
+fn executor_threads(pid: u32, expected: usize) -> usize {
+    let count = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim_end().starts_with("chatbox-exec-"))
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while count() < expected && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    count()
 }
 
 /// `--threads N` (and `threads` in the file) sets how many executor threads serve the
@@ -620,16 +631,16 @@ fn threads_sets_the_executor_threads() {
     let dir = tempfile::tempdir().unwrap();
     let (data, log) = (dir.path().join("data"), dir.path().join("log"));
     let s = BinServer::start(&data, &log, &[]);
-    assert_eq!(executor_threads(s.pid()), cores);
+    assert_eq!(executor_threads(s.pid(), cores), cores);
     drop(s);
     // More threads than cores, so an ignored setting cannot pass by chance.
     let s = BinServer::start(&data, &log, &["--threads", &(cores + 1).to_string()]);
-    assert_eq!(executor_threads(s.pid()), cores + 1);
+    assert_eq!(executor_threads(s.pid(), cores + 1), cores + 1);
     drop(s);
     let conf = dir.path().join("chatbox.toml");
     std::fs::write(&conf, "threads = 1\n").unwrap();
     let s = BinServer::start(&data, &log, &["--config", conf.to_str().unwrap()]);
-    assert_eq!(executor_threads(s.pid()), 1);
+    assert_eq!(executor_threads(s.pid(), 1), 1);
     let alice = register(s.addr, "alice");
     let bob = register(s.addr, "bob");
     let mut ca = login(s.addr, &alice, 0);

@@ -377,8 +377,19 @@ async fn failures_count_and_lock(f: Fixture) {
     );
     // Unknown user: 0, nothing stored.
     assert_eq!(a.login_failure("nobody", 3, until).await.unwrap(), 0);
-    // Success resets.
+    // Success resets the failures. A lock still in force stays: one written while this login
+    // was checking its password (an administrator's, or another node's wrong codes) must
+    // survive the login's own update; an expired lock is cleared.
     assert!(a.login_success("hank", None, "1.2.3.4:5").await.unwrap());
+    let acc = a.account("hank").await.unwrap().unwrap();
+    assert_eq!((acc.failures, acc.locked_until), (0, until));
+    let expired = now_ms() - 1_000;
+    assert_eq!(a.login_failure("hank", 1, expired).await.unwrap(), 1);
+    assert_eq!(
+        b.account("hank").await.unwrap().unwrap().locked_until,
+        expired
+    );
+    assert!(b.login_success("hank", None, "1.2.3.4:5").await.unwrap());
     let acc = a.account("hank").await.unwrap().unwrap();
     assert_eq!((acc.failures, acc.locked_until), (0, 0));
     // Failures from two nodes at once all count.

@@ -374,9 +374,11 @@ async fn judge(
 }
 /// After a login succeeded: whether an administrator's lock, delete or TOTP reset raced it
 /// (written while its password was being checked, so the poller may have looked before the
-/// session was registered, and the login's own update cleared a fresh lock). Called once the
-/// session is in the hub, so a change committed later is the poller's. A raced lock is written
-/// again. `began_ms`: when the login started. Returns the `Bye` reason to close with.
+/// session was registered). Called once the session is in the hub, so a change committed later
+/// is the poller's. The login's own update keeps a lock still in force (LOGIN_SUCCESS clears
+/// only an expired one); a raced lock is written again all the same, for nodes of an older
+/// version sharing the database, whose update cleared it. `began_ms`: when the login started.
+/// Returns the `Bye` reason to close with.
 pub(crate) async fn admin_raced_login(
     accounts: &Accounts,
     user: &str,
@@ -386,30 +388,33 @@ pub(crate) async fn admin_raced_login(
     const DELETED: &str = "account deleted by an administrator";
     const RESET: &str = "second factor reset by an administrator; log in with the new code";
     let now = now_ms();
-    match accounts.store.account(user).await {
+    let locked = match accounts.store.account(user).await {
         Ok(None) => return Some(DELETED),
-        // Locked meanwhile, by an administrator or by failures.
-        Ok(Some(a)) if a.locked_until > now => return Some("account locked"),
-        Ok(Some(_)) => {}
+        // Locked meanwhile, by an administrator or by failures (LOGIN_SUCCESS keeps a lock in
+        // force): said below unless an administrator's change explains it.
+        Ok(Some(a)) => a.locked_until > now,
         Err(e) => {
             accounts.logs.info(format!("database error: {e}"));
             return None;
         }
-    }
+    };
+    let fallback = locked.then_some("account locked");
     // Only changes written after the login began: one written before it was read by the
     // login itself (a lock refuses it, a new secret is what it was checked against).
     let rows = match accounts.store.admin_events(began_ms).await {
         Ok(rows) => rows,
         Err(e) => {
             accounts.logs.info(format!("database error: {e}"));
-            return None;
+            return fallback;
         }
     };
-    let last = rows.iter().rfind(|ev| {
+    let Some(last) = rows.iter().rfind(|ev| {
         ev.user == user
             && ev.time_ms >= began_ms
             && matches!(ev.action.as_str(), "lock" | "unlock" | "reset-otp")
-    })?;
+    }) else {
+        return fallback;
+    };
     match last.action.as_str() {
         "lock" => {
             let until = now.saturating_add(100 * 365 * 86_400_000);
@@ -427,6 +432,6 @@ pub(crate) async fn admin_raced_login(
             ));
             Some(RESET)
         }
-        _ => None,
+        _ => fallback,
     }
 }

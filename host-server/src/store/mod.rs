@@ -476,9 +476,10 @@ impl Store {
         ip_port: &str,
     ) -> Result<bool, StoreError> {
         let (u, ip, n) = (user.to_owned(), ip_port.to_owned(), self.node.clone());
+        let now = crate::time::now_ms();
         run!(self, format!("UPDATE REGISTERED user={user} online=ok ip_port_last={ip_port}; UPDATE ONLINE ip_port={ip_port} statut=online"),
-            lite: move |c| lite::login_success(c, &u, step, &ip, &n),
-            pg: |p| p.login_success(user, step, ip_port, &self.node))
+            lite: move |c| lite::login_success(c, &u, step, &ip, &n, now),
+            pg: |p| p.login_success(user, step, ip_port, &self.node, now))
     }
 
     /// Records a wrong code after the right password; returns how many in a row (locks at

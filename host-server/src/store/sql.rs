@@ -52,10 +52,13 @@ pub const SCRATCH_USE: &str =
 /// Unused scratch codes left.
 pub const SCRATCH_LEFT: &str = "SELECT COUNT(*) FROM SCRATCH WHERE \"User\" = $1 AND used = 0";
 
-/// A successful login: failures reset, online. The step condition makes "verify, then record
-/// the step" one atomic check-and-set: of two logins (on any nodes) racing with the same TOTP
-/// code, only the first to update the row gets in.
-pub const LOGIN_SUCCESS: &str = "UPDATE REGISTERED SET failures = 0, locked_until = 0, statut = 'ok', online = 'ok', ip_port_last = $2,
+/// A successful login: failures reset, an expired lock cleared (one still in force at `$4`,
+/// the time now, stays: a lock written while the login was checking its password survives
+/// it), online. The step condition makes "verify, then record the step" one atomic
+/// check-and-set: of two logins (on any nodes) racing with the same TOTP code, only the first
+/// to update the row gets in.
+pub const LOGIN_SUCCESS: &str = "UPDATE REGISTERED SET failures = 0,
+     locked_until = CASE WHEN locked_until > $4 THEN locked_until ELSE 0 END, statut = 'ok', online = 'ok', ip_port_last = $2,
      totp_last_step = COALESCE($3, totp_last_step)
      WHERE \"User\" = $1 AND ($3 IS NULL OR totp_last_step IS NULL OR totp_last_step < $3)";
 /// A wrong code after the right password, counted in the row itself (no read-modify-write);

@@ -162,12 +162,19 @@ impl Pg {
         step: Option<u64>,
         ip_port: &str,
         node: &str,
+        now_ms: u64,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let n = q!(sql::LOGIN_SUCCESS, user, ip_port, step.map(i64_of))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n = q!(
+            sql::LOGIN_SUCCESS,
+            user,
+            ip_port,
+            step.map(i64_of),
+            i64_of(now_ms)
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if n != 1 {
             return Ok(false);
         }

@@ -114,11 +114,12 @@ pub(crate) fn login_success(
     step: Option<u64>,
     ip_port: &str,
     node: &str,
+    now_ms: u64,
 ) -> rusqlite::Result<bool> {
     if exec(
         c,
         sql::LOGIN_SUCCESS,
-        params![user, ip_port, step.map(i64_of)],
+        params![user, ip_port, step.map(i64_of), i64_of(now_ms)],
     )? != 1
     {
         return Ok(false);
