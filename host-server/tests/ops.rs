@@ -615,11 +615,11 @@ fn executor_threads(pid: u32, expected: usize) -> usize {
             })
             .count()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while count() < expected && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count() < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(200));
     count()
 }
 
