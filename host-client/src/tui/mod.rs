@@ -5,9 +5,11 @@
 //! panics), reads keys on a thread, and races the connection, the keyboard, a background login
 //! and the timers (keepalive, ping answer, paced sending).
 //!
-//! Lines typed go into an [`Outbox`] and out at the pace the server's announced rate limit
-//! allows ([`Pacer`]), each followed by a `Ping`; they are kept until their `Pong`
-//! acknowledges them, and one the server put off (`rate_limited`) is sent again. When the connection
+//! The chat session itself (outbox, pace, rooms, acknowledgements, keepalive, resume) is a
+//! [`ChatLink`]; this loop drives it with the socket, the keyboard and the timer. Lines typed
+//! are queued in it and go out at the pace the server's announced rate limit allows, each
+//! followed by a `Ping`; they are kept until their `Pong` acknowledges them, and one the
+//! server put off (`rate_limited`) is sent again. When the connection
 //! breaks (not after a `Bye`), with `CHATBOX_TOTP_SECRET` set the screen logs in again by itself
 //! in the background (the next address first, rounds for up to 30 s), rejoins the rooms and
 //! sends the unacknowledged and queued lines again; lines typed meanwhile are queued (at most
@@ -23,7 +25,7 @@ use std::io::{self, Stdout};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use chatbox_core::proto::{ClientMsg, PresenceKind};
+use chatbox_core::proto::ClientMsg;
 use crossterm::event::{self as term_event, Event as TermEvent};
 use crossterm::execute;
 use crossterm::terminal::{
@@ -35,16 +37,13 @@ use smol::future::FutureExt as _;
 
 use self::app::{Action, App, Ask, AskKind, Level, Link, local_hh_mm};
 use crate::account::LoggedIn;
-use crate::commands::{Parsed, Rooms, SecretCommand, parse, secret_command};
+use crate::commands::{Parsed, SecretCommand, parse, secret_command};
 use crate::conn::{Conn, random_u64};
 use crate::error::ClientError;
 use crate::event::ServerEvent;
-use crate::failover::{
-    Code, Progress, RECONNECT_WINDOW, Rounds, Target, login_any, rejoin, settle,
-};
+use crate::failover::{Code, Progress, RECONNECT_WINDOW, Rounds, Target, login_any};
+use crate::link::{ChatLink, Line, OFFLINE_QUEUE_LIMIT, OUTBOX_LIMIT, Record, Verdict};
 use crate::otp_source::OtpSource;
-use crate::outbox::{Limit, Line, OFFLINE_QUEUE_LIMIT, OUTBOX_LIMIT, Outbox, Pacer, PingKind};
-use crate::plain::{FINAL_ACK_TIMEOUT, KEEPALIVE};
 
 /// Unix time now, in milliseconds.
 #[must_use]
@@ -184,15 +183,12 @@ fn draw(
         .map_err(|e| ClientError::Io(format!("terminal: {e}")))
 }
 
-/// The connection side of the chat screen.
+/// The connection side of the chat screen: the link, and what only this driver has (the
+/// socket, the background login, the credentials for logging in again).
 struct Remote {
     again: Reconnect,
     conn: Option<Conn>,
-    outbox: Outbox,
-    /// Rooms as the acknowledged lines left them (joined again after a reconnect).
-    acked_rooms: Rooms,
-    pacer: Pacer,
-    next_ping: Instant,
+    link: ChatLink,
     /// The server said `Bye`: the end of the connection is no reason to reconnect by itself.
     bye: bool,
     /// A login running in the background.
@@ -256,7 +252,7 @@ impl Remote {
     /// The connection broke with `e`.
     fn lost(&mut self, app: &mut App, e: &ClientError) {
         self.conn = None;
-        self.outbox.connection_lost();
+        self.link.connection_lost();
         let reason = e.to_string();
         if !self.bye && self.again.secret.is_some() && self.login.is_none() {
             app.reconnecting(now_ms(), &reason);
@@ -266,17 +262,29 @@ impl Remote {
         }
     }
 
-    /// Sends a `Ping` that acknowledges everything sent before it.
-    async fn ping(&mut self, kind: PingKind) -> Result<(), ClientError> {
-        let token = random_u64()?;
-        self.outbox.ping_sent(token, kind, Instant::now());
-        match self.conn.as_mut() {
-            Some(c) => c.send(&ClientMsg::Ping { token }).await,
-            None => Ok(()),
+    /// Writes what the link wants written (pings, rejoins, lookups).
+    async fn flush(&mut self) -> Result<(), ClientError> {
+        let Some(c) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        while let Some(t) = self.link.poll_transmit(Instant::now()) {
+            c.send(&t.msg()).await?;
         }
+        Ok(())
     }
 
-    /// Sends one line (typed now or queued), kept until acknowledged.
+    /// Sends the queued lines the link lets go, and what it wants written with them.
+    async fn send_queued(&mut self, app: &mut App) -> Result<(), ClientError> {
+        self.flush().await?;
+        while let Some(line) = self.link.next_line(Instant::now()) {
+            self.send_line(app, line).await?;
+            self.flush().await?;
+        }
+        // Asking for a line may have started a history lookup.
+        self.flush().await
+    }
+
+    /// Sends one queued line, kept by the link until acknowledged.
     async fn send_line(&mut self, app: &mut App, line: Line) -> Result<(), ClientError> {
         let msg = match parse(&line.text, line.room.as_deref()) {
             Ok(Parsed::Send(msg)) => msg,
@@ -296,39 +304,39 @@ impl Remote {
             return Ok(());
         }
         app.rooms.on_sent(&msg);
-        self.outbox.sent(line.clone(), &msg);
-        sent?;
-        if self.outbox.wants_ack_ping() {
-            self.ping(PingKind::Ack).await?;
-        }
-        Ok(())
+        self.link.line_sent(line.clone(), &msg, Instant::now());
+        sent
     }
 
-    /// A server event: acknowledgements first, then the screen.
-    async fn on_event(&mut self, app: &mut App, event: &ServerEvent) -> Result<(), ClientError> {
-        if let ServerEvent::RateLimit {
-            milli_per_sec,
-            burst,
-        } = *event
-        {
-            self.pacer
-                .set_limit(Limit::announced(milli_per_sec, burst), Instant::now());
-            return Ok(());
+    /// What the link reports, on the screen; a lost connection.
+    fn records(&mut self, app: &mut App) {
+        while let Some(record) = self.link.poll_record() {
+            match record {
+                Record::PutOff { .. } => app.system(
+                    now_ms(),
+                    Level::Info,
+                    "the server said to slow down; sending the line again shortly",
+                ),
+                Record::StoredBefore { count } => app.system(
+                    now_ms(),
+                    Level::Info,
+                    &format!(
+                        "{count} line(s) sent before the connection was lost had been stored; \
+                         not sending them again"
+                    ),
+                ),
+                Record::Lost { reason } => {
+                    self.lost(app, &ClientError::ConnectionLost(reason));
+                }
+                Record::Done => {}
+            }
         }
-        if self.outbox.observe(event, &app.user) {
-            app.system(
-                now_ms(),
-                Level::Info,
-                "the server said to slow down; sending the line again shortly",
-            );
-            return Ok(());
-        }
-        if let ServerEvent::Presence {
-            kind: PresenceKind::Kicked | PresenceKind::Banned,
-            ..
-        } = event
-        {
-            self.acked_rooms.on_event(event, &app.user);
+    }
+
+    /// A server event: the link first (acknowledgements, pace, lookups), then the screen.
+    fn on_event(&mut self, app: &mut App, event: &ServerEvent) {
+        if self.link.handle_event(event, Instant::now()) == Verdict::Hide {
+            return;
         }
         if let ServerEvent::Bye { .. } = event {
             self.bye = true;
@@ -355,81 +363,47 @@ impl Remote {
             _ => {}
         }
         app.on_event(event, now_ms());
-        if let ServerEvent::Pong { token } = event
-            && let Some(acked) = self.outbox.on_pong(*token)
-        {
-            if acked.retry > 0 {
-                self.pacer.back_off(Instant::now());
-            }
-            for line in &acked.lines {
-                if let Ok(Parsed::Send(msg)) = parse(&line.text, line.room.as_deref()) {
-                    self.acked_rooms.on_sent(&msg);
-                }
-            }
-            if self.outbox.wants_ack_ping() {
-                self.ping(PingKind::Ack).await?;
-            }
-        }
-        Ok(())
     }
 
-    /// Logged in again: the screen shows it, rooms are joined again, and the queue
+    /// Logged in again: the screen shows it, the link rejoins the rooms, and the queue
     /// (unacknowledged lines first) goes out paced.
-    async fn resume(
-        &mut self,
-        app: &mut App,
-        logged_in: LoggedIn,
-        at: usize,
-    ) -> Result<(), ClientError> {
+    fn resume(&mut self, app: &mut App, logged_in: LoggedIn, at: usize) {
         let LoggedIn {
-            mut conn,
+            conn,
             user,
             motd,
             early,
         } = logged_in;
         self.again.at = at;
         self.bye = false;
-        let typed_current = app.rooms.current().map(str::to_owned);
+        self.link.set_current(app.rooms.current());
         app.reconnected(self.again.target.servers.get(at), conn.fingerprint());
         app.system(
             now_ms(),
             Level::Info,
             &format!("reconnected to {}", self.again.target.servers.get(at)),
         );
-        app.on_event(&ServerEvent::LoginOk { user, motd }, now_ms());
+        app.on_event(
+            &ServerEvent::LoginOk {
+                user: user.clone(),
+                motd,
+            },
+            now_ms(),
+        );
         for e in &early {
             app.on_event(e, now_ms());
         }
-        let before = self.acked_rooms.clone();
-        let rejoined = rejoin(&mut conn, &mut app.rooms, &before).await;
-        let now = Instant::now();
-        self.pacer = Pacer::for_limit(Limit::DEFAULT, now);
-        self.next_ping = now + KEEPALIVE;
-        let settled = match rejoined {
-            Ok(joins) => {
-                self.pacer.spend(joins, now);
-                settle(&mut conn, &mut self.outbox, &app.user).await
-            }
-            Err(e) => Err(e),
-        };
+        self.link.reconnected(&user, &early, Instant::now());
+        app.rooms = self.link.rooms().clone();
         self.conn = Some(conn);
-        self.acked_rooms = app.rooms.clone();
-        if let Some(room) = typed_current {
-            app.rooms.switch_to(&room);
-        }
-        let (events, lookups) = settled?;
-        self.pacer.spend(lookups, Instant::now());
-        for e in &events {
-            self.on_event(app, e).await?;
-        }
-        if self.outbox.queued() > 0 {
+        let queued = self.link.outbox().queued();
+        if queued > 0 {
             app.system(
                 now_ms(),
                 Level::Info,
-                &format!("sending {} queued line(s)", self.outbox.queued()),
+                &format!("sending {queued} queued line(s)"),
             );
         }
-        Ok(())
     }
 }
 
@@ -447,7 +421,13 @@ async fn chat_loop(
     } = logged_in;
     let mut app = App::new(&user, conn.server(), conn.fingerprint(), local_hh_mm);
     app.auto_login = again.secret.is_some();
-    app.on_event(&ServerEvent::LoginOk { user, motd }, now_ms());
+    app.on_event(
+        &ServerEvent::LoginOk {
+            user: user.clone(),
+            motd,
+        },
+        now_ms(),
+    );
     for e in &early {
         app.on_event(e, now_ms());
     }
@@ -455,10 +435,7 @@ async fn chat_loop(
     let mut link = Remote {
         again,
         conn: Some(conn),
-        outbox: Outbox::default(),
-        acked_rooms: app.rooms.clone(),
-        pacer: Pacer::for_limit(Limit::DEFAULT, Instant::now()),
-        next_ping: Instant::now() + KEEPALIVE,
+        link: ChatLink::new(&user, &early, random_u64()?, Instant::now()),
         bye: false,
         login: None,
         progress_tx,
@@ -468,33 +445,17 @@ async fn chat_loop(
     };
     loop {
         // Queued lines go out, paced, once online.
-        let mut paced_until = None;
-        while link.conn.is_some() && app.link == Link::Online && link.outbox.queued() > 0 {
-            let now = Instant::now();
-            match link.pacer.take(now) {
-                Ok(()) => {
-                    if let Some(line) = link.outbox.take_queued()
-                        && let Err(e) = link.send_line(&mut app, line).await
-                    {
-                        link.lost(&mut app, &e);
-                    }
-                }
-                Err(wait) => {
-                    paced_until = Some(now + wait);
-                    break;
-                }
-            }
+        if link.conn.is_some()
+            && let Err(e) = link.send_queued(&mut app).await
+        {
+            link.lost(&mut app, &e);
         }
+        link.records(&mut app);
         if let Some(c) = &link.conn {
             app.epochs = c.epochs();
         }
         draw(terminal, &mut app)?;
-        let pong_due = link.outbox.oldest_ping().map(|t| t + FINAL_ACK_TIMEOUT);
-        let wake_at = [Some(link.next_ping), pong_due, paced_until]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(link.next_ping);
+        let wake_at = link.link.poll_timeout();
         let Remote {
             conn,
             login,
@@ -526,11 +487,7 @@ async fn chat_loop(
         })
         .await;
         match wake {
-            Wake::Net(Ok(event)) => {
-                if let Err(e) = link.on_event(&mut app, &event).await {
-                    link.lost(&mut app, &e);
-                }
-            }
+            Wake::Net(Ok(event)) => link.on_event(&mut app, &event),
             Wake::Net(Err(e)) => link.lost(&mut app, &e),
             Wake::Progress(Progress::Trying(addr)) => {
                 app.system(now_ms(), Level::Info, &format!("reconnecting to {addr}…"));
@@ -550,11 +507,7 @@ async fn chat_loop(
                     link.again.secret = secret;
                 }
                 match result {
-                    Ok((logged_in, at)) => {
-                        if let Err(e) = link.resume(&mut app, logged_in, at).await {
-                            link.lost(&mut app, &e);
-                        }
-                    }
+                    Ok((logged_in, at)) => link.resume(&mut app, logged_in, at),
                     // A wrong key is never retried; nor a refused computed code.
                     Err(e @ ClientError::Trust(_)) => return Err(e),
                     Err(e @ ClientError::Refused { .. }) if computed && !e.is_busy() => {
@@ -563,22 +516,7 @@ async fn chat_loop(
                     Err(e) => app.connection_lost(now_ms(), &e.to_string()),
                 }
             }
-            Wake::Tick => {
-                let now = Instant::now();
-                if link.conn.is_some() && pong_due.is_some_and(|t| now >= t) {
-                    let e = ClientError::ConnectionLost(
-                        "the server did not answer a ping in time".into(),
-                    );
-                    link.lost(&mut app, &e);
-                } else if now >= link.next_ping {
-                    link.next_ping = now + KEEPALIVE;
-                    if link.conn.is_some()
-                        && let Err(e) = link.ping(PingKind::Keepalive).await
-                    {
-                        link.lost(&mut app, &e);
-                    }
-                }
-            }
+            Wake::Tick => link.link.handle_timeout(Instant::now()),
             Wake::Key(None) => return Err(ClientError::Io("terminal input ended".into())),
             Wake::Key(Some(TermEvent::Key(key))) => match app.on_key(key) {
                 Action::None => {}
@@ -617,7 +555,8 @@ async fn send_secret(app: &mut App, link: &mut Remote, msg: &ClientMsg<'_>) {
     }
     // A ping of its own right after it, so that the server's answer to it (an error, say) is
     // never taken for the answer to a chat line sent around it.
-    if let Err(e) = link.ping(PingKind::Ack).await {
+    link.link.sent_outside(Instant::now());
+    if let Err(e) = link.flush().await {
         link.lost(app, &e);
     }
 }
@@ -731,7 +670,7 @@ async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
             } else {
                 OFFLINE_QUEUE_LIMIT
             };
-            if link.outbox.queue(line, limit).is_err() {
+            if link.link.queue(line, limit).is_err() {
                 app.system(
                     now_ms(),
                     Level::Error,
@@ -741,7 +680,7 @@ async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
                 app.system(
                     now_ms(),
                     Level::Info,
-                    &format!("queued ({} waiting)", link.outbox.queued()),
+                    &format!("queued ({} waiting)", link.link.outbox().queued()),
                 );
             }
             false
