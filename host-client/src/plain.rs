@@ -9,7 +9,7 @@
 //!   `Pong` awaited (the server handles a connection's messages in order, so everything sent
 //!   before has been processed), then `Bye`, and the exit status is 0. The session itself, with
 //!   acknowledgements and reconnecting (`reconnecting to ADDR`, `reconnected to ADDR`), is
-//!   [`crate::plain_chat`] driving a [`crate::link::ChatLink`]; this module only formats.
+//!   `plain_chat` driving a `link::ChatLink`; this module only formats.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
@@ -50,7 +50,7 @@ pub fn register(dest: &Destination, user: &str, qr_style: QrStyle) -> Result<(),
     let password = read_password("Password (not shown): ")?;
     smol::block_on(async {
         let (mut conn, _) = connect_any(servers, trust).await?;
-        crate::menu::note_trust(&conn);
+        crate::conn::note_trust(&conn);
         let uri =
             match register_start_with(&mut conn, user, &password, dest.invite.as_deref()).await {
                 Ok(uri) => uri,

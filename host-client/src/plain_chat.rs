@@ -19,7 +19,7 @@
 //! `reconnecting to ADDR` for each address it tries (the next one in the list first, wrapping
 //! around), logs in with a fresh code, prints `reconnected to ADDR` and the login's events,
 //! joins the rooms it was in again, and sends the unacknowledged lines again before reading
-//! more input — except those known to be handled (see [`crate::link::outbox`]: a chat line whose
+//! more input — except those known to be handled (see `link::outbox`: a chat line whose
 //! stored copy came back, or that the target's history shows was stored, is not sent twice).
 //! It gives up after [`RECONNECT_WINDOW`] (exit 2). Without the secret it exits 2 at once,
 //! saying so. A `Bye` from the server (shutdown, kick, ban) is never a reason to

@@ -7,8 +7,7 @@
 //! acknowledged lines left them — those are joined again after a reconnect), the keepalive
 //! and its deadline, and the history lookup of lines of unknown fate after a reconnect. It does
 //! no input or output, reads no clock and starts no thread: the driver (plain mode,
-//! [`crate::plain_chat`]; the chat screen, [`crate::tui`]) owns the socket, the terminal and the
-//! timers, and
+//! `plain_chat`; the chat screen, `tui`) owns the socket, the terminal and the timers, and
 //!
 //! - hands in what happens: [`ChatLink::handle_event`] for each server event (its [`Verdict`]
 //!   says whether the front end shows it), [`ChatLink::handle_timeout`] when
