@@ -17,6 +17,7 @@
 //! | [`event`] | owned, sanitised copies of server messages |
 //! | [`sanitize`] | stripping escapes and control characters from untrusted text |
 //! | [`commands`] | `/commands` and plain lines → `ClientMsg`; which room is current |
+//! | [`renewal`] | the new password or TOTP secret of a `/passwd` or `/reenrol`, once confirmed |
 //! | [`qr_view`] | QR codes as terminal half blocks |
 //! | [`menu`] | the interactive menu: register and login prompts |
 //! | [`plain`] | the scriptable mode: registration, event lines |
@@ -39,6 +40,7 @@ pub mod passwd;
 pub mod plain;
 pub mod plain_chat;
 pub mod qr_view;
+pub mod renewal;
 pub mod sanitize;
 pub mod servers;
 pub mod tui;

@@ -41,7 +41,7 @@ use crate::failover::{Code, Progress, RECONNECT_WINDOW, Rounds, Target, first_lo
 use crate::link::{ChatLink, Line, OUTBOX_LIMIT, Record, Verdict};
 use crate::otp_source::{OtpSource, SECRET_ENV};
 use crate::plain::{NamesBatches, format_event, out_line};
-use crate::qr_view;
+use crate::renewal::Renewal;
 
 /// More reconnects than this within [`RECONNECT_WINDOW`] × 2 and the client gives up (a node
 /// that accepts logins and drops them at once).
@@ -135,10 +135,8 @@ struct PlainChat {
     link: ChatLink,
     names: NamesBatches,
     reconnects: VecDeque<Instant>,
-    /// The new password of a `/passwd` sent, until the server confirms it.
-    pending_password: Option<String>,
-    /// The new TOTP secret of a re-enrolment started, until it is confirmed.
-    pending_secret: Option<OtpSource>,
+    /// Credentials a `/passwd` or `/reenrol` will change.
+    renewal: Renewal,
 }
 
 /// What a secret-carrying command needs beyond the session's password.
@@ -170,8 +168,7 @@ impl PlainChat {
             link: ChatLink::new(&user, &early, random_u64()?, Instant::now()),
             names,
             reconnects: VecDeque::new(),
-            pending_password: None,
-            pending_secret: None,
+            renewal: Renewal::default(),
         })
     }
 
@@ -319,7 +316,7 @@ impl PlainChat {
                 let code = secrets.code.as_str();
                 Ok(Parsed::Send(match (cmd, secrets.new_password.as_deref()) {
                     (SecretCommand::Passwd { .. }, Some(new_password)) => {
-                        self.pending_password = Some(new_password.to_owned());
+                        self.renewal.password_sent(new_password.to_owned());
                         ClientMsg::ChangePassword {
                             password: &password,
                             otp: code,
@@ -371,31 +368,10 @@ impl PlainChat {
         if verdict == Verdict::Hide {
             return Ok(());
         }
-        match event {
-            ServerEvent::PasswordChanged { .. } => {
-                // Logging in again (after a lost connection) needs the new password.
-                if let Some(p) = self.pending_password.take() {
-                    self.target.password = p;
-                }
-            }
-            ServerEvent::ReenrolStarted { uri } => {
-                self.pending_secret =
-                    qr_view::otpauth_secret(uri).and_then(|b32| OtpSource::from_base32(b32).ok());
-            }
-            ServerEvent::Reenrolled { .. } => {
-                // Codes computed from now on come from the new secret (the environment's
-                // CHATBOX_TOTP_SECRET is the old one).
-                if let Some(mut s) = self.pending_secret.take() {
-                    if let Some(old) = &self.secret
-                        && let Some(step) = old.last_step()
-                    {
-                        s.mark_sent(step);
-                    }
-                    self.secret = Some(s);
-                }
-            }
-            _ => {}
-        }
+        // Logging in again needs the new password; codes computed after a re-enrolment come
+        // from the new secret (the environment's CHATBOX_TOTP_SECRET is the old one).
+        self.renewal
+            .on_event(event, &mut self.target.password, &mut self.secret, true);
         for line in format_event(event, &mut self.names) {
             out_line(&line)?;
         }

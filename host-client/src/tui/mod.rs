@@ -44,6 +44,7 @@ use crate::event::ServerEvent;
 use crate::failover::{Code, Progress, RECONNECT_WINDOW, Rounds, Target, login_any};
 use crate::link::{ChatLink, Line, OFFLINE_QUEUE_LIMIT, OUTBOX_LIMIT, Record, Verdict};
 use crate::otp_source::OtpSource;
+use crate::renewal::Renewal;
 
 /// Unix time now, in milliseconds.
 #[must_use]
@@ -195,10 +196,8 @@ struct Remote {
     login: Option<smol::Task<LoginResult>>,
     progress_tx: smol::channel::Sender<Progress>,
     progress_rx: smol::channel::Receiver<Progress>,
-    /// The new password of a `/passwd` sent, until the server confirms it.
-    pending_password: Option<String>,
-    /// The new TOTP secret of a re-enrolment started, until it is confirmed.
-    pending_secret: Option<OtpSource>,
+    /// Credentials a `/passwd` or `/reenrol` will change.
+    renewal: Renewal,
 }
 
 impl Remote {
@@ -341,27 +340,14 @@ impl Remote {
         if let ServerEvent::Bye { .. } = event {
             self.bye = true;
         }
-        match event {
-            ServerEvent::PasswordChanged { .. } => {
-                // Logging in again (after a lost connection) needs the new password.
-                if let Some(p) = self.pending_password.take() {
-                    self.again.target.password = p;
-                }
-            }
-            ServerEvent::ReenrolStarted { uri } => {
-                self.pending_secret = crate::qr_view::otpauth_secret(uri)
-                    .and_then(|b32| OtpSource::from_base32(b32).ok());
-            }
-            ServerEvent::Reenrolled { .. } => {
-                // Computed codes (CHATBOX_TOTP_SECRET) come from the new secret from now on.
-                if let Some(s) = self.pending_secret.take()
-                    && self.again.secret.is_some()
-                {
-                    self.again.secret = Some(s);
-                }
-            }
-            _ => {}
-        }
+        // Logging in again needs the new password; computed codes (CHATBOX_TOTP_SECRET) come
+        // from the new secret once a re-enrolment is confirmed.
+        self.renewal.on_event(
+            event,
+            &mut self.again.target.password,
+            &mut self.again.secret,
+            false,
+        );
         app.on_event(event, now_ms());
     }
 
@@ -440,8 +426,7 @@ async fn chat_loop(
         login: None,
         progress_tx,
         progress_rx,
-        pending_password: None,
-        pending_secret: None,
+        renewal: Renewal::default(),
     };
     loop {
         // Queued lines go out, paced, once online.
@@ -587,7 +572,7 @@ async fn answer_secret(app: &mut App, link: &mut Remote, text: String) {
                 app.system(now_ms(), Level::Error, &format!("{e}; nothing changed"));
                 return;
             }
-            link.pending_password = Some(new.clone());
+            link.renewal.password_sent(new.clone());
             let msg = ClientMsg::ChangePassword {
                 password,
                 otp: code.trim(),
