@@ -81,9 +81,11 @@ impl Lookup {
         }
     }
 
-    /// Messages of a `History` answer for the target.
+    /// Messages of a `History` answer for the target (a page holds what was asked for at
+    /// most: a server sending more is not followed further).
     pub(crate) fn add(&mut self, messages: &[ChatLine]) {
-        self.page.extend_from_slice(messages);
+        let room = usize::from(LOOKUP_LIMIT).saturating_sub(self.page.len());
+        self.page.extend(messages.iter().take(room).cloned());
     }
 
     /// The page's `Pong`: another page, or done.
@@ -108,5 +110,72 @@ impl Lookup {
     pub(crate) fn next_page(&mut self, token: u64, now: Instant) {
         self.token = token;
         self.sent = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chatbox_core::proto::MessageKind;
+
+    use super::*;
+
+    fn msgs(ids: core::ops::Range<u64>) -> Vec<ChatLine> {
+        ids.map(|id| ChatLine {
+            id,
+            time_ms: 0,
+            target: "#a".into(),
+            from: "bob".into(),
+            kind: MessageKind::Say,
+            text: String::new(),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn pages_go_back_while_full_and_newer_than_the_line_at_most_five() {
+        let now = Instant::now();
+        let mut l = Lookup::new("#a".into(), 10, 1, 2, now);
+        assert!(!l.is_reading() && l.is_own(1) && l.is_own(2) && !l.is_own(3));
+        assert!(!l.synced(2) && l.synced(1) && l.is_reading());
+        // A full page, oldest id 801: older ones may hold the line.
+        l.add(&msgs(801..1001));
+        assert_eq!(l.page_done(), Step::Page(801));
+        l.next_page(3, now);
+        assert!(l.is_own(3));
+        // A page reaching back to the line's predecessor ends it.
+        l.add(&msgs(11..211));
+        assert_eq!(
+            l.page_done(),
+            Step::Done([msgs(801..1001), msgs(11..211)].concat())
+        );
+        // A short page ends it; so do five pages.
+        let mut l = Lookup::new("#a".into(), 0, 1, 2, now);
+        l.add(&msgs(5..10));
+        assert!(matches!(l.page_done(), Step::Done(v) if v.len() == 5));
+        let mut l = Lookup::new("#a".into(), 0, 1, 2, now);
+        let mut steps = 0;
+        for page in 0..10u64 {
+            let top = 10_000 - page * 200;
+            l.add(&msgs(top - 200..top));
+            steps += 1;
+            if let Step::Done(found) = l.page_done() {
+                assert_eq!(found.len(), 1000);
+                break;
+            }
+        }
+        assert_eq!(steps, MAX_LOOKUP_PAGES);
+    }
+
+    #[test]
+    fn a_page_holds_no_more_than_was_asked_for() {
+        let mut l = Lookup::new("#a".into(), 0, 1, 2, Instant::now());
+        l.synced(1);
+        for _ in 0..100 {
+            l.add(&msgs(1..1001));
+        }
+        match l.page_done() {
+            Step::Done(v) => assert_eq!(v.len(), usize::from(LOOKUP_LIMIT)),
+            other => panic!("{other:?}"),
+        }
     }
 }
