@@ -418,7 +418,7 @@ async fn chat_loop(
         app.on_event(e, now_ms());
     }
     let (progress_tx, progress_rx) = smol::channel::unbounded();
-    let mut link = Remote {
+    let mut remote = Remote {
         again,
         conn: Some(conn),
         link: ChatLink::new(&user, &early, random_u64()?, Instant::now()),
@@ -430,23 +430,23 @@ async fn chat_loop(
     };
     loop {
         // Queued lines go out, paced, once online.
-        if link.conn.is_some()
-            && let Err(e) = link.send_queued(&mut app).await
+        if remote.conn.is_some()
+            && let Err(e) = remote.send_queued(&mut app).await
         {
-            link.lost(&mut app, &e);
+            remote.lost(&mut app, &e);
         }
-        link.records(&mut app);
-        if let Some(c) = &link.conn {
+        remote.records(&mut app);
+        if let Some(c) = &remote.conn {
             app.epochs = c.epochs();
         }
         draw(terminal, &mut app)?;
-        let wake_at = link.link.poll_timeout();
+        let wake_at = remote.link.poll_timeout();
         let Remote {
             conn,
             login,
             progress_rx,
             ..
-        } = &mut link;
+        } = &mut remote;
         let wake = async {
             match conn.as_mut() {
                 Some(c) => Wake::Net(c.recv().await),
@@ -472,8 +472,8 @@ async fn chat_loop(
         })
         .await;
         match wake {
-            Wake::Net(Ok(event)) => link.on_event(&mut app, &event),
-            Wake::Net(Err(e)) => link.lost(&mut app, &e),
+            Wake::Net(Ok(event)) => remote.on_event(&mut app, &event),
+            Wake::Net(Err(e)) => remote.lost(&mut app, &e),
             Wake::Progress(Progress::Trying(addr)) => {
                 app.system(now_ms(), Level::Info, &format!("reconnecting to {addr}…"));
             }
@@ -487,12 +487,12 @@ async fn chat_loop(
             ),
             Wake::LoggedIn(done) => {
                 let (result, secret, computed) = *done;
-                link.login = None;
+                remote.login = None;
                 if secret.is_some() {
-                    link.again.secret = secret;
+                    remote.again.secret = secret;
                 }
                 match result {
-                    Ok((logged_in, at)) => link.resume(&mut app, logged_in, at),
+                    Ok((logged_in, at)) => remote.resume(&mut app, logged_in, at),
                     // A wrong key is never retried; nor a refused computed code.
                     Err(e @ ClientError::Trust(_)) => return Err(e),
                     Err(e @ ClientError::Refused { .. }) if computed && !e.is_busy() => {
@@ -501,18 +501,18 @@ async fn chat_loop(
                     Err(e) => app.connection_lost(now_ms(), &e.to_string()),
                 }
             }
-            Wake::Tick => link.link.handle_timeout(Instant::now()),
+            Wake::Tick => remote.link.handle_timeout(Instant::now()),
             Wake::Key(None) => return Err(ClientError::Io("terminal input ended".into())),
             Wake::Key(Some(TermEvent::Key(key))) => match app.on_key(key) {
                 Action::None => {}
                 Action::Quit => {
-                    if let Some(c) = link.conn.as_mut() {
+                    if let Some(c) = remote.conn.as_mut() {
                         let _ = c.send(&ClientMsg::Bye).await;
                     }
                     return Ok(());
                 }
                 Action::Submit(line) => {
-                    if submit(&mut app, &mut link, line).await {
+                    if submit(&mut app, &mut remote, line).await {
                         return Ok(());
                     }
                 }
@@ -524,9 +524,9 @@ async fn chat_loop(
 
 /// Sends a secret-carrying message at once (never queued, never sent again after a reconnect:
 /// its code would be spent anyway).
-async fn send_secret(app: &mut App, link: &mut Remote, msg: &ClientMsg<'_>) {
+async fn send_secret(app: &mut App, remote: &mut Remote, msg: &ClientMsg<'_>) {
     let online = app.link == Link::Online;
-    let Some(c) = link.conn.as_mut().filter(|_| online) else {
+    let Some(c) = remote.conn.as_mut().filter(|_| online) else {
         app.system(
             now_ms(),
             Level::Error,
@@ -535,19 +535,19 @@ async fn send_secret(app: &mut App, link: &mut Remote, msg: &ClientMsg<'_>) {
         return;
     };
     if let Err(e) = c.send(msg).await {
-        link.lost(app, &e);
+        remote.lost(app, &e);
         return;
     }
     // A ping of its own right after it, so that the server's answer to it (an error, say) is
     // never taken for the answer to a chat line sent around it.
-    link.link.sent_outside(Instant::now());
-    if let Err(e) = link.flush().await {
-        link.lost(app, &e);
+    remote.link.sent_outside(Instant::now());
+    if let Err(e) = remote.flush().await {
+        remote.lost(app, &e);
     }
 }
 
 /// An answer for a secret prompt; once all are in, the message goes out.
-async fn answer_secret(app: &mut App, link: &mut Remote, text: String) {
+async fn answer_secret(app: &mut App, remote: &mut Remote, text: String) {
     let Some(mut ask) = app.ask.take() else {
         return;
     };
@@ -572,43 +572,43 @@ async fn answer_secret(app: &mut App, link: &mut Remote, text: String) {
                 app.system(now_ms(), Level::Error, &format!("{e}; nothing changed"));
                 return;
             }
-            link.renewal.password_sent(new.clone());
+            remote.renewal.password_sent(new.clone());
             let msg = ClientMsg::ChangePassword {
                 password,
                 otp: code.trim(),
                 new_password: new,
             };
-            send_secret(app, link, &msg).await;
+            send_secret(app, remote, &msg).await;
         }
         (AskKind::Reenrol, []) => {
             let msg = ClientMsg::Reenrol {
                 password,
                 otp: code.trim(),
             };
-            send_secret(app, link, &msg).await;
+            send_secret(app, remote, &msg).await;
         }
         _ => {}
     }
 }
 
 /// Enter on the input line; returns true when the user asked to quit.
-async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
+async fn submit(app: &mut App, remote: &mut Remote, text: String) -> bool {
     if app.ask.is_some() {
-        answer_secret(app, link, text).await;
+        answer_secret(app, remote, text).await;
         return false;
     }
     if let Link::Lost(_) = app.link {
         // The line is a new one-time code (or, with the secret, just "try again").
-        if link.login.is_some() {
+        if remote.login.is_some() {
             return false;
         }
         let code = text.trim().to_owned();
-        if code.is_empty() && link.again.secret.is_none() {
+        if code.is_empty() && remote.again.secret.is_none() {
             return false;
         }
         app.link = Link::Reconnecting(String::new());
         app.system(now_ms(), Level::Info, "reconnecting…");
-        link.start_login((!code.is_empty()).then_some(code));
+        remote.start_login((!code.is_empty()).then_some(code));
         return false;
     }
     match secret_command(&text) {
@@ -625,7 +625,7 @@ async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
             return false;
         }
         Some(Ok(SecretCommand::ConfirmReenrol { code })) => {
-            send_secret(app, link, &ClientMsg::ConfirmReenrol { code }).await;
+            send_secret(app, remote, &ClientMsg::ConfirmReenrol { code }).await;
             return false;
         }
         None => {}
@@ -634,7 +634,7 @@ async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
     match parse(&text, room.as_deref()) {
         Ok(Parsed::Nothing) => false,
         Ok(Parsed::Quit) => {
-            if let Some(c) = link.conn.as_mut() {
+            if let Some(c) = remote.conn.as_mut() {
                 let _ = c.send(&ClientMsg::Bye).await;
             }
             true
@@ -646,7 +646,7 @@ async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
         Ok(Parsed::Send(msg)) => {
             // Every line is queued and goes out at the server's pace (the loop sends it at
             // once when the pace allows), behind what is queued already.
-            let online = link.conn.is_some() && app.link == Link::Online;
+            let online = remote.conn.is_some() && app.link == Link::Online;
             // The room change shows at once, as when the line is sent.
             app.rooms.on_sent(&msg);
             let line = Line { text, room };
@@ -655,7 +655,7 @@ async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
             } else {
                 OFFLINE_QUEUE_LIMIT
             };
-            if link.link.queue(line, limit).is_err() {
+            if remote.link.queue(line, limit).is_err() {
                 app.system(
                     now_ms(),
                     Level::Error,
@@ -665,7 +665,7 @@ async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
                 app.system(
                     now_ms(),
                     Level::Info,
-                    &format!("queued ({} waiting)", link.link.outbox().queued()),
+                    &format!("queued ({} waiting)", remote.link.outbox().queued()),
                 );
             }
             false
