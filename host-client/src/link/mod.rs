@@ -1,5 +1,5 @@
 //! The chat session between one logged-in connection (and the ones after it) and a front end:
-//! [`ChatLink`], sans-IO (docs/DESIGN.md, the client's chat link).
+//! [`ChatLink`], sans-IO (docs/DESIGN.md §7).
 //!
 //! The link holds what the session needs to survive the connection: the [`Outbox`] (lines sent
 //! and not acknowledged, lines waiting, the pings that acknowledge them), the [`Pacer`] (the

@@ -1,7 +1,7 @@
 //! The pace at which lines go out: [`Pacer`] spaces them out to stay within the rate limit the
 //! server announces at login ([`Limit`], from `RateLimit` 0x8E), with a margin, so that a script
 //! piping lines faster than that is slowed down instead of being refused or cut off
-//! (docs/DESIGN.md, the client's chat link). Time is passed in; nothing here reads a clock.
+//! (docs/DESIGN.md §7). Time is passed in; nothing here reads a clock.
 
 use core::time::Duration;
 use std::time::Instant;
