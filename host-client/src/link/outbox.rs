@@ -174,8 +174,8 @@ pub struct Outbox {
     last_id: u64,
     /// Lines refused for good.
     refused: usize,
-    /// While some queued line carries a [`Check`]: the ids of the stored copies of lines sent
-    /// since (they are ours, and no proof that a checked line was stored).
+    /// Ids of the stored copies of our lines that a [`Check`] could still take for its own
+    /// (newer than the oldest line in doubt or in flight): they are another line's, no proof.
     mine: HashSet<u64>,
 }
 
@@ -296,9 +296,7 @@ impl Outbox {
                     && cur.echo.as_ref().is_some_and(|e| e.matches(m, me))
                 {
                     cur.stored = true;
-                    if self.unsent.iter().any(|q| q.check.is_some()) {
-                        self.mine.insert(m.id);
-                    }
+                    self.mine.insert(m.id);
                 }
                 false
             }
@@ -337,6 +335,7 @@ impl Outbox {
                 None => lines.push(s.line),
             }
         }
+        self.prune_mine();
         let n = retry.len();
         for (seq, line) in retry {
             // Behind the lines put off before it, ahead of everything else.
@@ -440,10 +439,26 @@ impl Outbox {
                 None => true,
             }
         });
-        if !self.unsent.iter().any(|q| q.check.is_some()) {
-            self.mine.clear();
-        }
+        // The copies found are taken (by the lines dropped), and they were seen: a line sent
+        // from now on is newer than all of them.
+        self.last_id = history.iter().map(|m| m.id).fold(self.last_id, u64::max);
+        self.mine = used;
+        self.prune_mine();
         before - self.unsent.len()
+    }
+
+    /// Forgets the copies no check can take any more: a check looks at ids above its line's
+    /// `after_id`, and a line sent from now on has an `after_id` above every id seen.
+    fn prune_mine(&mut self) {
+        let in_flight = self.unacked.iter().map(|s| s.after_id);
+        let in_doubt = self
+            .unsent
+            .iter()
+            .filter_map(|q| q.check.as_ref().map(|c| c.after_id));
+        match in_flight.chain(in_doubt).min() {
+            Some(floor) => self.mine.retain(|id| *id > floor),
+            None => self.mine.clear(),
+        }
     }
 }
 
