@@ -367,13 +367,7 @@ impl ChatLink {
 
     /// One event from the server: acknowledgements, the pace, the rooms, a lookup's answers.
     pub fn handle_event(&mut self, event: &ServerEvent, now: Instant) -> Verdict {
-        if let ServerEvent::RateLimit {
-            milli_per_sec,
-            burst,
-        } = *event
-        {
-            self.pacer
-                .set_limit(Limit::announced(milli_per_sec, burst), now);
+        if self.rate_limit(event, now) {
             return Verdict::Hide;
         }
         if let Some(l) = self.lookup.as_mut()
@@ -483,18 +477,25 @@ impl ChatLink {
         self.rooms = Rooms::new(Some(DEFAULT_ROOM));
         for event in early {
             self.rooms.on_event(event, &self.user);
-            if let ServerEvent::RateLimit {
-                milli_per_sec,
-                burst,
-            } = *event
-            {
-                self.pacer
-                    .set_limit(Limit::announced(milli_per_sec, burst), now);
-            } else {
+            if !self.rate_limit(event, now) {
                 // Message ids (nothing is in flight: no line is answered here).
                 let _ = self.outbox.observe(event, &self.user);
             }
         }
+    }
+
+    /// A `RateLimit`: the pace follows it (true if `event` is one).
+    fn rate_limit(&mut self, event: &ServerEvent, now: Instant) -> bool {
+        let ServerEvent::RateLimit {
+            milli_per_sec,
+            burst,
+        } = *event
+        else {
+            return false;
+        };
+        self.pacer
+            .set_limit(Limit::announced(milli_per_sec, burst), now);
+        true
     }
 
     /// Back into the rooms of `before` (the login put us in the default room only), out of the

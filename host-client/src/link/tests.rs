@@ -294,6 +294,22 @@ impl Sim {
         self.link.reconnected(ME, &[], self.now);
     }
 
+    /// Someone else says `n` lines in #lobby (the same texts as the tests' lines, to be mistaken
+    /// for ours if sender were not checked).
+    fn others_say(&mut self, n: u64) {
+        for i in 0..n {
+            let id = self.store.last().map_or(1, |m| m.id + 1);
+            self.store.push(ChatLine {
+                id,
+                time_ms: 0,
+                target: "#lobby".into(),
+                from: "bob".into(),
+                kind: MessageKind::Say,
+                text: format!("t{}", i % 5),
+            });
+        }
+    }
+
     /// What this user said, as stored, in order.
     fn said(&self) -> Vec<String> {
         self.store
@@ -499,17 +515,7 @@ fn the_lookup_reads_back_past_the_newest_page() {
     sim.send();
     sim.crash();
     // 450 messages by others after it before the client is back.
-    for i in 0..450 {
-        let id = sim.store.last().map_or(1, |m| m.id + 1);
-        sim.store.push(ChatLine {
-            id,
-            time_ms: 0,
-            target: "#lobby".into(),
-            from: "bob".into(),
-            kind: MessageKind::Say,
-            text: format!("noise {i}"),
-        });
-    }
+    sim.others_say(450);
     sim.reconnect();
     sim.run(Duration::from_secs(5));
     assert_eq!(sim.said(), ["#lobby mine"], "found three pages back");
@@ -681,17 +687,7 @@ fn soak(seed: u64, put_off: bool) -> (Sim, Vec<String>, Vec<String>) {
             sim.deliver(n);
             let put_off_left = core::mem::take(&mut sim.node.put_off);
             sim.crash();
-            for i in 0..rng.below(100) {
-                let id = sim.store.last().map_or(1, |m| m.id + 1);
-                sim.store.push(ChatLine {
-                    id,
-                    time_ms: 0,
-                    target: "#lobby".into(),
-                    from: "bob".into(),
-                    kind: MessageKind::Say,
-                    text: format!("t{}", i % 5),
-                });
-            }
+            sim.others_say(rng.below(100));
             sim.now += Duration::from_secs(1);
             sim.reconnect();
             sim.node.put_off = put_off_left;
@@ -746,17 +742,7 @@ fn the_lookup_is_bounded_and_a_line_out_of_its_reach_goes_again() {
     sim.send();
     sim.crash();
     let pages = u64::from(lookup::MAX_LOOKUP_PAGES) * u64::from(LOOKUP_LIMIT);
-    for i in 0..pages + 10 {
-        let id = sim.store.last().map_or(1, |m| m.id + 1);
-        sim.store.push(ChatLine {
-            id,
-            time_ms: 0,
-            target: "#lobby".into(),
-            from: "bob".into(),
-            kind: MessageKind::Say,
-            text: format!("noise {i}"),
-        });
-    }
+    sim.others_say(pages + 10);
     sim.reconnect();
     sim.run(Duration::from_secs(5));
     let asked = sim

@@ -225,16 +225,7 @@ impl Remote {
             Level::Info,
             &format!("reconnected to {}", self.again.target.servers.get(at)),
         );
-        app.on_event(
-            &ServerEvent::LoginOk {
-                user: user.clone(),
-                motd,
-            },
-            super::now_ms(),
-        );
-        for e in &early {
-            app.on_event(e, super::now_ms());
-        }
+        show_login(app, &user, motd, &early);
         self.link.reconnected(&user, &early, Instant::now());
         app.rooms = self.link.rooms().clone();
         self.conn = Some(conn);
@@ -246,6 +237,15 @@ impl Remote {
                 &format!("sending {queued} queued line(s)"),
             );
         }
+    }
+}
+
+/// A login on the screen: `LoginOk`, then the events that came with it.
+fn show_login(app: &mut App, user: &str, motd: String, early: &[ServerEvent]) {
+    let user = user.to_owned();
+    app.on_event(&ServerEvent::LoginOk { user, motd }, super::now_ms());
+    for e in early {
+        app.on_event(e, super::now_ms());
     }
 }
 
@@ -264,16 +264,7 @@ pub(super) async fn chat_loop(
     } = logged_in;
     let mut app = App::new(&user, conn.server(), conn.fingerprint(), local_hh_mm);
     app.auto_login = again.secret.is_some();
-    app.on_event(
-        &ServerEvent::LoginOk {
-            user: user.clone(),
-            motd,
-        },
-        super::now_ms(),
-    );
-    for e in &early {
-        app.on_event(e, super::now_ms());
-    }
+    show_login(&mut app, &user, motd, &early);
     let (progress_tx, progress_rx) = smol::channel::unbounded();
     let mut remote = Remote {
         again,
