@@ -300,3 +300,22 @@ impl Conn {
         self.session.epochs()
     }
 }
+
+/// Says how the server key was trusted, the first time.
+pub fn note_trust(conn: &Conn) {
+    if let (Outcome::Recorded(path), true) = (conn.trust_outcome(), conn.pinned_by_link()) {
+        eprintln!(
+            "Server {}: key {} matches the invite link; recorded in {}",
+            conn.server(),
+            conn.fingerprint(),
+            path.display()
+        );
+    } else if let Outcome::Recorded(path) = conn.trust_outcome() {
+        eprintln!(
+            "New server {}: key {} recorded in {}",
+            conn.server(),
+            conn.fingerprint(),
+            path.display()
+        );
+    }
+}

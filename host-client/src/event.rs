@@ -413,3 +413,15 @@ pub fn presence_word(kind: PresenceKind) -> &'static str {
 pub fn kind_word(kind: MessageKind) -> &'static str {
     kind.name()
 }
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (`-` when out of range).
+#[must_use]
+pub fn utc_rfc3339(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+}

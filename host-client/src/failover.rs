@@ -18,17 +18,13 @@
 use core::time::Duration;
 use std::time::Instant;
 
-use chatbox_core::proto::{ClientMsg, ErrorCode};
+use chatbox_core::proto::ErrorCode;
 
 use crate::account::{LoggedIn, login_on};
-use crate::commands::Rooms;
-use crate::conn::{Conn, random_u64, timeout};
+use crate::conn::{Conn, random_u64};
 use crate::error::ClientError;
-use crate::event::ServerEvent;
 use crate::known_servers::Trust;
 use crate::otp_source::{OtpSource, Plan, SECRET_ENV, unix_ms};
-use crate::outbox::Outbox;
-use crate::plain::{DEFAULT_ROOM, FINAL_ACK_TIMEOUT};
 use crate::servers::{Failures, ServerList, is_fatal};
 
 /// How long the client keeps trying to log in again after losing the connection.
@@ -174,111 +170,6 @@ async fn attempt(
         otp.mark_sent(step);
     }
     login_on(conn, &target.user, &target.password, &text).await
-}
-
-/// After logging in again: back into the rooms of `before` (the server put us in `#lobby`
-/// only), out of `#lobby` if we had left it, and `before`'s current room current again.
-/// `rooms` is the new connection's state, updated with what is sent. Returns how many messages
-/// it sent (they count against the server's rate limit).
-pub async fn rejoin(
-    conn: &mut Conn,
-    rooms: &mut Rooms,
-    before: &Rooms,
-) -> Result<u32, ClientError> {
-    let mut sent = 0;
-    for room in before.joined() {
-        if !rooms.joined().iter().any(|r| r == room) {
-            let join = ClientMsg::Join { room };
-            conn.send(&join).await?;
-            rooms.on_sent(&join);
-            sent += 1;
-        }
-    }
-    let was_in_lobby = before.joined().iter().any(|r| r == DEFAULT_ROOM);
-    if !was_in_lobby && rooms.joined().iter().any(|r| r == DEFAULT_ROOM) {
-        let part = ClientMsg::Part {
-            room: DEFAULT_ROOM,
-            reason: "",
-        };
-        conn.send(&part).await?;
-        rooms.on_sent(&part);
-        sent += 1;
-    }
-    if let Some(current) = before.current() {
-        rooms.switch_to(current);
-    }
-    Ok(sent)
-}
-
-/// Messages asked for per history lookup in [`settle`] (the server's maximum).
-const LOOKUP_LIMIT: u16 = 200;
-
-/// Reads events until the `Pong` for `token`; `each` sees every other event.
-async fn until_pong(
-    conn: &mut Conn,
-    token: u64,
-    mut each: impl FnMut(ServerEvent),
-) -> Result<(), ClientError> {
-    timeout(
-        FINAL_ACK_TIMEOUT,
-        || ClientError::ConnectionLost("the server did not answer a ping in time".into()),
-        async {
-            loop {
-                match conn.recv().await? {
-                    ServerEvent::Pong { token: t } if t == token => return Ok(()),
-                    event => each(event),
-                }
-            }
-        },
-    )
-    .await
-}
-
-/// After logging in again (and [`rejoin`]), when chat lines of the lost connection are in doubt
-/// (`outbox::Check`: sent, but neither acknowledged nor seen stored): asks for the history of
-/// their targets and lets the outbox drop those the server had stored, so that they are not
-/// sent twice. Returns the other events that arrived meanwhile, in order, for the caller to
-/// handle as usual, and how many messages this sent (they count against the rate limit).
-pub async fn settle(
-    conn: &mut Conn,
-    outbox: &mut Outbox,
-    me: &str,
-) -> Result<(Vec<ServerEvent>, u32), ClientError> {
-    let targets = outbox.check_targets();
-    if targets.is_empty() {
-        return Ok((Vec::new(), 0));
-    }
-    let mut others = Vec::new();
-    // First everything the login and the rejoins caused: the caller's, shown as usual.
-    let first = random_u64()?;
-    conn.send(&ClientMsg::Ping { token: first }).await?;
-    until_pong(conn, first, |e| others.push(e)).await?;
-    for target in &targets {
-        conn.send(&ClientMsg::History {
-            target,
-            before_id: 0,
-            limit: LOOKUP_LIMIT,
-        })
-        .await?;
-    }
-    let last = random_u64()?;
-    conn.send(&ClientMsg::Ping { token: last }).await?;
-    let mut history = Vec::new();
-    until_pong(conn, last, |e| match e {
-        ServerEvent::History { messages, .. } => history.extend(messages),
-        // A target this user may not read any more (a room left): nothing found there.
-        ServerEvent::Error { .. } => {}
-        other => others.push(other),
-    })
-    .await?;
-    let found = outbox.resolve(&history, me);
-    if found > 0 {
-        eprintln!(
-            "chatbox-client: {found} line(s) sent before the connection was lost had been \
-             stored; not sending them again"
-        );
-    }
-    Ok((others, u32::try_from(targets.len()).unwrap_or(u32::MAX)))
 }
 
 /// The first login of a session, at the first address that works: with the code given

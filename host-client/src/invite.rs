@@ -161,7 +161,7 @@ pub async fn ask_policy(conn: &mut Conn) -> Result<bool, ClientError> {
 /// prompting, so a person is not kept typing on an idle connection the server would close.
 pub async fn probe_policy(servers: &ServerList, trust: &Trust) -> Result<bool, ClientError> {
     let (mut conn, _) = connect_any(servers, trust).await?;
-    crate::menu::note_trust(&conn);
+    crate::conn::note_trust(&conn);
     let required = ask_policy(&mut conn).await?;
     let _ = conn.send(&ClientMsg::Bye).await;
     Ok(required)

@@ -9,8 +9,8 @@ use chatbox_client::known_servers::{self, Trust};
 use chatbox_client::menu::{self, read_password};
 use chatbox_client::otp_source::{OtpSource, SECRET_ENV};
 use chatbox_client::passwd;
-use chatbox_client::plain;
 use chatbox_client::qr_view::QrStyle;
+use chatbox_client::{plain, plain_chat};
 use clap::parser::ValueSource;
 use clap::{ArgAction, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
@@ -239,7 +239,7 @@ fn run(cli: &Cli, explicit_server: bool) -> Result<(), ClientError> {
                 user: user.clone(),
                 password,
             };
-            plain::chat(target, otp.as_deref(), secret)
+            plain_chat::chat(target, otp.as_deref(), secret)
         }
         Some(Command::Chat {
             user,

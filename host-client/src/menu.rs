@@ -5,11 +5,11 @@ use std::io::{self, BufRead as _, Write as _};
 use chatbox_core::proto::ErrorCode;
 
 use crate::account::{register_confirm, register_start_with};
-use crate::conn::Conn;
+use crate::conn::note_trust;
 use crate::error::ClientError;
 use crate::failover::{Target, first_login};
 use crate::invite::{self, Destination};
-use crate::known_servers::{Outcome, Trust};
+use crate::known_servers::Trust;
 use crate::otp_source::OtpSource;
 use crate::qr_view::{self, QrStyle};
 use crate::servers::{ServerList, connect_any};
@@ -66,25 +66,6 @@ pub fn ask_new_password() -> Result<String, ClientError> {
             return Ok(first);
         }
         println!("The passwords differ; try again.");
-    }
-}
-
-/// Says how the server key was trusted, the first time.
-pub fn note_trust(conn: &Conn) {
-    if let (Outcome::Recorded(path), true) = (conn.trust_outcome(), conn.pinned_by_link()) {
-        eprintln!(
-            "Server {}: key {} matches the invite link; recorded in {}",
-            conn.server(),
-            conn.fingerprint(),
-            path.display()
-        );
-    } else if let Outcome::Recorded(path) = conn.trust_outcome() {
-        eprintln!(
-            "New server {}: key {} recorded in {}",
-            conn.server(),
-            conn.fingerprint(),
-            path.display()
-        );
     }
 }
 

@@ -11,9 +11,10 @@
 use chatbox_core::proto::ClientMsg;
 
 use crate::account::change_password;
+use crate::conn::note_trust;
 use crate::error::ClientError;
 use crate::failover::{Target, first_login};
-use crate::menu::{ask_new_password, note_trust, read_password};
+use crate::menu::{ask_new_password, read_password};
 use crate::otp_source::{OtpSource, Plan, SECRET_ENV, unix_ms};
 use crate::plain::out_line;
 

@@ -8,10 +8,9 @@
 //!   event is printed as one line (see [`format_event`]). At end of input a `Ping` is sent and its
 //!   `Pong` awaited (the server handles a connection's messages in order, so everything sent
 //!   before has been processed), then `Bye`, and the exit status is 0. The session itself, with
-//!   acknowledgements and reconnecting (`reconnecting to ADDR`, `reconnected to ADDR`), is in
-//!   [`crate::plain_chat`].
+//!   acknowledgements and reconnecting (`reconnecting to ADDR`, `reconnected to ADDR`), is
+//!   `plain_chat` driving a `link::ChatLink`; this module only formats.
 
-use core::time::Duration;
 use std::collections::HashMap;
 use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
 
@@ -19,23 +18,11 @@ use chatbox_core::proto::{ClientMsg, ErrorCode};
 
 use crate::account::{register_confirm, register_start_with};
 use crate::error::ClientError;
-use crate::event::{ServerEvent, SessionInfo, error_name, kind_word, presence_word};
+use crate::event::{ServerEvent, SessionInfo, error_name, kind_word, presence_word, utc_rfc3339};
 use crate::invite::{self, Destination};
 use crate::menu::read_password;
 use crate::qr_view::{self, QrStyle};
 use crate::servers::connect_any;
-
-/// Interval between keepalive pings.
-pub const KEEPALIVE: Duration = Duration::from_secs(30);
-
-/// How long the server has to answer a `Ping` (the final one after the end of input included)
-/// before the connection counts as lost.
-pub const FINAL_ACK_TIMEOUT: Duration = Duration::from_secs(30);
-
-pub use crate::plain_chat::chat;
-
-/// The room the server puts everyone in at login.
-pub const DEFAULT_ROOM: &str = "#lobby";
 
 /// Prints one line on stdout and flushes it.
 pub fn out_line(line: &str) -> Result<(), ClientError> {
@@ -63,7 +50,7 @@ pub fn register(dest: &Destination, user: &str, qr_style: QrStyle) -> Result<(),
     let password = read_password("Password (not shown): ")?;
     smol::block_on(async {
         let (mut conn, _) = connect_any(servers, trust).await?;
-        crate::menu::note_trust(&conn);
+        crate::conn::note_trust(&conn);
         let uri =
             match register_start_with(&mut conn, user, &password, dest.invite.as_deref()).await {
                 Ok(uri) => uri,
@@ -114,18 +101,6 @@ pub fn session_line(s: &SessionInfo) -> String {
         utc_rfc3339(s.since_ms),
         if s.current { "this" } else { "other" }
     )
-}
-
-/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (`-` when out of range).
-#[must_use]
-pub fn utc_rfc3339(ms: u64) -> String {
-    i64::try_from(ms)
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .map_or_else(
-            || "-".to_owned(),
-            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
 }
 
 /// `names` batches collected until the last one.

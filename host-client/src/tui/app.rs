@@ -202,7 +202,7 @@ impl App {
             server: server.to_owned(),
             fingerprint: fingerprint.to_owned(),
             epochs: (0, 0),
-            rooms: Rooms::new(Some(crate::plain::DEFAULT_ROOM)),
+            rooms: Rooms::new(Some(crate::link::DEFAULT_ROOM)),
             away: false,
             link: Link::Online,
             auto_login: false,
@@ -423,7 +423,7 @@ impl App {
                         s.id,
                         s.node,
                         s.address,
-                        crate::plain::utc_rfc3339(s.since_ms),
+                        crate::event::utc_rfc3339(s.since_ms),
                         if s.current { " (this one)" } else { "" }
                     );
                     self.system(now_ms, Level::Info, &text);
@@ -542,7 +542,7 @@ impl App {
         self.link = Link::Online;
         server.clone_into(&mut self.server);
         self.fingerprint = fingerprint.to_owned();
-        self.rooms = Rooms::new(Some(crate::plain::DEFAULT_ROOM));
+        self.rooms = Rooms::new(Some(crate::link::DEFAULT_ROOM));
         self.epochs = (0, 0);
         self.away = false;
     }

@@ -1,19 +1,22 @@
 //! The chat screen (ratatui + crossterm).
 //!
-//! [`app`] holds the state, [`view`] draws it, [`editor`] is the input line; this module is the
-//! loop: it owns the terminal (raw mode, alternate screen, restored on every way out including
-//! panics), reads keys on a thread, and races the connection, the keyboard, a background login
-//! and the timers (keepalive, ping answer, paced sending).
+//! [`app`] holds the state, [`view`] draws it, [`editor`] is the input line, `driver` is the
+//! loop; this module owns the terminal (raw mode, alternate screen, restored on every way out
+//! including panics) and reads keys on a thread.
 //!
-//! Lines typed go into an [`Outbox`] and out at the pace the server's announced rate limit
-//! allows ([`Pacer`]), each followed by a `Ping`; they are kept until their `Pong`
-//! acknowledges them, and one the server put off (`rate_limited`) is sent again. When the connection
-//! breaks (not after a `Bye`), with `CHATBOX_TOTP_SECRET` set the screen logs in again by itself
-//! in the background (the next address first, rounds for up to 30 s), rejoins the rooms and
-//! sends the unacknowledged and queued lines again; lines typed meanwhile are queued (at most
-//! [`OFFLINE_QUEUE_LIMIT`]). Without the secret the input line takes a new one-time code.
+//! The chat session itself (outbox, pace, rooms, acknowledgements, keepalive, resume) is a
+//! [`crate::link::ChatLink`]; the driver races the connection, the keyboard, a background login
+//! and the link's timer. Lines typed are queued in the link and go out at the pace the server's
+//! announced rate limit allows, each followed by a `Ping`; they are kept until their `Pong`
+//! acknowledges them, and one the server put off (`rate_limited`) is sent again. When the
+//! connection breaks (not after a `Bye`), with `CHATBOX_TOTP_SECRET` set the screen logs in
+//! again by itself in the background (the next address first, rounds for up to 30 s), rejoins
+//! the rooms and sends the unacknowledged and queued lines again; lines typed meanwhile are
+//! queued (at most [`crate::link::OFFLINE_QUEUE_LIMIT`]). Without the secret the input line
+//! takes a new one-time code.
 
 pub mod app;
+mod driver;
 pub mod editor;
 pub mod view;
 
@@ -21,9 +24,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 use std::io::{self, Stdout};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use chatbox_core::proto::{ClientMsg, PresenceKind};
 use crossterm::event::{self as term_event, Event as TermEvent};
 use crossterm::execute;
 use crossterm::terminal::{
@@ -31,20 +33,12 @@ use crossterm::terminal::{
 };
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
-use smol::future::FutureExt as _;
 
-use self::app::{Action, App, Ask, AskKind, Level, Link, local_hh_mm};
+use self::app::App;
 use crate::account::LoggedIn;
-use crate::commands::{Parsed, Rooms, SecretCommand, parse, secret_command};
-use crate::conn::{Conn, random_u64};
 use crate::error::ClientError;
-use crate::event::ServerEvent;
-use crate::failover::{
-    Code, Progress, RECONNECT_WINDOW, Rounds, Target, login_any, rejoin, settle,
-};
+use crate::failover::Target;
 use crate::otp_source::OtpSource;
-use crate::outbox::{Limit, Line, OFFLINE_QUEUE_LIMIT, OUTBOX_LIMIT, Outbox, Pacer, PingKind};
-use crate::plain::{FINAL_ACK_TIMEOUT, KEEPALIVE};
 
 /// Unix time now, in milliseconds.
 #[must_use]
@@ -121,24 +115,6 @@ fn key_events(stop: Arc<AtomicBool>) -> smol::channel::Receiver<TermEvent> {
     rx
 }
 
-/// What woke the loop.
-enum Wake {
-    Net(Result<ServerEvent, ClientError>),
-    Key(Option<TermEvent>),
-    Tick,
-    /// The background login finished.
-    LoggedIn(Box<LoginResult>),
-    /// The background login is trying an address or waiting for a code.
-    Progress(Progress),
-}
-
-/// A background login's outcome, with the code source handed back.
-type LoginResult = (
-    Result<(LoggedIn, usize), ClientError>,
-    Option<OtpSource>,
-    bool,
-);
-
 /// What is needed to log in again after the connection is lost.
 #[derive(Debug)]
 pub struct Reconnect {
@@ -156,7 +132,13 @@ pub fn run(logged_in: LoggedIn, again: Reconnect) -> Result<(), ClientError> {
         .map_err(|e| ClientError::Io(format!("cannot set up the terminal: {e}")))?;
     let stop = Arc::new(AtomicBool::new(false));
     let keys = key_events(Arc::clone(&stop));
-    let result = smol::block_on(chat_loop(&mut guard.terminal, &keys, logged_in, again));
+    let terminal = &mut guard.terminal;
+    let result = smol::block_on(driver::chat_loop(
+        &mut |app: &mut App| draw(terminal, app),
+        &keys,
+        logged_in,
+        again,
+    ));
     stop.store(true, Ordering::Relaxed);
     drop(guard);
     result
@@ -182,569 +164,4 @@ fn draw(
         })
         .map(|_| ())
         .map_err(|e| ClientError::Io(format!("terminal: {e}")))
-}
-
-/// The connection side of the chat screen.
-struct Remote {
-    again: Reconnect,
-    conn: Option<Conn>,
-    outbox: Outbox,
-    /// Rooms as the acknowledged lines left them (joined again after a reconnect).
-    acked_rooms: Rooms,
-    pacer: Pacer,
-    next_ping: Instant,
-    /// The server said `Bye`: the end of the connection is no reason to reconnect by itself.
-    bye: bool,
-    /// A login running in the background.
-    login: Option<smol::Task<LoginResult>>,
-    progress_tx: smol::channel::Sender<Progress>,
-    progress_rx: smol::channel::Receiver<Progress>,
-    /// The new password of a `/passwd` sent, until the server confirms it.
-    pending_password: Option<String>,
-    /// The new TOTP secret of a re-enrolment started, until it is confirmed.
-    pending_secret: Option<OtpSource>,
-}
-
-impl Remote {
-    /// Starts logging in again in the background: with `code` if given, else computed.
-    fn start_login(&mut self, code: Option<String>) {
-        let target = self.again.target.clone();
-        let n = target.servers.len().max(1);
-        let start = (self.again.at + 1) % n;
-        let tx = self.progress_tx.clone();
-        let secret = if code.is_none() {
-            self.again.secret.take()
-        } else {
-            None
-        };
-        self.login = Some(smol::spawn(async move {
-            let mut progress = move |p: Progress| {
-                let _ = tx.try_send(p);
-            };
-            match (code, secret) {
-                (Some(code), _) => {
-                    let r = login_any(
-                        &target,
-                        Code::Given(&code),
-                        start,
-                        Rounds::Once,
-                        &mut progress,
-                    )
-                    .await;
-                    (r, None, false)
-                }
-                (None, Some(mut s)) => {
-                    let r = login_any(
-                        &target,
-                        Code::Computed(&mut s),
-                        start,
-                        Rounds::Within(RECONNECT_WINDOW),
-                        &mut progress,
-                    )
-                    .await;
-                    (r, Some(s), true)
-                }
-                (None, None) => (
-                    Err(ClientError::Usage("a one-time code is needed".into())),
-                    None,
-                    false,
-                ),
-            }
-        }));
-    }
-
-    /// The connection broke with `e`.
-    fn lost(&mut self, app: &mut App, e: &ClientError) {
-        self.conn = None;
-        self.outbox.connection_lost();
-        let reason = e.to_string();
-        if !self.bye && self.again.secret.is_some() && self.login.is_none() {
-            app.reconnecting(now_ms(), &reason);
-            self.start_login(None);
-        } else {
-            app.connection_lost(now_ms(), &reason);
-        }
-    }
-
-    /// Sends a `Ping` that acknowledges everything sent before it.
-    async fn ping(&mut self, kind: PingKind) -> Result<(), ClientError> {
-        let token = random_u64()?;
-        self.outbox.ping_sent(token, kind, Instant::now());
-        match self.conn.as_mut() {
-            Some(c) => c.send(&ClientMsg::Ping { token }).await,
-            None => Ok(()),
-        }
-    }
-
-    /// Sends one line (typed now or queued), kept until acknowledged.
-    async fn send_line(&mut self, app: &mut App, line: Line) -> Result<(), ClientError> {
-        let msg = match parse(&line.text, line.room.as_deref()) {
-            Ok(Parsed::Send(msg)) => msg,
-            Ok(Parsed::Nothing | Parsed::Quit) => return Ok(()),
-            Err(e) => {
-                app.system(now_ms(), Level::Error, &e.to_string());
-                return Ok(());
-            }
-        };
-        let Some(c) = self.conn.as_mut() else {
-            return Ok(());
-        };
-        let sent = c.send(&msg).await;
-        if let Err(ClientError::Usage(e)) = &sent {
-            // Too long to encode: nothing was sent, the session goes on.
-            app.system(now_ms(), Level::Error, e);
-            return Ok(());
-        }
-        app.rooms.on_sent(&msg);
-        self.outbox.sent(line.clone(), &msg);
-        sent?;
-        if self.outbox.wants_ack_ping() {
-            self.ping(PingKind::Ack).await?;
-        }
-        Ok(())
-    }
-
-    /// A server event: acknowledgements first, then the screen.
-    async fn on_event(&mut self, app: &mut App, event: &ServerEvent) -> Result<(), ClientError> {
-        if let ServerEvent::RateLimit {
-            milli_per_sec,
-            burst,
-        } = *event
-        {
-            self.pacer
-                .set_limit(Limit::announced(milli_per_sec, burst), Instant::now());
-            return Ok(());
-        }
-        if self.outbox.observe(event, &app.user) {
-            app.system(
-                now_ms(),
-                Level::Info,
-                "the server said to slow down; sending the line again shortly",
-            );
-            return Ok(());
-        }
-        if let ServerEvent::Presence {
-            kind: PresenceKind::Kicked | PresenceKind::Banned,
-            ..
-        } = event
-        {
-            self.acked_rooms.on_event(event, &app.user);
-        }
-        if let ServerEvent::Bye { .. } = event {
-            self.bye = true;
-        }
-        match event {
-            ServerEvent::PasswordChanged { .. } => {
-                // Logging in again (after a lost connection) needs the new password.
-                if let Some(p) = self.pending_password.take() {
-                    self.again.target.password = p;
-                }
-            }
-            ServerEvent::ReenrolStarted { uri } => {
-                self.pending_secret = crate::qr_view::otpauth_secret(uri)
-                    .and_then(|b32| OtpSource::from_base32(b32).ok());
-            }
-            ServerEvent::Reenrolled { .. } => {
-                // Computed codes (CHATBOX_TOTP_SECRET) come from the new secret from now on.
-                if let Some(s) = self.pending_secret.take()
-                    && self.again.secret.is_some()
-                {
-                    self.again.secret = Some(s);
-                }
-            }
-            _ => {}
-        }
-        app.on_event(event, now_ms());
-        if let ServerEvent::Pong { token } = event
-            && let Some(acked) = self.outbox.on_pong(*token)
-        {
-            if acked.retry > 0 {
-                self.pacer.back_off(Instant::now());
-            }
-            for line in &acked.lines {
-                if let Ok(Parsed::Send(msg)) = parse(&line.text, line.room.as_deref()) {
-                    self.acked_rooms.on_sent(&msg);
-                }
-            }
-            if self.outbox.wants_ack_ping() {
-                self.ping(PingKind::Ack).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Logged in again: the screen shows it, rooms are joined again, and the queue
-    /// (unacknowledged lines first) goes out paced.
-    async fn resume(
-        &mut self,
-        app: &mut App,
-        logged_in: LoggedIn,
-        at: usize,
-    ) -> Result<(), ClientError> {
-        let LoggedIn {
-            mut conn,
-            user,
-            motd,
-            early,
-        } = logged_in;
-        self.again.at = at;
-        self.bye = false;
-        let typed_current = app.rooms.current().map(str::to_owned);
-        app.reconnected(self.again.target.servers.get(at), conn.fingerprint());
-        app.system(
-            now_ms(),
-            Level::Info,
-            &format!("reconnected to {}", self.again.target.servers.get(at)),
-        );
-        app.on_event(&ServerEvent::LoginOk { user, motd }, now_ms());
-        for e in &early {
-            app.on_event(e, now_ms());
-        }
-        let before = self.acked_rooms.clone();
-        let rejoined = rejoin(&mut conn, &mut app.rooms, &before).await;
-        let now = Instant::now();
-        self.pacer = Pacer::for_limit(Limit::DEFAULT, now);
-        self.next_ping = now + KEEPALIVE;
-        let settled = match rejoined {
-            Ok(joins) => {
-                self.pacer.spend(joins, now);
-                settle(&mut conn, &mut self.outbox, &app.user).await
-            }
-            Err(e) => Err(e),
-        };
-        self.conn = Some(conn);
-        self.acked_rooms = app.rooms.clone();
-        if let Some(room) = typed_current {
-            app.rooms.switch_to(&room);
-        }
-        let (events, lookups) = settled?;
-        self.pacer.spend(lookups, Instant::now());
-        for e in &events {
-            self.on_event(app, e).await?;
-        }
-        if self.outbox.queued() > 0 {
-            app.system(
-                now_ms(),
-                Level::Info,
-                &format!("sending {} queued line(s)", self.outbox.queued()),
-            );
-        }
-        Ok(())
-    }
-}
-
-async fn chat_loop(
-    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
-    keys: &smol::channel::Receiver<TermEvent>,
-    logged_in: LoggedIn,
-    again: Reconnect,
-) -> Result<(), ClientError> {
-    let LoggedIn {
-        conn,
-        user,
-        motd,
-        early,
-    } = logged_in;
-    let mut app = App::new(&user, conn.server(), conn.fingerprint(), local_hh_mm);
-    app.auto_login = again.secret.is_some();
-    app.on_event(&ServerEvent::LoginOk { user, motd }, now_ms());
-    for e in &early {
-        app.on_event(e, now_ms());
-    }
-    let (progress_tx, progress_rx) = smol::channel::unbounded();
-    let mut link = Remote {
-        again,
-        conn: Some(conn),
-        outbox: Outbox::default(),
-        acked_rooms: app.rooms.clone(),
-        pacer: Pacer::for_limit(Limit::DEFAULT, Instant::now()),
-        next_ping: Instant::now() + KEEPALIVE,
-        bye: false,
-        login: None,
-        progress_tx,
-        progress_rx,
-        pending_password: None,
-        pending_secret: None,
-    };
-    loop {
-        // Queued lines go out, paced, once online.
-        let mut paced_until = None;
-        while link.conn.is_some() && app.link == Link::Online && link.outbox.queued() > 0 {
-            let now = Instant::now();
-            match link.pacer.take(now) {
-                Ok(()) => {
-                    if let Some(line) = link.outbox.take_queued()
-                        && let Err(e) = link.send_line(&mut app, line).await
-                    {
-                        link.lost(&mut app, &e);
-                    }
-                }
-                Err(wait) => {
-                    paced_until = Some(now + wait);
-                    break;
-                }
-            }
-        }
-        if let Some(c) = &link.conn {
-            app.epochs = c.epochs();
-        }
-        draw(terminal, &mut app)?;
-        let pong_due = link.outbox.oldest_ping().map(|t| t + FINAL_ACK_TIMEOUT);
-        let wake_at = [Some(link.next_ping), pong_due, paced_until]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(link.next_ping);
-        let Remote {
-            conn,
-            login,
-            progress_rx,
-            ..
-        } = &mut link;
-        let wake = async {
-            match conn.as_mut() {
-                Some(c) => Wake::Net(c.recv().await),
-                None => core::future::pending().await,
-            }
-        }
-        .or(async { Wake::Key(keys.recv().await.ok()) })
-        .or(async {
-            match login.as_mut() {
-                Some(task) => Wake::LoggedIn(Box::new(task.await)),
-                None => core::future::pending().await,
-            }
-        })
-        .or(async {
-            match progress_rx.recv().await {
-                Ok(p) => Wake::Progress(p),
-                Err(_) => core::future::pending().await,
-            }
-        })
-        .or(async {
-            smol::Timer::at(wake_at).await;
-            Wake::Tick
-        })
-        .await;
-        match wake {
-            Wake::Net(Ok(event)) => {
-                if let Err(e) = link.on_event(&mut app, &event).await {
-                    link.lost(&mut app, &e);
-                }
-            }
-            Wake::Net(Err(e)) => link.lost(&mut app, &e),
-            Wake::Progress(Progress::Trying(addr)) => {
-                app.system(now_ms(), Level::Info, &format!("reconnecting to {addr}…"));
-            }
-            Wake::Progress(Progress::WaitingForCode(d)) => app.system(
-                now_ms(),
-                Level::Info,
-                &format!(
-                    "waiting {:.0} s for the next one-time code step",
-                    d.as_secs_f64()
-                ),
-            ),
-            Wake::LoggedIn(done) => {
-                let (result, secret, computed) = *done;
-                link.login = None;
-                if secret.is_some() {
-                    link.again.secret = secret;
-                }
-                match result {
-                    Ok((logged_in, at)) => {
-                        if let Err(e) = link.resume(&mut app, logged_in, at).await {
-                            link.lost(&mut app, &e);
-                        }
-                    }
-                    // A wrong key is never retried; nor a refused computed code.
-                    Err(e @ ClientError::Trust(_)) => return Err(e),
-                    Err(e @ ClientError::Refused { .. }) if computed && !e.is_busy() => {
-                        return Err(e);
-                    }
-                    Err(e) => app.connection_lost(now_ms(), &e.to_string()),
-                }
-            }
-            Wake::Tick => {
-                let now = Instant::now();
-                if link.conn.is_some() && pong_due.is_some_and(|t| now >= t) {
-                    let e = ClientError::ConnectionLost(
-                        "the server did not answer a ping in time".into(),
-                    );
-                    link.lost(&mut app, &e);
-                } else if now >= link.next_ping {
-                    link.next_ping = now + KEEPALIVE;
-                    if link.conn.is_some()
-                        && let Err(e) = link.ping(PingKind::Keepalive).await
-                    {
-                        link.lost(&mut app, &e);
-                    }
-                }
-            }
-            Wake::Key(None) => return Err(ClientError::Io("terminal input ended".into())),
-            Wake::Key(Some(TermEvent::Key(key))) => match app.on_key(key) {
-                Action::None => {}
-                Action::Quit => {
-                    if let Some(c) = link.conn.as_mut() {
-                        let _ = c.send(&ClientMsg::Bye).await;
-                    }
-                    return Ok(());
-                }
-                Action::Submit(line) => {
-                    if submit(&mut app, &mut link, line).await {
-                        return Ok(());
-                    }
-                }
-            },
-            Wake::Key(Some(_)) => {} // resize, focus, paste: just redraw
-        }
-    }
-}
-
-/// Sends a secret-carrying message at once (never queued, never sent again after a reconnect:
-/// its code would be spent anyway).
-async fn send_secret(app: &mut App, link: &mut Remote, msg: &ClientMsg<'_>) {
-    let online = app.link == Link::Online;
-    let Some(c) = link.conn.as_mut().filter(|_| online) else {
-        app.system(
-            now_ms(),
-            Level::Error,
-            "not connected: try again once logged in",
-        );
-        return;
-    };
-    if let Err(e) = c.send(msg).await {
-        link.lost(app, &e);
-        return;
-    }
-    // A ping of its own right after it, so that the server's answer to it (an error, say) is
-    // never taken for the answer to a chat line sent around it.
-    if let Err(e) = link.ping(PingKind::Ack).await {
-        link.lost(app, &e);
-    }
-}
-
-/// An answer for a secret prompt; once all are in, the message goes out.
-async fn answer_secret(app: &mut App, link: &mut Remote, text: String) {
-    let Some(mut ask) = app.ask.take() else {
-        return;
-    };
-    if !ask.answer(text) {
-        app.ask = Some(ask);
-        return;
-    }
-    let [password, code, rest @ ..] = ask.answers.as_slice() else {
-        return;
-    };
-    match (ask.kind, rest) {
-        (AskKind::Passwd, [new, again]) => {
-            if new != again {
-                app.system(
-                    now_ms(),
-                    Level::Error,
-                    "the new passwords differ; nothing changed",
-                );
-                return;
-            }
-            if let Err(e) = chatbox_core::password::check_password_policy(new.as_bytes()) {
-                app.system(now_ms(), Level::Error, &format!("{e}; nothing changed"));
-                return;
-            }
-            link.pending_password = Some(new.clone());
-            let msg = ClientMsg::ChangePassword {
-                password,
-                otp: code.trim(),
-                new_password: new,
-            };
-            send_secret(app, link, &msg).await;
-        }
-        (AskKind::Reenrol, []) => {
-            let msg = ClientMsg::Reenrol {
-                password,
-                otp: code.trim(),
-            };
-            send_secret(app, link, &msg).await;
-        }
-        _ => {}
-    }
-}
-
-/// Enter on the input line; returns true when the user asked to quit.
-async fn submit(app: &mut App, link: &mut Remote, text: String) -> bool {
-    if app.ask.is_some() {
-        answer_secret(app, link, text).await;
-        return false;
-    }
-    if let Link::Lost(_) = app.link {
-        // The line is a new one-time code (or, with the secret, just "try again").
-        if link.login.is_some() {
-            return false;
-        }
-        let code = text.trim().to_owned();
-        if code.is_empty() && link.again.secret.is_none() {
-            return false;
-        }
-        app.link = Link::Reconnecting(String::new());
-        app.system(now_ms(), Level::Info, "reconnecting…");
-        link.start_login((!code.is_empty()).then_some(code));
-        return false;
-    }
-    match secret_command(&text) {
-        Some(Err(e)) => {
-            app.system(now_ms(), Level::Error, &e.to_string());
-            return false;
-        }
-        Some(Ok(SecretCommand::Passwd { .. })) => {
-            app.ask = Some(Ask::new(AskKind::Passwd));
-            return false;
-        }
-        Some(Ok(SecretCommand::Reenrol { .. })) => {
-            app.ask = Some(Ask::new(AskKind::Reenrol));
-            return false;
-        }
-        Some(Ok(SecretCommand::ConfirmReenrol { code })) => {
-            send_secret(app, link, &ClientMsg::ConfirmReenrol { code }).await;
-            return false;
-        }
-        None => {}
-    }
-    let room = app.rooms.current().map(str::to_owned);
-    match parse(&text, room.as_deref()) {
-        Ok(Parsed::Nothing) => false,
-        Ok(Parsed::Quit) => {
-            if let Some(c) = link.conn.as_mut() {
-                let _ = c.send(&ClientMsg::Bye).await;
-            }
-            true
-        }
-        Err(e) => {
-            app.system(now_ms(), Level::Error, &e.to_string());
-            false
-        }
-        Ok(Parsed::Send(msg)) => {
-            // Every line is queued and goes out at the server's pace (the loop sends it at
-            // once when the pace allows), behind what is queued already.
-            let online = link.conn.is_some() && app.link == Link::Online;
-            // The room change shows at once, as when the line is sent.
-            app.rooms.on_sent(&msg);
-            let line = Line { text, room };
-            let limit = if online {
-                OUTBOX_LIMIT
-            } else {
-                OFFLINE_QUEUE_LIMIT
-            };
-            if link.outbox.queue(line, limit).is_err() {
-                app.system(
-                    now_ms(),
-                    Level::Error,
-                    &format!("not sent: {limit} lines are already waiting to be sent"),
-                );
-            } else if !online {
-                app.system(
-                    now_ms(),
-                    Level::Info,
-                    &format!("queued ({} waiting)", link.outbox.queued()),
-                );
-            }
-            false
-        }
-    }
 }

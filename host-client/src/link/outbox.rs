@@ -8,8 +8,10 @@
 //! and the one before is the answer to that line alone:
 //!
 //! - an `Error` `rate_limited` or `busy`: the line was not handled; it goes back to the queue
-//!   and is sent again (the caller also slows down) — after the lines already sent behind it,
-//!   which the server may have handled meanwhile;
+//!   and is sent again (the caller also slows down). Put-off lines go back **in the order they
+//!   were sent**, ahead of everything still waiting, and [`Outbox::put_off_in_flight`] tells the
+//!   caller to send nothing new until the put-off line's `Pong` is in: only lines already on
+//!   their way when the server said "slow down" can overtake it;
 //! - any other `Error`: the line was refused for good (too long, not permitted, no such user…);
 //!   it is counted in [`Outbox::refused`], which ends a plain-mode run with a non-zero exit;
 //! - for a chat line (say, action, private), the sender's copy of the stored message — same
@@ -20,17 +22,16 @@
 //! order, to be sent again after the next login — except those known to be done: a chat line
 //! whose copy came back is not sent again, and a refused one stays refused. A chat line whose
 //! copy did not come back may still have been stored by the node that died: it carries a
-//! [`Check`], and before anything is sent again the caller looks the target's history up and
-//! hands it to [`Outbox::resolve`], which drops the lines found there (a message from this
-//! user, to that target, with that text, newer than every message id seen before the line was
-//! sent). Other lines (`/join`, `/topic`, …) are sent again: doing them twice changes nothing
-//! stored twice. So every line is handled once.
+//! [`Check`]. Before such a line is sent again (when it reaches the head of the queue, so that
+//! a `/join` queued before it has been handled and its room can be read), the caller looks its
+//! target's history up and hands it to [`Outbox::resolve`], which drops the lines to that target
+//! found there (a message from this user, to that target, with that text, newer than every
+//! message id seen before the line was sent, and not the copy of a line sent since). Other lines
+//! (`/join`, `/topic`, …) are sent again: doing them twice changes nothing stored twice. So
+//! every line is handled once.
 //!
-//! [`Pacer`] spaces lines out to stay within the rate limit the server announces at login
-//! ([`Limit`]), with a margin, so that a script piping lines faster than that is slowed down
-//! instead of being refused or cut off.
+//! Nothing here does input or output or reads a clock: [`crate::link::ChatLink`] drives it.
 
-use core::time::Duration;
 use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
@@ -146,6 +147,9 @@ struct Sent {
 struct Queued {
     line: Line,
     check: Option<Check>,
+    /// For a line put off by the server: its sequence number when it was sent (put-off lines go
+    /// back in that order).
+    put_off: Option<u64>,
 }
 
 /// What a `Pong` acknowledged.
@@ -170,6 +174,9 @@ pub struct Outbox {
     last_id: u64,
     /// Lines refused for good.
     refused: usize,
+    /// Ids of the stored copies of our lines that a [`Check`] could still take for its own
+    /// (newer than the oldest line in doubt or in flight): they are another line's, no proof.
+    mine: HashSet<u64>,
 }
 
 impl Outbox {
@@ -213,12 +220,16 @@ impl Outbox {
         if self.unsent.len() >= limit {
             return Err(line);
         }
-        self.unsent.push_back(Queued { line, check: None });
+        self.unsent.push_back(Queued {
+            line,
+            check: None,
+            put_off: None,
+        });
         Ok(())
     }
 
     /// The next line waiting to be sent, if any (call [`Outbox::sent`] when it goes out). Call
-    /// [`Outbox::resolve`] first when [`Outbox::check_targets`] is not empty.
+    /// [`Outbox::resolve`] first when [`Outbox::head_check`] is not `None`.
     pub fn take_queued(&mut self) -> Option<Line> {
         self.unsent.pop_front().map(|q| q.line)
     }
@@ -285,6 +296,7 @@ impl Outbox {
                     && cur.echo.as_ref().is_some_and(|e| e.matches(m, me))
                 {
                     cur.stored = true;
+                    self.mine.insert(m.id);
                 }
                 false
             }
@@ -318,14 +330,28 @@ impl Outbox {
                 break;
             };
             match s.error {
-                Some(code) if is_retry(code) => retry.push(s.line),
+                Some(code) if is_retry(code) => retry.push((s.seq, s.line)),
                 Some(_) => self.refused += 1,
                 None => lines.push(s.line),
             }
         }
+        self.prune_mine();
         let n = retry.len();
-        for line in retry.into_iter().rev() {
-            self.unsent.push_front(Queued { line, check: None });
+        for (seq, line) in retry {
+            // Behind the lines put off before it, ahead of everything else.
+            let at = self
+                .unsent
+                .iter()
+                .take_while(|q| q.put_off.is_some_and(|s| s < seq))
+                .count();
+            self.unsent.insert(
+                at,
+                Queued {
+                    line,
+                    check: None,
+                    put_off: Some(seq),
+                },
+            );
         }
         Some(Acked {
             kind: ping.kind,
@@ -361,32 +387,45 @@ impl Outbox {
             self.unsent.push_front(Queued {
                 line: s.line,
                 check,
+                put_off: None,
             });
         }
     }
 
-    /// The targets whose history must be looked up before the queue is sent (see [`Check`]).
+    /// A line sent and not acknowledged was put off by the server (`rate_limited`, `busy`):
+    /// send nothing new until its `Pong` puts it back in the queue, so that it keeps its place.
     #[must_use]
-    pub fn check_targets(&self) -> Vec<String> {
-        let mut v: Vec<String> = Vec::new();
-        for q in &self.unsent {
-            if let Some(c) = &q.check
-                && !v.contains(&c.echo.target)
-            {
-                v.push(c.echo.target.clone());
-            }
-        }
-        v
+    pub fn put_off_in_flight(&self) -> bool {
+        self.unacked.iter().any(|s| s.error.is_some_and(is_retry))
     }
 
-    /// With the history of the [`Outbox::check_targets`] (what the server answered; a target
-    /// it refused simply has none): drops the queued chat lines that were stored already, and
-    /// clears every check. Returns how many were dropped.
-    pub fn resolve(&mut self, history: &[ChatLine], me: &str) -> usize {
-        let mut used = HashSet::new();
+    /// The [`Check`] of the line at the head of the queue, if it has one: look its target up
+    /// before sending it.
+    #[must_use]
+    pub fn head_check(&self) -> Option<&Check> {
+        self.unsent.front()?.check.as_ref()
+    }
+
+    /// The lowest [`Check::after_id`] of the queued lines to `target` (how far back its history
+    /// must be read).
+    #[must_use]
+    pub fn oldest_check(&self, target: &str) -> Option<u64> {
+        self.unsent
+            .iter()
+            .filter_map(|q| q.check.as_ref())
+            .filter(|c| c.echo.target == target)
+            .map(|c| c.after_id)
+            .min()
+    }
+
+    /// With the history of `target` (what the server answered; a target it refused simply has
+    /// none): drops the queued lines to `target` that were stored already, and clears their
+    /// checks. Returns how many were dropped.
+    pub fn resolve(&mut self, target: &str, history: &[ChatLine], me: &str) -> usize {
+        let mut used = self.mine.clone();
         let before = self.unsent.len();
         self.unsent.retain_mut(|q| {
-            let Some(check) = q.check.take() else {
+            let Some(check) = q.check.take_if(|c| c.echo.target == target) else {
                 return true;
             };
             let found = history.iter().find(|m| {
@@ -400,123 +439,32 @@ impl Outbox {
                 None => true,
             }
         });
+        // The copies found are taken (by the lines dropped), and they were seen: a line sent
+        // from now on is newer than all of them.
+        self.last_id = history.iter().map(|m| m.id).fold(self.last_id, u64::max);
+        self.mine = used;
+        self.prune_mine();
         before - self.unsent.len()
+    }
+
+    /// Forgets the copies no check can take any more: a check looks at ids above its line's
+    /// `after_id`, and a line sent from now on has an `after_id` above every id seen.
+    fn prune_mine(&mut self) {
+        let in_flight = self.unacked.iter().map(|s| s.after_id);
+        let in_doubt = self
+            .unsent
+            .iter()
+            .filter_map(|q| q.check.as_ref().map(|c| c.after_id));
+        match in_flight.chain(in_doubt).min() {
+            Some(floor) => self.mine.retain(|id| *id > floor),
+            None => self.mine.clear(),
+        }
     }
 }
 
 /// Errors after which a line is sent again: it was not handled, only put off.
 fn is_retry(code: u16) -> bool {
     code == ErrorCode::RateLimited as u16 || code == ErrorCode::Busy as u16
-}
-
-/// The rate limit a server holds a connection to: a token bucket over every message but `Ping`
-/// and `Bye` (the Login included), announced in `RateLimit` right after `LoginOk`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limit {
-    /// Messages per second refilled.
-    pub per_sec: f64,
-    /// Bucket size.
-    pub burst: u32,
-}
-
-impl Limit {
-    /// What a server that does not announce its limit is assumed to allow (the server's
-    /// defaults: `--rate 20 --burst 40`).
-    pub const DEFAULT: Limit = Limit {
-        per_sec: 20.0,
-        burst: 40,
-    };
-
-    /// From a `RateLimit` message.
-    #[must_use]
-    pub fn announced(milli_per_sec: u32, burst: u32) -> Limit {
-        Limit {
-            per_sec: f64::from(milli_per_sec) / 1000.0,
-            burst,
-        }
-    }
-}
-
-/// Of the server's bucket the client uses half, and of its rate 90 %: the other half of the
-/// bucket absorbs lines that reach the server closer together than they were sent (the network
-/// and the server's own scheduling bunch them), and the lines sent outside the pacer (the
-/// joins after a reconnect).
-const BURST_SHARE: f64 = 0.5;
-const RATE_SHARE: f64 = 0.9;
-
-/// A token bucket for the lines sent.
-#[derive(Debug, Clone)]
-pub struct Pacer {
-    tokens: f64,
-    burst: f64,
-    per_sec: f64,
-    at: Instant,
-}
-
-impl Pacer {
-    /// Full, with `burst` tokens and `per_sec` refill.
-    #[must_use]
-    pub fn new(burst: u32, per_sec: f64, now: Instant) -> Pacer {
-        Pacer {
-            tokens: f64::from(burst),
-            burst: f64::from(burst),
-            per_sec: per_sec.max(0.001),
-            at: now,
-        }
-    }
-
-    /// The pace for a server with `limit`: full at login (the server's bucket is full but for
-    /// the login itself).
-    #[must_use]
-    pub fn for_limit(limit: Limit, now: Instant) -> Pacer {
-        let burst = (f64::from(limit.burst.saturating_sub(1)) * BURST_SHARE).floor();
-        let mut p = Pacer::new(1, limit.per_sec * RATE_SHARE, now);
-        p.burst = burst.max(1.0);
-        p.tokens = p.burst;
-        p
-    }
-
-    /// The server announced `limit`: the pace follows it, the tokens spent stay spent.
-    pub fn set_limit(&mut self, limit: Limit, now: Instant) {
-        self.refill(now);
-        let spent = self.burst - self.tokens;
-        let fresh = Pacer::for_limit(limit, now);
-        self.burst = fresh.burst;
-        self.per_sec = fresh.per_sec;
-        self.tokens = (self.burst - spent).min(self.burst);
-    }
-
-    /// Counts `n` messages sent outside the pacer (they use the same server bucket).
-    pub fn spend(&mut self, n: u32, now: Instant) {
-        self.refill(now);
-        self.tokens -= f64::from(n);
-    }
-
-    /// The server said to slow down: nothing more for a second's worth of its rate.
-    pub fn back_off(&mut self, now: Instant) {
-        self.refill(now);
-        self.tokens = self.tokens.min(0.0) - self.per_sec;
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + dt * self.per_sec).min(self.burst);
-        self.at = now;
-    }
-
-    /// Takes a token, or says how long until one is there.
-    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        self.refill(now);
-        // The epsilon: after waiting exactly the time returned, rounding must not leave the
-        // bucket a hair short (and the caller waiting zero nanoseconds forever).
-        if self.tokens >= 1.0 - 1e-6 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec);
-            Err(wait.max(Duration::from_millis(1)))
-        }
-    }
 }
 
 #[cfg(test)]
@@ -655,7 +603,13 @@ mod tests {
         assert_eq!(o.refused(), 1);
         assert_eq!(o.oldest_ping(), None);
         assert_eq!(o.on_pong(3), None, "pings of the old connection are void");
-        assert_eq!(o.check_targets(), ["#lobby"]);
+        assert_eq!(
+            o.head_check().map(|c| c.echo.target.as_str()),
+            None,
+            "a /join first"
+        );
+        assert_eq!(o.oldest_check("#lobby"), Some(10));
+        assert_eq!(o.oldest_check("#x"), None);
         // History after the new login: the first "unknown" was stored (id 13, after 12), the
         // second was not; the old copy by bob and older ids do not count.
         let history = [echo(12, "bob", "unknown"), echo(13, "me", "unknown")];
@@ -666,8 +620,14 @@ mod tests {
                 _ => unreachable!(),
             })
             .collect();
-        assert_eq!(o.resolve(&history, "me"), 1);
-        assert!(o.check_targets().is_empty());
+        assert_eq!(
+            o.resolve("#other", &history, "me"),
+            0,
+            "another target's history"
+        );
+        assert_eq!(o.oldest_check("#lobby"), Some(10));
+        assert_eq!(o.resolve("#lobby", &history, "me"), 1);
+        assert_eq!(o.oldest_check("#lobby"), None);
         assert_eq!(drain(&mut o), ["/join #x", "unknown", "typed offline"]);
     }
 
@@ -683,7 +643,7 @@ mod tests {
             ServerEvent::Message(m) => m,
             _ => unreachable!(),
         };
-        assert_eq!(o.resolve(&[old], "me"), 0);
+        assert_eq!(o.resolve("#lobby", &[old], "me"), 0);
         assert_eq!(drain(&mut o), ["same"]);
     }
 
@@ -710,56 +670,5 @@ mod tests {
             send(&mut o, &i.to_string());
         }
         assert!(o.is_full());
-    }
-
-    #[test]
-    fn pacer_allows_a_burst_then_a_rate() {
-        let t = Instant::now();
-        let mut p = Pacer::new(2, 10.0, t);
-        assert!(p.take(t).is_ok());
-        assert!(p.take(t).is_ok());
-        let wait = p.take(t).unwrap_err();
-        assert!(wait > Duration::from_millis(90) && wait <= Duration::from_millis(100));
-        assert!(p.take(t + Duration::from_millis(100)).is_ok());
-        assert!(p.take(t + Duration::from_millis(150)).is_err());
-        // Never more than the burst.
-        let later = t + Duration::from_secs(60);
-        assert!(p.take(later).is_ok() && p.take(later).is_ok() && p.take(later).is_err());
-    }
-
-    #[test]
-    fn the_pace_stays_within_the_servers_limit_with_room_to_spare() {
-        let t = Instant::now();
-        let limit = Limit::announced(20_000, 40);
-        assert_eq!(limit, Limit::DEFAULT);
-        let mut p = Pacer::for_limit(limit, t);
-        // Send as fast as the pacer lets for 10 s; the server's bucket (40, 20/s, minus the
-        // login) must never run below half full.
-        let mut server = f64::from(limit.burst) - 1.0;
-        let mut now = t;
-        let mut last = t;
-        let mut sent = 0;
-        while now < t + Duration::from_secs(10) {
-            match p.take(now) {
-                Ok(()) => {
-                    server = (server + now.duration_since(last).as_secs_f64() * 20.0).min(40.0);
-                    last = now;
-                    server -= 1.0;
-                    sent += 1;
-                    assert!(server >= 19.0, "server bucket {server} after {sent}");
-                }
-                Err(wait) => now += wait,
-            }
-        }
-        assert!(sent >= 19 + 9 * 18, "only {sent} lines in 10 s");
-        // A smaller announced limit takes effect with the tokens already spent.
-        p.set_limit(Limit::announced(2_000, 4), now);
-        assert!(p.take(now).is_err());
-        let mut q = Pacer::for_limit(Limit::announced(2_000, 4), t);
-        q.spend(1, t);
-        assert!(q.take(t).is_err(), "the joins sent outside the pacer count");
-        q.back_off(t + Duration::from_secs(5));
-        let wait = q.take(t + Duration::from_secs(5)).unwrap_err();
-        assert!(wait >= Duration::from_millis(900), "{wait:?}");
     }
 }
