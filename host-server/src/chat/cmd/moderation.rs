@@ -33,6 +33,22 @@ async fn is_op(chat: &Chat, me: &Me, out: &mut Replies) -> bool {
     }
 }
 
+/// The checks a moderation command on a user starts with, in this order: the caller's rights,
+/// the reason's length (when it takes one), the target's name. The target's normalized name, or
+/// `None` when refused (the answer is in `out`).
+async fn target(
+    chat: &Chat,
+    me: &Me,
+    user: &str,
+    reason: Option<&str>,
+    out: &mut Replies,
+) -> Option<String> {
+    if !is_op(chat, me, out).await || !reason.is_none_or(|r| reason_ok(r, out)) {
+        return None;
+    }
+    user_arg(user, out)
+}
+
 fn until(seconds: u32) -> u64 {
     if seconds == 0 {
         0
@@ -59,10 +75,7 @@ pub(crate) async fn kick(
     reason: &str,
     out: &mut Replies,
 ) {
-    if !is_op(chat, me, out).await || !reason_ok(reason, out) {
-        return;
-    }
-    let Some(user) = user_arg(user, out) else {
+    let Some(user) = target(chat, me, user, Some(reason), out).await else {
         return;
     };
     let reason = sanitize::clean(reason);
@@ -115,10 +128,7 @@ pub(crate) async fn ban(
     reason: &str,
     out: &mut Replies,
 ) {
-    if !is_op(chat, me, out).await || !reason_ok(reason, out) {
-        return;
-    }
-    let Some(user) = user_arg(user, out) else {
+    let Some(user) = target(chat, me, user, Some(reason), out).await else {
         return;
     };
     let reason = sanitize::clean(reason);
@@ -163,10 +173,7 @@ pub(crate) async fn ban(
 
 /// Lifts a ban (stored; the user may log in again).
 pub(crate) async fn unban(chat: &Chat, me: &Me, user: &str, out: &mut Replies) {
-    if !is_op(chat, me, out).await {
-        return;
-    }
-    let Some(user) = user_arg(user, out) else {
+    let Some(user) = target(chat, me, user, None, out).await else {
         return;
     };
     match chat.store.remove_sanction(Sanction::Ban, &user).await {
@@ -188,10 +195,7 @@ pub(crate) async fn mute(
     reason: &str,
     out: &mut Replies,
 ) {
-    if !is_op(chat, me, out).await || !reason_ok(reason, out) {
-        return;
-    }
-    let Some(user) = user_arg(user, out) else {
+    let Some(user) = target(chat, me, user, Some(reason), out).await else {
         return;
     };
     let reason = sanitize::clean(reason);
@@ -221,10 +225,7 @@ pub(crate) async fn mute(
 
 /// Lifts a mute (stored, then on every node).
 pub(crate) async fn unmute(chat: &Chat, me: &Me, user: &str, out: &mut Replies) {
-    if !is_op(chat, me, out).await {
-        return;
-    }
-    let Some(user) = user_arg(user, out) else {
+    let Some(user) = target(chat, me, user, None, out).await else {
         return;
     };
     match chat.store.remove_sanction(Sanction::Mute, &user).await {
