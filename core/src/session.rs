@@ -6,7 +6,10 @@
 //!   allocation, no buffer held while idle);
 //! - calls [`Session::poll_transmit`] for handshake bytes to send (0 = nothing);
 //! - calls [`Session::poll_event`] to learn that the handshake completed;
-//! - seals application records with [`Session::seal`] or [`Session::seal_in_place`].
+//! - seals application records with [`Session::seal`] or [`Session::seal_in_place`], or takes
+//!   the sending half out with [`Session::take_sender`] to seal from wherever it writes (the
+//!   server seals a recipient's records in the task that delivers them); the session keeps
+//!   opening records.
 //!
 //! Randomness comes in as arguments (ephemeral secrets). Timeouts are the host's: the session
 //! never waits. An error about the peer's bytes or the keys kills the session: every later call
@@ -34,8 +37,8 @@ use crate::noise::{
 /// Bytes a sealed record adds to its plaintext: the length prefix and the tag.
 pub const RECORD_OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 
-/// Session errors. All but `InsufficientSize`, `PlaintextTooLong` and `NotEstablished` end the
-/// session (see the module docs).
+/// Session errors. All but `InsufficientSize`, `PlaintextTooLong`, `NotEstablished` and
+/// `SenderTaken` end the session (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -57,6 +60,9 @@ pub enum SessionError {
     InsufficientSize(BufferTooSmall),
     /// The record counter is exhausted.
     Exhausted,
+    /// The sending half was taken out with [`Session::take_sender`]: seal with that
+    /// [`Sender`]. The session is still usable for opening records.
+    SenderTaken,
 }
 
 impl fmt::Display for SessionError {
@@ -72,6 +78,7 @@ impl fmt::Display for SessionError {
             }
             Self::InsufficientSize(e) => e.fmt(f),
             Self::Exhausted => f.write_str("record counter exhausted"),
+            Self::SenderTaken => f.write_str("the sending half was taken out of the session"),
         }
     }
 }
@@ -176,7 +183,8 @@ enum State {
     ServerAwaitHello(Responder),
     ServerSendReply(Responder),
     Established {
-        send: Ratchet,
+        /// `None` once [`Session::take_sender`] moved it into a [`Sender`].
+        send: Option<Ratchet>,
         recv: Ratchet,
     },
     Failed(SessionError),
@@ -275,7 +283,9 @@ impl Session {
     #[must_use]
     pub fn epochs(&self) -> (u64, u64) {
         match &self.state {
-            State::Established { send, recv } => (send.epoch(), recv.epoch()),
+            State::Established { send, recv } => {
+                (send.as_ref().map_or(0, Ratchet::epoch), recv.epoch())
+            }
             _ => (0, 0),
         }
     }
@@ -299,7 +309,7 @@ impl Session {
         };
         self.handshake_hash = keys.handshake_hash;
         self.state = State::Established {
-            send: Ratchet::new(send),
+            send: Some(Ratchet::new(send)),
             recv: Ratchet::new(recv),
         };
         self.event = Some(Event::Established);
@@ -435,26 +445,102 @@ impl Session {
         buf: &mut [u8],
         plaintext_len: usize,
     ) -> Result<usize, SessionError> {
-        if let State::Failed(e) = self.state {
+        let send = match &mut self.state {
+            State::Established {
+                send: Some(send), ..
+            } => send,
+            State::Established { send: None, .. } => return Err(SessionError::SenderTaken),
+            State::Failed(e) => return Err(*e),
+            _ => return Err(SessionError::NotEstablished),
+        };
+        seal_record(send, buf, plaintext_len).map_err(|e| match e {
+            SessionError::PlaintextTooLong => e,
+            e => self.fail(e),
+        })
+    }
+
+    /// Takes the sending half out of an established session, for a host that seals where it
+    /// writes rather than where it reads. Afterwards [`Session::seal`] and
+    /// [`Session::seal_in_place`] return [`SessionError::SenderTaken`], `epochs().0` is 0, and
+    /// the session still opens records. `None` before the handshake completed, after an
+    /// error, or if it was taken already.
+    pub fn take_sender(&mut self) -> Option<Sender> {
+        match &mut self.state {
+            State::Established { send, .. } => send.take().map(|ratchet| Sender {
+                ratchet,
+                failed: None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The sending half of an established [`Session`] (see [`Session::take_sender`]): seals
+/// records exactly as the session would have, continuing its ratchet. An error other than the
+/// caller's (`InsufficientSize`, `PlaintextTooLong`) ends it: every later call returns that
+/// error again.
+#[derive(Debug)]
+pub struct Sender {
+    ratchet: Ratchet,
+    failed: Option<SessionError>,
+}
+
+impl Sender {
+    /// Seals `plaintext` as one record (a whole frame) into `out`; returns the frame length,
+    /// `plaintext.len() + RECORD_OVERHEAD`. Like [`Session::seal`].
+    pub fn seal(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, SessionError> {
+        let required = plaintext.len() + RECORD_OVERHEAD;
+        let dst = out
+            .get_mut(HEADER_LEN..HEADER_LEN + plaintext.len())
+            .ok_or(SessionError::InsufficientSize(BufferTooSmall { required }))?;
+        dst.copy_from_slice(plaintext);
+        self.seal_in_place(out, plaintext.len())
+    }
+
+    /// Seals a record whose plaintext the caller already wrote at
+    /// `buf[HEADER_LEN..HEADER_LEN + plaintext_len]`; returns the frame length. Like
+    /// [`Session::seal_in_place`].
+    pub fn seal_in_place(
+        &mut self,
+        buf: &mut [u8],
+        plaintext_len: usize,
+    ) -> Result<usize, SessionError> {
+        if let Some(e) = self.failed {
             return Err(e);
         }
-        if plaintext_len > MAX_PLAINTEXT_LEN {
-            return Err(SessionError::PlaintextTooLong);
-        }
-        let body_len = plaintext_len + TAG_LEN;
-        let required = HEADER_LEN + body_len;
-        let State::Established { send, .. } = &mut self.state else {
-            return Err(match self.state {
-                State::Failed(e) => e,
-                _ => SessionError::NotEstablished,
-            });
-        };
-        let frame = prefix_mut(buf, required)?;
-        let (head, body) = frame.split_at_mut(HEADER_LEN);
-        head.copy_from_slice(&frame::header(body_len)?);
-        if let Err(e) = send.seal_body(body) {
-            return Err(self.fail(e.into()));
-        }
-        Ok(required)
+        seal_record(&mut self.ratchet, buf, plaintext_len).inspect_err(|e| {
+            if !matches!(
+                e,
+                SessionError::PlaintextTooLong | SessionError::InsufficientSize(_)
+            ) {
+                self.failed = Some(*e);
+            }
+        })
     }
+
+    /// The number of records sealed in this direction so far (the key epoch).
+    #[must_use]
+    pub fn epoch(&self) -> u64 {
+        self.ratchet.epoch()
+    }
+}
+
+/// Frames and seals one record with `send`: the length prefix, the ciphertext in place, the
+/// tag. `InsufficientSize` and `PlaintextTooLong` are the caller's; any other error ends the
+/// direction.
+fn seal_record(
+    send: &mut Ratchet,
+    buf: &mut [u8],
+    plaintext_len: usize,
+) -> Result<usize, SessionError> {
+    if plaintext_len > MAX_PLAINTEXT_LEN {
+        return Err(SessionError::PlaintextTooLong);
+    }
+    let body_len = plaintext_len + TAG_LEN;
+    let required = HEADER_LEN + body_len;
+    let frame = prefix_mut(buf, required)?;
+    let (head, body) = frame.split_at_mut(HEADER_LEN);
+    head.copy_from_slice(&frame::header(body_len)?);
+    send.seal_body(body)?;
+    Ok(required)
 }

@@ -501,3 +501,59 @@ fn insufficient_output_buffers_keep_the_session() {
     let frame = sealed(&mut client, b"hello");
     assert_eq!(feed(&mut server, &frame), Ok(Some(b"hello".to_vec())));
 }
+
+#[test]
+fn a_taken_sender_continues_the_ratchet_and_the_session_keeps_opening() {
+    let mut w = World::new(23);
+    assert!(
+        w.server.session.take_sender().is_none(),
+        "before the handshake"
+    );
+    w.handshake();
+    // Two records from the session, then the sending half is taken out and seals the rest.
+    let mut frames = vec![
+        sealed(&mut w.server.session, b"one"),
+        sealed(&mut w.server.session, b"two"),
+    ];
+    let mut sender = w.server.session.take_sender().unwrap();
+    assert!(w.server.session.take_sender().is_none(), "taken once");
+    assert_eq!(sender.epoch(), 2);
+    let mut out = [0u8; 64];
+    assert_eq!(
+        w.server.session.seal(b"x", &mut out),
+        Err(SessionError::SenderTaken)
+    );
+    // A caller's error leaves the sender usable.
+    assert_eq!(
+        sender.seal(b"hello", &mut [0u8; 4]),
+        Err(SessionError::InsufficientSize(BufferTooSmall {
+            required: 23
+        }))
+    );
+    for p in [b"three".as_slice(), b"", b"five"] {
+        let n = sender.seal(p, &mut out).unwrap();
+        frames.push(out[..n].to_vec());
+    }
+    assert_eq!(sender.epoch(), 5);
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(
+            feed(&mut w.client.session, f),
+            Ok(Some(
+                [b"one".as_slice(), b"two", b"three", b"", b"five"][i].to_vec()
+            )),
+            "record {i}"
+        );
+    }
+    // The receiving direction is untouched: the server still opens the client's records.
+    let c = sealed(&mut w.client.session, b"still here");
+    assert_eq!(
+        feed(&mut w.server.session, &c),
+        Ok(Some(b"still here".to_vec()))
+    );
+    assert_eq!(w.server.session.epochs(), (0, 1));
+    // A record sealed twice from one position cannot exist: replaying one is refused.
+    assert_eq!(
+        feed(&mut w.client.session, &frames[4]),
+        Err(SessionError::BadRecord)
+    );
+}
