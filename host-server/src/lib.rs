@@ -34,6 +34,7 @@ pub mod invite;
 pub mod keys;
 pub mod logs;
 mod metrics;
+mod outlet;
 mod private;
 mod runtime;
 pub mod settings;

@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub(crate) use effect::{Effect, Event};
 pub(crate) use pubsub::{RedisLink, RedisTasks};
 
+use crate::chat::mailbox::Mailbox;
 use crate::chat::state::{Applied, ChatState, Scope};
 use crate::logs::Logs;
 use crate::metrics::Metrics;
@@ -59,6 +60,45 @@ struct Inner {
     closing: AtomicBool,
 }
 
+/// The locked chat state (see [`Bus::lock`]). The fields drop in order: the state's lock is
+/// released first, then the mailboxes it queued records in are drained.
+#[derive(Debug)]
+pub(crate) struct Locked<'a> {
+    state: MutexGuard<'a, ChatState>,
+    drain: Drain,
+}
+
+/// Mailboxes to drain when dropped.
+#[derive(Debug, Default)]
+struct Drain(Vec<Arc<Mailbox>>);
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        for m in &self.0 {
+            m.drain();
+        }
+    }
+}
+
+impl core::ops::Deref for Locked<'_> {
+    type Target = ChatState;
+    fn deref(&self) -> &ChatState {
+        &self.state
+    }
+}
+
+impl core::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut ChatState {
+        &mut self.state
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.drain.0 = self.state.take_touched();
+    }
+}
+
 impl Bus {
     /// The bus of node `node` over `state`.
     pub(crate) fn new(
@@ -80,11 +120,19 @@ impl Bus {
 
     /// The chat state, locked. A poisoned lock means a panic elsewhere; the data is still
     /// consistent enough to keep serving (every `apply` of one effect is a single step).
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ChatState> {
-        self.0
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Released, the guard drains the mailboxes the state queued records in: the records are
+    /// sealed and written by this task, outside the state's lock ([`Mailbox::drain`]).
+    ///
+    /// [`Mailbox::drain`]: crate::chat::mailbox::Mailbox::drain
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        Locked {
+            state: self
+                .0
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            drain: Drain::default(),
+        }
     }
 
     pub(crate) fn logs(&self) -> &Logs {

@@ -1,13 +1,22 @@
 //! A connection's outbound queue: what the chat state delivers to one connection (see
 //! docs/DESIGN.md, "The message path"). A record is encoded once and the same `Arc<[u8]>` is
-//! queued for every recipient; each connection task seals it with its own session. A
-//! recipient whose queue is full is cut off rather than slowing everyone down or growing
-//! memory.
+//! queued for every recipient. A recipient whose queue is full is cut off rather than slowing
+//! everyone down or growing memory.
+//!
+//! The mailbox also holds the connection's [`Outlet`] (its session's sending half and its
+//! socket). The chat state queues records under its lock without waking anyone; once the lock
+//! is released, the delivering task [`Mailbox::drain`]s each recipient: it seals and writes
+//! the queued records itself when the socket takes them and nothing else is waiting. Only
+//! what cannot go at once (the socket is full, a close, not established yet) wakes the
+//! connection's task, which then writes within the write timeout and takes the queue from
+//! there. Everything is sealed and written under this mailbox's lock, in queue order.
 
 use core::future::poll_fn;
 use core::task::{Poll, Waker};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::outlet::{BATCH, Outlet, OutletError, Wrote};
 
 /// What the chat state queues for a connection.
 #[derive(Debug, Clone)]
@@ -36,15 +45,59 @@ struct MailboxInner {
     closed: bool,
     recv_waker: Option<Waker>,
     close_waker: Option<Waker>,
+    /// The connection's writing end, while it lives.
+    outlet: Option<Outlet>,
+    /// A delivering task's write failed: the connection closes with it.
+    failed: Option<OutletError>,
 }
 
 /// What [`Mailbox::push`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Pushed {
+    /// Queued, and the connection's task woken for it.
     Queued,
+    /// Queued for the deliverer to [`Mailbox::drain`] once it released the chat state.
+    Drain,
     AlreadyClosed,
     /// The queue was full: now closed.
     Overflowed,
+}
+
+/// What the connection's own task is to do next.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Something queued (a record no delivering task could write, a close, an eviction).
+    Out(Outbound),
+    /// Sealed bytes wait for the socket: write them within the write timeout.
+    Flush,
+    /// A delivering task's write failed.
+    Failed(OutletError),
+}
+
+impl Outbound {
+    /// The record's plaintext, if this is a plain record.
+    fn record(&self) -> Option<&[u8]> {
+        match self {
+            Outbound::Record(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// How many plain records at the front of `queue` make one batch (at least one, if the front
+/// is a record).
+fn records_in_batch(queue: &VecDeque<Outbound>) -> usize {
+    let mut size = 0;
+    queue
+        .iter()
+        .take_while(|o| {
+            let fits = size < BATCH;
+            if let Outbound::Record(r) = o {
+                size += r.len();
+            }
+            fits && matches!(o, Outbound::Record(_))
+        })
+        .count()
 }
 
 impl Mailbox {
@@ -69,6 +122,17 @@ impl Mailbox {
     }
 
     pub(crate) fn push(&self, msg: &Outbound) -> Pushed {
+        self.push_as(msg, false)
+    }
+
+    /// [`Mailbox::push`] for the chat state: a record for an established connection is not
+    /// woken for but left to [`Mailbox::drain`] (`Pushed::Drain`), which the deliverer calls
+    /// once it released the state.
+    pub(crate) fn push_deferred(&self, msg: &Outbound) -> Pushed {
+        self.push_as(msg, true)
+    }
+
+    fn push_as(&self, msg: &Outbound, deferred: bool) -> Pushed {
         let mut m = self.lock();
         if m.closed {
             return Pushed::AlreadyClosed;
@@ -82,6 +146,10 @@ impl Mailbox {
             return Pushed::Overflowed;
         }
         m.queue.push_back(msg.clone());
+        let established = m.outlet.as_ref().is_some_and(Outlet::established);
+        if deferred && established && matches!(msg, Outbound::Record(_)) {
+            return Pushed::Drain;
+        }
         let w = m.recv_waker.take();
         drop(m);
         if let Some(w) = w {
@@ -90,27 +158,142 @@ impl Mailbox {
         Pushed::Queued
     }
 
-    /// The next record; `None` once the mailbox was closed (slow reader).
-    pub(crate) async fn recv(&self) -> Option<Outbound> {
+    /// From a delivering task, after it released the chat state: seals and writes the queued
+    /// records now if the connection can take them (established, nothing waiting for the
+    /// socket, a record at the front); wakes the connection's task for whatever it cannot do
+    /// (a close at the front, bytes the socket did not take, more than one batch, a failure).
+    pub(crate) fn drain(&self) {
+        let mut m = self.lock();
+        let MailboxInner {
+            queue,
+            closed,
+            outlet,
+            failed,
+            recv_waker,
+            ..
+        } = &mut *m;
+        if *closed || queue.is_empty() {
+            return;
+        }
+        let wake = match outlet {
+            // Its task is writing: it takes the queue when done.
+            Some(o) if o.has_unsent() => false,
+            Some(o) if o.ready() => {
+                let n = records_in_batch(queue);
+                let r = o.send_now(queue.iter().take(n).filter_map(Outbound::record));
+                queue.drain(..n);
+                if queue.is_empty() {
+                    *queue = VecDeque::new();
+                }
+                match r {
+                    Ok(Wrote::All) => !queue.is_empty(),
+                    Ok(Wrote::Partly) => true,
+                    Err(e) => {
+                        *failed = Some(e);
+                        true
+                    }
+                }
+            }
+            _ => true,
+        };
+        let w = if wake { recv_waker.take() } else { None };
+        drop(m);
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// The connection's writing end, from its start (before the handshake).
+    pub(crate) fn attach_outlet(&self, outlet: Outlet) {
+        self.lock().outlet = Some(outlet);
+    }
+
+    /// Runs `f` on the connection's writing end, under the lock (`None` once shut).
+    pub(crate) fn with_outlet<T>(&self, f: impl FnOnce(&mut Outlet) -> T) -> Option<T> {
+        self.lock().outlet.as_mut().map(f)
+    }
+
+    /// For the connection's own task: seals `first` and then the records queued behind it
+    /// (one batch) after what is unsent; returns the control item that stopped it, if any.
+    pub(crate) fn seal_with_queued(&self, first: &[u8]) -> Result<Option<Outbound>, OutletError> {
+        let mut m = self.lock();
+        let MailboxInner { queue, outlet, .. } = &mut *m;
+        let Some(o) = outlet else {
+            return Ok(None);
+        };
+        o.seal(first)?;
+        let mut size = first.len();
+        while size < BATCH {
+            match queue.pop_front() {
+                Some(Outbound::Record(r)) => {
+                    size += r.len();
+                    o.seal(&r)?;
+                }
+                Some(other) => return Ok(Some(other)),
+                None => break,
+            }
+        }
+        if queue.is_empty() {
+            *queue = VecDeque::new();
+        }
+        Ok(None)
+    }
+
+    /// The connection ended: nothing is queued or written any more; the socket and the
+    /// session's sending half are let go.
+    pub(crate) fn shut(&self) {
+        let mut m = self.lock();
+        m.closed = true;
+        m.queue = VecDeque::new();
+        m.outlet = None;
+        m.failed = None;
+    }
+
+    /// What the connection's task is to do next; `None` once the mailbox was closed (slow
+    /// reader).
+    pub(crate) async fn next(&self) -> Option<Next> {
         poll_fn(|cx| {
             let mut m = self.lock();
-            if m.closed {
-                return Poll::Ready(None);
+            let r = Self::take_next(&mut m);
+            if r.is_none() && !m.closed {
+                m.recv_waker = Some(cx.waker().clone());
+                return Poll::Pending;
             }
-            if let Some(x) = m.queue.pop_front() {
-                if m.queue.is_empty() {
-                    // Idle connections hold no queue memory.
-                    m.queue = VecDeque::new();
-                }
-                return Poll::Ready(Some(x));
-            }
-            m.recv_waker = Some(cx.waker().clone());
-            Poll::Pending
+            Poll::Ready(r)
         })
         .await
     }
 
-    /// A queued record, without waiting; `None` if empty or closed.
+    /// [`Mailbox::next`] without waiting: `None` if there is nothing to do (or closed).
+    pub(crate) fn try_next(&self) -> Option<Next> {
+        Self::take_next(&mut self.lock())
+    }
+
+    fn take_next(m: &mut MailboxInner) -> Option<Next> {
+        if m.closed {
+            return None;
+        }
+        if let Some(e) = m.failed.take() {
+            return Some(Next::Failed(e));
+        }
+        if m.outlet.as_ref().is_some_and(Outlet::has_unsent) {
+            return Some(Next::Flush);
+        }
+        let x = m.queue.pop_front();
+        if m.queue.is_empty() {
+            m.queue = VecDeque::new();
+        }
+        x.map(Next::Out)
+    }
+
+    /// Records waiting (what tests look at).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// A queued record, without waiting; `None` if empty or closed (what tests look at).
+    #[cfg(test)]
     pub(crate) fn try_recv(&self) -> Option<Outbound> {
         let mut m = self.lock();
         if m.closed {
@@ -121,11 +304,6 @@ impl Mailbox {
             m.queue = VecDeque::new();
         }
         x
-    }
-
-    /// Records waiting.
-    pub(crate) fn len(&self) -> usize {
-        self.lock().queue.len()
     }
 
     /// Resolves once the mailbox is closed (the connection is being cut off).

@@ -112,6 +112,9 @@ pub(crate) struct ChatState {
     metrics: crate::metrics::Metrics,
     /// Other nodes' logged-in connections: node → connection → what it is.
     remote: HashMap<String, HashMap<ConnId, RemoteConn>>,
+    /// Mailboxes given records to [`Mailbox::drain`] once the state is released (the bus's
+    /// lock guard does it): the deliverer seals and writes them, nobody is woken.
+    touched: Vec<Arc<Mailbox>>,
 }
 
 fn quit_record(room: &str, user: &str) -> Arc<[u8]> {
@@ -142,7 +145,13 @@ impl ChatState {
             motd,
             metrics,
             remote: HashMap::new(),
+            touched: Vec::new(),
         }
+    }
+
+    /// The mailboxes to drain now that the state is released (see `touched`).
+    pub(crate) fn take_touched(&mut self) -> Vec<Arc<Mailbox>> {
+        core::mem::take(&mut self.touched)
     }
 
     // ------------------------------------------------------------------------------------
@@ -321,9 +330,13 @@ impl ChatState {
         let Some(e) = self.conns.get(&id) else { return };
         // Slow reader: a full mailbox closes itself; cut it off rather than buffer without
         // bound.
-        match e.mailbox.push(msg) {
+        match e.mailbox.push_deferred(msg) {
             Pushed::Overflowed => self.metrics.slow_reader(),
             Pushed::Queued => self.metrics.delivery(),
+            Pushed::Drain => {
+                self.metrics.delivery();
+                self.touched.push(e.mailbox.clone());
+            }
             Pushed::AlreadyClosed => {}
         }
     }

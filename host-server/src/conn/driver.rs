@@ -3,36 +3,38 @@
 //! connection's session and flushed within the write timeout.
 //!
 //! Messages of a connection are handled strictly in order, one at a time, so a `Pong` leaves
-//! only after everything received before its `Ping` was processed. Records the hub queued for
-//! this connection (other users' messages) are sealed and written between requests.
+//! only after everything received before its `Ping` was processed. Other users' messages are
+//! sealed and written by the task that delivers them, through this connection's [`Outlet`]
+//! in its mailbox, when the socket takes them at once; what it cannot take wakes this task,
+//! which writes within the write timeout and takes the queue from there.
 //!
 //! Memory: an idle connection owns no I/O buffer. The task waits for readability, reads into a
-//! thread-local scratch buffer and keeps only the bytes of an incomplete frame; the write
-//! buffer exists only while records are being sealed and written. Message handling (large
-//! futures: login, commands) is boxed so the task's own future stays small while it waits.
+//! thread-local scratch buffer and keeps only the bytes of an incomplete frame; the outlet's
+//! buffer exists only while bytes wait for the socket. Message handling (large futures: login,
+//! commands) is boxed so the task's own future stays small while it waits.
 //! See docs/DESIGN.md, "Server: connections and runtime".
 
 use core::cell::RefCell;
 use core::net::SocketAddr;
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chatbox_core::frame::{HEADER_LEN, MAX_PLAINTEXT_LEN, MAX_WIRE_LEN};
+use chatbox_core::frame::{MAX_PLAINTEXT_LEN, MAX_WIRE_LEN};
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};
-use chatbox_core::session::{Event, Input, RECORD_OVERHEAD, Session};
+use chatbox_core::session::{Event, Input, Session};
 use smol::future::FutureExt as _;
-use smol::io::AsyncWriteExt as _;
 use smol::{Async, Timer};
 
 use super::Env;
 use super::close::CloseReason;
 use super::state::{ConnState, Timeout};
 use crate::auth::{Refusal, register};
-use crate::chat::mailbox::{Mailbox, Outbound};
+use crate::chat::mailbox::{Mailbox, Next, Outbound};
 use crate::chat::{ConnId, Replies};
 use crate::keys::random;
+use crate::outlet::{Outlet, OutletError, Wrote};
 use crate::runtime::admission::ConnGuard;
 
 const SERVER_HELLO: &[u8] = concat!("ChatBox server ", env!("CARGO_PKG_VERSION")).as_bytes();
@@ -40,14 +42,14 @@ const SERVER_HELLO: &[u8] = concat!("ChatBox server ", env!("CARGO_PKG_VERSION")
 thread_local! {
     /// Reads land here first; only an incomplete frame is copied into the connection.
     static READ_SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_WIRE_LEN]);
-    /// Replies are encoded here, then sealed into the connection's write buffer.
+    /// Replies are encoded here, then sealed into the connection's outlet.
     static ENCODE_SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_PLAINTEXT_LEN]);
 }
 
 enum Ev {
     Readable(std::io::Result<()>),
     Read(std::io::Result<usize>),
-    Out(Option<Outbound>),
+    Out(Option<Next>),
     Timeout,
 }
 
@@ -63,21 +65,21 @@ pub(super) struct Conn {
     pub(super) id: ConnId,
     pub(super) peer: SocketAddr,
     pub(super) ip_port: String,
-    pub(super) stream: Async<TcpStream>,
+    pub(super) stream: Arc<Async<TcpStream>>,
+    /// The receiving half once established (the sending half is in the mailbox's outlet).
     pub(super) session: Session,
     /// Phase, token bucket, deadlines: everything decided without I/O.
     pub(super) state: ConnState,
     /// Received bytes not yet handled (an incomplete frame); empty and unallocated when idle.
     pub(super) rbuf: Vec<u8>,
-    /// Sealed records waiting to be written; unallocated between writes.
-    pub(super) wbuf: Vec<u8>,
     /// The last read filled all the room there was: more is probably waiting, read again at
     /// once (after queued records) instead of waiting for readability.
     pub(super) read_hot: bool,
     /// The deadline timer, kept armed across events (re-armed only when the deadline moves).
     pub(super) timer: Timer,
     pub(super) timer_at: Option<Instant>,
-    /// Records the hub queued for this connection (closed: cut off as a slow reader).
+    /// Records the hub queued for this connection and its outlet (closed: cut off as a slow
+    /// reader).
     pub(super) rx: Arc<Mailbox>,
     pub(super) in_online: bool,
     /// Counts this connection (as anonymous until it logs in) while it lives.
@@ -112,6 +114,8 @@ pub(crate) async fn run(
         Ok(s) => s,
         Err(e) => return cannot(&e),
     };
+    let stream = Arc::new(stream);
+    rx.attach_outlet(Outlet::new(stream.clone()));
     env.chat.attach(id, rx.clone());
     let mut conn = Conn {
         state: ConnState::new(env.limits, Instant::now()),
@@ -122,7 +126,6 @@ pub(crate) async fn run(
         stream,
         session,
         rbuf: Vec::new(),
-        wbuf: Vec::new(),
         read_hot: false,
         timer: Timer::never(),
         timer_at: None,
@@ -137,6 +140,8 @@ pub(crate) async fn run(
 
 /// After the connection ended: pending registration, rooms, ONLINE row, info.log.
 async fn finish(env: Arc<Env>, mut conn: Conn, reason: CloseReason) {
+    // Nothing is written any more: the socket and the sending half are let go with `conn`.
+    conn.rx.shut();
     let (id, ip_port) = (conn.id, conn.ip_port.clone());
     if let Some(p) = conn.state.take_pending() {
         register::discard(&env.accounts, &p, &ip_port).await;
@@ -173,7 +178,7 @@ impl Conn {
             // Let other tasks on this thread run between two full buffers.
             smol::future::yield_now().await;
             // Same order as the waits below: queued records first, then the socket.
-            if let Some(o) = self.rx.try_recv() {
+            if let Some(o) = self.rx.try_next() {
                 return Ev::Out(Some(o));
             }
             match self.read_in() {
@@ -193,7 +198,7 @@ impl Conn {
         // after an outbound record costs no epoll_ctl.
         let read =
             async { Ev::Readable(core::future::poll_fn(|cx| stream.poll_readable(cx)).await) };
-        let out = async { Ev::Out(rx.recv().await) };
+        let out = async { Ev::Out(rx.next().await) };
         let timer = async {
             timer.await;
             Ev::Timeout
@@ -228,48 +233,40 @@ impl Conn {
                     ) => {}
                 Ev::Read(Err(e)) | Ev::Readable(Err(e)) => return CloseReason::Read(e),
                 Ev::Readable(Ok(())) => {} // mapped to a read above
-                Ev::Out(Some(Outbound::Record(r))) => {
-                    // Room for this record and whatever else is queued (batched below).
-                    let per = r.len() + RECORD_OVERHEAD;
-                    self.wbuf
-                        .reserve((per * (1 + self.rx.len())).min(64 * 1024 + per));
-                    if let Err(e) = self.queue_plain(&r) {
-                        return e;
-                    }
-                    // Batch whatever else is queued into the same write.
-                    while self.wbuf.len() < 64 * 1024 {
-                        match self.rx.try_recv() {
-                            Some(Outbound::Record(r)) => {
-                                if let Err(e) = self.queue_plain(&r) {
-                                    return e;
-                                }
-                            }
-                            Some(Outbound::Close(r)) => {
-                                let _ = self.queue_plain(&r);
-                                let _ = self.flush().await;
-                                return CloseReason::ByServer;
-                            }
-                            Some(Outbound::Evict(r)) => {
-                                if !self.state.is_logged_in() {
-                                    let _ = self.queue_plain(&r);
-                                    let _ = self.flush().await;
-                                    return CloseReason::Evicted;
-                                }
-                            }
-                            None => break,
+                Ev::Out(Some(Next::Out(Outbound::Record(r)))) => {
+                    // This record and whatever else is queued, in one write.
+                    let stopped = match self.rx.seal_with_queued(&r) {
+                        Ok(s) => s,
+                        Err(e) => return e.into(),
+                    };
+                    match stopped {
+                        Some(Outbound::Close(r)) => {
+                            self.last_words(&r).await;
+                            return CloseReason::ByServer;
                         }
+                        Some(Outbound::Evict(r)) if !self.state.is_logged_in() => {
+                            self.last_words(&r).await;
+                            return CloseReason::Evicted;
+                        }
+                        Some(Outbound::Evict(_) | Outbound::Record(_)) | None => {}
                     }
                     if let Err(e) = self.flush().await {
                         return e;
                     }
                 }
-                Ev::Out(Some(Outbound::Close(r))) => {
+                Ev::Out(Some(Next::Flush)) => {
+                    if let Err(e) = self.flush().await {
+                        return e;
+                    }
+                }
+                Ev::Out(Some(Next::Failed(e))) => return e.into(),
+                Ev::Out(Some(Next::Out(Outbound::Close(r)))) => {
                     self.last_words(&r).await;
                     return CloseReason::ByServer;
                 }
                 // Logged in meanwhile: no longer anonymous, the eviction does not apply.
-                Ev::Out(Some(Outbound::Evict(_))) if self.state.is_logged_in() => {}
-                Ev::Out(Some(Outbound::Evict(r))) => {
+                Ev::Out(Some(Next::Out(Outbound::Evict(_)))) if self.state.is_logged_in() => {}
+                Ev::Out(Some(Next::Out(Outbound::Evict(r)))) => {
                     self.last_words(&r).await;
                     return CloseReason::Evicted;
                 }
@@ -346,11 +343,15 @@ impl Conn {
             .session
             .poll_transmit(&mut out)
             .map_err(CloseReason::Handshake)?;
-        self.wbuf
-            .extend_from_slice(out.get(..n).unwrap_or_default());
+        let bytes = out.get(..n).unwrap_or_default();
+        self.rx.with_outlet(|o| o.push_raw(bytes));
         self.flush().await?;
         if self.session.poll_event() == Some(Event::Established) {
             self.state.established(Instant::now());
+            // From now on records are sealed where they are written: in the outlet.
+            if let Some(sender) = self.session.take_sender() {
+                self.rx.with_outlet(|o| o.establish(sender));
+            }
             if self.guard.refuse {
                 let text = if self.guard.shutting_down() {
                     "server shutting down"
@@ -413,23 +414,12 @@ impl Conn {
         })
     }
 
-    /// Seals one record (plaintext already encoded) onto the write buffer.
+    /// Seals one record (plaintext already encoded) onto the outlet, after what is unsent.
     fn queue_plain(&mut self, pt: &[u8]) -> Result<(), CloseReason> {
-        let start = self.wbuf.len();
-        self.wbuf.resize(start + pt.len() + RECORD_OVERHEAD, 0);
-        let rec = self.wbuf.get_mut(start..).unwrap_or_default();
-        if let Some(dst) = rec.get_mut(HEADER_LEN..HEADER_LEN + pt.len()) {
-            dst.copy_from_slice(pt);
-        }
-        match self.session.seal_in_place(rec, pt.len()) {
-            Ok(n) => {
-                self.wbuf.truncate(start + n);
-                Ok(())
-            }
-            Err(e) => {
-                self.wbuf.truncate(start);
-                Err(CloseReason::Seal(e))
-            }
+        match self.rx.with_outlet(|o| o.seal(pt)) {
+            Some(r) => r.map_err(CloseReason::from),
+            // Shut: the connection is ending anyway.
+            None => Err(CloseReason::SlowReader),
         }
     }
 
@@ -446,36 +436,27 @@ impl Conn {
         self.flush().await
     }
 
-    /// Writes the write buffer out, within the write timeout.
+    /// Writes what the outlet holds, within the write timeout.
     pub(super) async fn flush(&mut self) -> Result<(), CloseReason> {
-        if self.wbuf.is_empty() {
-            return Ok(());
-        }
         // Fast path: the socket almost always takes everything at once; no timer, no waiting.
-        let mut done = 0;
-        while let Some(rest) = self.wbuf.get(done..).filter(|r| !r.is_empty()) {
-            match (&mut self.stream.get_ref()).write(rest) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    self.wbuf = Vec::new();
-                    return Err(CloseReason::Write(e));
-                }
-            }
+        match self.rx.with_outlet(Outlet::write_now) {
+            None | Some(Ok(Wrote::All)) => return Ok(()),
+            Some(Ok(Wrote::Partly)) => {}
+            Some(Err(e)) => return Err(e.into()),
         }
-        if done >= self.wbuf.len() {
-            self.wbuf = Vec::new();
-            return Ok(());
-        }
-        self.wbuf.drain(..done);
         let timeout = self.env.write_timeout;
         let metrics = &self.env.metrics;
-        let Conn {
-            stream, wbuf, rx, ..
-        } = self;
-        let write = async { stream.write_all(wbuf).await.map_err(CloseReason::Write) };
+        let Conn { stream, rx, .. } = self;
+        let write = async {
+            loop {
+                stream.writable().await.map_err(CloseReason::Write)?;
+                match rx.with_outlet(Outlet::write_now) {
+                    None | Some(Ok(Wrote::All)) => return Ok(()),
+                    Some(Ok(Wrote::Partly)) => {}
+                    Some(Err(e)) => return Err(CloseReason::from(e)),
+                }
+            }
+        };
         let killed = async {
             rx.closed().await;
             Err(CloseReason::SlowReader)
@@ -485,9 +466,15 @@ impl Conn {
             metrics.slow_reader();
             Err(CloseReason::WriteTimeout)
         };
-        let r = write.or(killed).or(timer).await;
-        // Idle connections hold no write buffer.
-        self.wbuf = Vec::new();
-        r
+        write.or(killed).or(timer).await
+    }
+}
+
+impl From<OutletError> for CloseReason {
+    fn from(e: OutletError) -> CloseReason {
+        match e {
+            OutletError::Seal(e) => CloseReason::Seal(e),
+            OutletError::Write(e) => CloseReason::Write(e),
+        }
     }
 }
