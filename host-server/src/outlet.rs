@@ -53,6 +53,9 @@ pub(crate) struct Outlet {
     stream: Arc<Async<TcpStream>>,
     /// Sealed bytes the socket has not taken yet; unallocated when empty.
     unsent: Vec<u8>,
+    /// The connection's task is handling a request: its replies go first, so what others
+    /// deliver meanwhile waits in the queue (the task takes it when done).
+    busy: bool,
 }
 
 impl Outlet {
@@ -62,6 +65,7 @@ impl Outlet {
             sender: None,
             stream,
             unsent: Vec::new(),
+            busy: false,
         }
     }
 
@@ -75,10 +79,21 @@ impl Outlet {
         self.sender.is_some()
     }
 
-    /// Whether a delivering task may seal and write now: established, and nothing waiting for
-    /// the socket (else the connection's task is writing, and takes the queue after).
+    /// Whether a delivering task may seal and write now: established, not handling a request
+    /// and nothing waiting for the socket (else the connection's task is at work and takes
+    /// the queue after).
     pub(crate) fn ready(&self) -> bool {
-        self.sender.is_some() && self.unsent.is_empty()
+        self.sender.is_some() && self.unsent.is_empty() && !self.busy
+    }
+
+    /// Whether the connection's task is handling a request.
+    pub(crate) fn busy(&self) -> bool {
+        self.busy
+    }
+
+    /// The connection's task starts (`true`) or finished (`false`) handling a request.
+    pub(crate) fn set_busy(&mut self, busy: bool) {
+        self.busy = busy;
     }
 
     /// Whether sealed bytes wait for the socket.

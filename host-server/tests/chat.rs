@@ -689,3 +689,55 @@ fn slow_reader_is_disconnected_not_waited_for() {
         "{body}"
     );
 }
+
+/// A reader that stops reading until its socket and the server's are full, then reads again,
+/// gets every message in order and once: the deliveries the sender's task could not write at
+/// once wait (in the connection's outlet and its queue) and its own task writes them as the
+/// socket drains.
+#[test]
+fn a_paused_reader_gets_everything_in_order_once_it_reads_again() {
+    const N: usize = 3_000;
+    let s = TestServer::start_with(|c| {
+        c.outbound_queue = N + 100;
+        c.rate_burst = 1_000_000.0;
+        c.rate_per_sec = 1_000_000.0;
+    });
+    let a = register(s.addr(), "alice");
+    let b = register(s.addr(), "bob");
+    let mut ca = login(s.addr(), &a, 0);
+    // Bob's window is a few kilobytes: the server's side fills after a few records.
+    let mut cb = Client::connect_with_recv_buffer(s.addr(), 4096);
+    cb.send(&ClientMsg::Login {
+        user: "bob",
+        password: PASSWORD,
+        otp: &code_at_offset(&b.secret, 0),
+    });
+    cb.recv_until("login", |m| matches!(m, ServerMsg::LoginOk { .. }));
+    cb.recv_until("lobby history", |m| {
+        matches!(m, ServerMsg::History { done: true, .. })
+    });
+    let pad = "p".repeat(900);
+    for chunk in 0..N / 100 {
+        for i in chunk * 100..(chunk + 1) * 100 {
+            ca.send(&ClientMsg::Say {
+                room: "#lobby",
+                text: &format!("{i:05} {pad}"),
+            });
+        }
+        for _ in 0..100 {
+            ca.recv_until("echo", |m| matches!(m, ServerMsg::Message(_)));
+        }
+    }
+    // Everything was accepted (3 MB for bob, far past both sockets' buffers); now bob reads.
+    for i in 0..N {
+        let (_, target, from, text) = message_text(&mut cb, "alice's message");
+        assert_eq!((target.as_str(), from.as_str()), ("#lobby", "alice"));
+        assert_eq!(
+            text.get(..5),
+            Some(format!("{i:05}").as_str()),
+            "message {i}"
+        );
+    }
+    cb.ping(7);
+    assert!(!s.log("info.log").contains("slow reader"));
+}

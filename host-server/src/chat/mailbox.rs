@@ -176,8 +176,8 @@ impl Mailbox {
             return;
         }
         let wake = match outlet {
-            // Its task is writing: it takes the queue when done.
-            Some(o) if o.has_unsent() => false,
+            // Its task is writing or handling a request: it takes the queue when done.
+            Some(o) if o.has_unsent() || o.busy() => false,
             Some(o) if o.ready() => {
                 let n = records_in_batch(queue);
                 let r = o.send_now(queue.iter().take(n).filter_map(Outbound::record));

@@ -222,10 +222,16 @@ impl Conn {
             };
             match ev {
                 Ev::Read(Ok(0)) => return CloseReason::PeerClosed,
-                Ev::Read(Ok(_)) => match Box::pin(self.process_input()).await {
-                    Ok(Flow::Continue) => {}
-                    Ok(Flow::Close(r)) | Err(r) => return r,
-                },
+                Ev::Read(Ok(_)) => {
+                    // Replies to what was read go before what others deliver meanwhile.
+                    self.rx.with_outlet(|o| o.set_busy(true));
+                    let r = Box::pin(self.process_input()).await;
+                    self.rx.with_outlet(|o| o.set_busy(false));
+                    match r {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Close(r)) | Err(r) => return r,
+                    }
+                }
                 Ev::Read(Err(e))
                     if matches!(
                         e.kind(),
