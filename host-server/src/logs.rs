@@ -35,6 +35,8 @@ use crate::private;
 use crate::time::{fmt_utc, now_ms};
 
 const QUEUE: usize = 16 * 1024;
+/// How long the writer lets lines gather when they come faster than one at a time.
+const LINGER: Duration = Duration::from_millis(5);
 /// Window within which repeated lines of one kind are counted instead of written.
 pub const COALESCE_EVERY: Duration = Duration::from_secs(10);
 /// Kinds tracked at once; beyond, further kinds share one catch-all count.
@@ -597,16 +599,28 @@ impl Logs {
                         None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
                         Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
                     };
+                    let mut handled = 0_usize;
                     match first {
-                        Ok(cmd) => writer.handle(cmd),
+                        Ok(cmd) => {
+                            writer.handle(cmd);
+                            handled += 1;
+                        }
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => break,
                     }
                     while let Ok(cmd) = rx.try_recv() {
                         writer.handle(cmd);
+                        handled += 1;
                     }
                     writer.flush();
                     writer.tick();
+                    // Under load (more than one line came at once), let the next lines gather
+                    // for a moment instead of waking for each one: a chat message's line is on
+                    // disk a few milliseconds later, for one wake-up and one write per batch.
+                    // A line after a quiet spell is written at once.
+                    if handled > 1 {
+                        std::thread::sleep(LINGER);
+                    }
                 }
                 writer.finish();
             })?;

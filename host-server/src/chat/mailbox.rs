@@ -41,7 +41,7 @@ pub(crate) struct Mailbox {
 
 #[derive(Debug, Default)]
 struct MailboxInner {
-    queue: VecDeque<Outbound>,
+    queue: Queue,
     closed: bool,
     recv_waker: Option<Waker>,
     close_waker: Option<Waker>,
@@ -84,9 +84,51 @@ impl Outbound {
     }
 }
 
+/// The queue, its first item inline: the usual case (one record queued by the chat state,
+/// then drained by the deliverer) allocates nothing, and an idle connection holds no memory
+/// for it beyond the slot.
+#[derive(Debug, Default)]
+struct Queue {
+    /// `None` only when the whole queue is empty.
+    front: Option<Outbound>,
+    rest: VecDeque<Outbound>,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        usize::from(self.front.is_some()) + self.rest.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.front.is_none()
+    }
+
+    fn push_back(&mut self, x: Outbound) {
+        if self.front.is_none() {
+            self.front = Some(x);
+        } else {
+            self.rest.push_back(x);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Outbound> {
+        let x = self.front.take();
+        self.front = self.rest.pop_front();
+        if self.rest.is_empty() && self.rest.capacity() > 0 {
+            // Idle connections hold no queue memory.
+            self.rest = VecDeque::new();
+        }
+        x
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Outbound> {
+        self.front.iter().chain(self.rest.iter())
+    }
+}
+
 /// How many plain records at the front of `queue` make one batch (at least one, if the front
 /// is a record).
-fn records_in_batch(queue: &VecDeque<Outbound>) -> usize {
+fn records_in_batch(queue: &Queue) -> usize {
     let mut size = 0;
     queue
         .iter()
@@ -139,7 +181,7 @@ impl Mailbox {
         }
         if m.queue.len() >= self.cap {
             m.closed = true;
-            m.queue = VecDeque::new();
+            m.queue = Queue::default();
             let (a, b) = (m.recv_waker.take(), m.close_waker.take());
             drop(m);
             a.into_iter().chain(b).for_each(Waker::wake);
@@ -181,9 +223,8 @@ impl Mailbox {
             Some(o) if o.ready() => {
                 let n = records_in_batch(queue);
                 let r = o.send_now(queue.iter().take(n).filter_map(Outbound::record));
-                queue.drain(..n);
-                if queue.is_empty() {
-                    *queue = VecDeque::new();
+                for _ in 0..n {
+                    queue.pop_front();
                 }
                 match r {
                     Ok(Wrote::All) => !queue.is_empty(),
@@ -233,9 +274,6 @@ impl Mailbox {
                 None => break,
             }
         }
-        if queue.is_empty() {
-            *queue = VecDeque::new();
-        }
         Ok(None)
     }
 
@@ -244,7 +282,7 @@ impl Mailbox {
     pub(crate) fn shut(&self) {
         let mut m = self.lock();
         m.closed = true;
-        m.queue = VecDeque::new();
+        m.queue = Queue::default();
         m.outlet = None;
         m.failed = None;
     }
@@ -279,11 +317,7 @@ impl Mailbox {
         if m.outlet.as_ref().is_some_and(Outlet::has_unsent) {
             return Some(Next::Flush);
         }
-        let x = m.queue.pop_front();
-        if m.queue.is_empty() {
-            m.queue = VecDeque::new();
-        }
-        x.map(Next::Out)
+        m.queue.pop_front().map(Next::Out)
     }
 
     /// Records waiting (what tests look at).
@@ -299,11 +333,7 @@ impl Mailbox {
         if m.closed {
             return None;
         }
-        let x = m.queue.pop_front();
-        if m.queue.is_empty() {
-            m.queue = VecDeque::new();
-        }
-        x
+        m.queue.pop_front()
     }
 
     /// Resolves once the mailbox is closed (the connection is being cut off).
