@@ -219,6 +219,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             ))
             .detach();
     }
+    executor.spawn(chat.bus().flusher().run()).detach();
     executor
         .spawn(runtime::admin::admin_loop(
             chat.clone(),

@@ -43,6 +43,8 @@ pub(crate) enum Wrote {
     All,
     /// Bytes wait in `unsent`: the connection's task must wait for the socket.
     Partly,
+    /// Sealed into `unsent` for the next tick's write (see `chat::flush`).
+    Deferred,
 }
 
 /// One connection's sealing writer.
@@ -56,6 +58,13 @@ pub(crate) struct Outlet {
     /// The connection's task is handling a request: its replies go first, so what others
     /// deliver meanwhile waits in the queue (the task takes it when done).
     busy: bool,
+    /// The last write left bytes: the connection's task waits for the socket; others queue.
+    blocked: bool,
+    /// The tick of the last write (see `chat::flush`): records within the same tick are
+    /// deferred to the next.
+    wrote_in: u32,
+    /// Deferred records are sealed in `unsent` and the flusher will write them.
+    pub(crate) scheduled: bool,
 }
 
 impl Outlet {
@@ -66,6 +75,9 @@ impl Outlet {
             stream,
             unsent: Vec::new(),
             busy: false,
+            blocked: false,
+            wrote_in: 0,
+            scheduled: false,
         }
     }
 
@@ -79,16 +91,20 @@ impl Outlet {
         self.sender.is_some()
     }
 
-    /// Whether a delivering task may seal and write now: established, not handling a request
-    /// and nothing waiting for the socket (else the connection's task is at work and takes
-    /// the queue after).
-    pub(crate) fn ready(&self) -> bool {
-        self.sender.is_some() && self.unsent.is_empty() && !self.busy
+    /// Whether the connection's task is at work (handling a request, or waiting for the
+    /// socket): a delivering task leaves records queued, the task takes them when done.
+    pub(crate) fn in_use(&self) -> bool {
+        self.busy || self.blocked
     }
 
-    /// Whether the connection's task is handling a request.
-    pub(crate) fn busy(&self) -> bool {
-        self.busy
+    /// Whether it was written to in tick `epoch` (its next records wait for the next tick).
+    pub(crate) fn wrote_in(&self, epoch: u32) -> bool {
+        self.wrote_in == epoch
+    }
+
+    /// Bytes sealed and not yet written.
+    pub(crate) fn unsent_len(&self) -> usize {
+        self.unsent.len()
     }
 
     /// The connection's task starts (`true`) or finished (`false`) handling a request.
@@ -115,22 +131,33 @@ impl Outlet {
         seal_onto(sender, &mut self.unsent, pt)
     }
 
+    /// Notes a write in tick `epoch`.
+    pub(crate) fn written_in(&mut self, epoch: u32) {
+        self.wrote_in = epoch;
+    }
+
     /// Writes what is unsent without waiting.
     pub(crate) fn write_now(&mut self) -> Result<Wrote, OutletError> {
+        if self.unsent.is_empty() {
+            self.blocked = false;
+            return Ok(Wrote::All);
+        }
         let done = write_some(&self.stream, &self.unsent)?;
         if done >= self.unsent.len() {
             // Idle connections hold no write buffer.
             self.unsent = Vec::new();
+            self.blocked = false;
             Ok(Wrote::All)
         } else {
             self.unsent.drain(..done);
+            self.blocked = true;
             Ok(Wrote::Partly)
         }
     }
 
     /// Seals `records` (at most [`BATCH`] bytes' worth; the caller keeps the rest) into a
     /// thread-local buffer and writes them at once; what the socket does not take is kept in
-    /// `unsent`. Only when [`Outlet::ready`].
+    /// `unsent`. Only when nothing is unsent.
     pub(crate) fn send_now<'a>(
         &mut self,
         records: impl Iterator<Item = &'a [u8]>,
@@ -149,6 +176,7 @@ impl Outlet {
                 Wrote::All
             } else {
                 self.unsent.extend_from_slice(rest);
+                self.blocked = true;
                 Wrote::Partly
             };
             // A burst's buffer is not kept by an idle thread.

@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub(crate) use effect::{Effect, Event};
 pub(crate) use pubsub::{RedisLink, RedisTasks};
 
+use crate::chat::flush::Flusher;
 use crate::chat::mailbox::Mailbox;
 use crate::chat::state::{Applied, ChatState, Scope};
 use crate::logs::Logs;
@@ -58,6 +59,8 @@ struct Inner {
     metrics: Metrics,
     link: Link,
     closing: AtomicBool,
+    /// Deferred writes of this node's deliveries (its task is spawned by `start`).
+    flusher: Arc<Flusher>,
 }
 
 /// The locked chat state (see [`Bus::lock`]). The fields drop in order: the state's lock is
@@ -65,17 +68,20 @@ struct Inner {
 #[derive(Debug)]
 pub(crate) struct Locked<'a> {
     state: MutexGuard<'a, ChatState>,
-    drain: Drain,
+    drain: Drain<'a>,
 }
 
 /// Mailboxes to drain when dropped.
-#[derive(Debug, Default)]
-struct Drain(Vec<Arc<Mailbox>>);
+#[derive(Debug)]
+struct Drain<'a> {
+    flusher: &'a Flusher,
+    touched: Vec<Arc<Mailbox>>,
+}
 
-impl Drop for Drain {
+impl Drop for Drain<'_> {
     fn drop(&mut self) {
-        for m in &self.0 {
-            m.drain();
+        for m in &self.touched {
+            Mailbox::drain(m, self.flusher);
         }
     }
 }
@@ -95,7 +101,7 @@ impl core::ops::DerefMut for Locked<'_> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        self.drain.0 = self.state.take_touched();
+        self.drain.touched = self.state.take_touched();
     }
 }
 
@@ -115,6 +121,7 @@ impl Bus {
             metrics,
             link,
             closing: AtomicBool::new(false),
+            flusher: Flusher::new(),
         }))
     }
 
@@ -131,8 +138,16 @@ impl Bus {
                 .state
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
-            drain: Drain::default(),
+            drain: Drain {
+                flusher: &self.0.flusher,
+                touched: Vec::new(),
+            },
         }
+    }
+
+    /// The deferred writes' flusher, whose task `start` spawns.
+    pub(crate) fn flusher(&self) -> Arc<Flusher> {
+        self.0.flusher.clone()
     }
 
     pub(crate) fn logs(&self) -> &Logs {

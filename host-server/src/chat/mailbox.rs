@@ -16,6 +16,7 @@ use core::task::{Poll, Waker};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::flush::Flusher;
 use crate::outlet::{BATCH, Outlet, OutletError, Wrote};
 
 /// What the chat state queues for a connection.
@@ -200,12 +201,15 @@ impl Mailbox {
         Pushed::Queued
     }
 
-    /// From a delivering task, after it released the chat state: seals and writes the queued
-    /// records now if the connection can take them (established, nothing waiting for the
-    /// socket, a record at the front); wakes the connection's task for whatever it cannot do
-    /// (a close at the front, bytes the socket did not take, more than one batch, a failure).
-    pub(crate) fn drain(&self) {
-        let mut m = self.lock();
+    /// From a delivering task, after it released the chat state: seals the queued records
+    /// and writes them now if the connection can take them (established, its task not at
+    /// work, a record at the front) — or, if it was written to in this tick already, leaves
+    /// them sealed for the `flusher`'s next tick. Wakes the connection's task for whatever it
+    /// cannot do (a close at the front, bytes the socket did not take, more than one batch, a
+    /// failure).
+    pub(crate) fn drain(this: &Arc<Mailbox>, flusher: &Flusher) {
+        let epoch = flusher.epoch();
+        let mut m = this.lock();
         let MailboxInner {
             queue,
             closed,
@@ -217,17 +221,40 @@ impl Mailbox {
         if *closed || queue.is_empty() {
             return;
         }
+        let mut schedule = false;
         let wake = match outlet {
-            // Its task is writing or handling a request: it takes the queue when done.
-            Some(o) if o.has_unsent() || o.busy() => false,
-            Some(o) if o.ready() => {
+            // Its task is at work: it takes the queue when done.
+            Some(o) if o.in_use() => false,
+            Some(o) if o.established() => {
                 let n = records_in_batch(queue);
-                let r = o.send_now(queue.iter().take(n).filter_map(Outbound::record));
-                for _ in 0..n {
-                    queue.pop_front();
-                }
+                let r = if o.has_unsent() || o.wrote_in(epoch) {
+                    // Written to in this tick: these go with the next tick's write.
+                    let mut r = Ok(Wrote::Deferred);
+                    for _ in 0..n {
+                        if let Some(Outbound::Record(rec)) = queue.pop_front()
+                            && let Err(e) = o.seal(&rec)
+                        {
+                            r = Err(e);
+                            break;
+                        }
+                    }
+                    if r.is_ok() && o.unsent_len() >= BATCH {
+                        r = o.write_now();
+                    } else if r.is_ok() && !o.scheduled {
+                        o.scheduled = true;
+                        schedule = true;
+                    }
+                    r
+                } else {
+                    let r = o.send_now(queue.iter().take(n).filter_map(Outbound::record));
+                    o.written_in(epoch);
+                    for _ in 0..n {
+                        queue.pop_front();
+                    }
+                    r
+                };
                 match r {
-                    Ok(Wrote::All) => !queue.is_empty(),
+                    Ok(Wrote::All | Wrote::Deferred) => !queue.is_empty(),
                     Ok(Wrote::Partly) => true,
                     Err(e) => {
                         *failed = Some(e);
@@ -236,6 +263,41 @@ impl Mailbox {
                 }
             }
             _ => true,
+        };
+        let w = if wake { recv_waker.take() } else { None };
+        drop(m);
+        if schedule {
+            flusher.schedule(this.clone());
+        }
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    /// From the flusher, a tick later: writes the records [`Mailbox::drain`] deferred, unless
+    /// the connection's task is at work (it writes them with its own).
+    pub(crate) fn flush_deferred(&self, epoch: u32) {
+        let mut m = self.lock();
+        let MailboxInner {
+            outlet,
+            failed,
+            recv_waker,
+            closed,
+            ..
+        } = &mut *m;
+        let Some(o) = outlet else { return };
+        o.scheduled = false;
+        if *closed || o.in_use() || !o.has_unsent() {
+            return;
+        }
+        o.written_in(epoch);
+        let wake = match o.write_now() {
+            Ok(Wrote::All | Wrote::Deferred) => false,
+            Ok(Wrote::Partly) => true,
+            Err(e) => {
+                *failed = Some(e);
+                true
+            }
         };
         let w = if wake { recv_waker.take() } else { None };
         drop(m);

@@ -7,6 +7,7 @@
 //! them to the state of every node.
 
 pub(crate) mod cmd;
+pub(crate) mod flush;
 pub(crate) mod mailbox;
 pub(crate) mod records;
 pub(crate) mod sanitize;
