@@ -329,23 +329,24 @@ impl Session {
         let body = bytes
             .get_mut(HEADER_LEN..consumed)
             .ok_or(SessionError::UnexpectedMessage)?;
-        match core::mem::replace(&mut self.state, State::Poisoned) {
-            State::Established { send, mut recv } => {
-                let opened = recv.open_body(body);
-                self.state = State::Established { send, recv };
-                match opened {
-                    Ok(len) => {
-                        let plaintext = bytes
-                            .get(HEADER_LEN..HEADER_LEN + len)
-                            .ok_or(SessionError::BadRecord)?;
-                        Ok(Input::Record {
-                            consumed,
-                            plaintext,
-                        })
-                    }
-                    Err(e) => Err(self.fail(e.into())),
+        // Records, the common case, are opened where the state is (no move of the whole state).
+        if let State::Established { recv, .. } = &mut self.state {
+            return match recv.open_body(body) {
+                Ok(len) => {
+                    let plaintext = bytes
+                        .get(HEADER_LEN..HEADER_LEN + len)
+                        .ok_or(SessionError::BadRecord)?;
+                    Ok(Input::Record {
+                        consumed,
+                        plaintext,
+                    })
                 }
-            }
+                Err(e) => Err(self.fail(e.into())),
+            };
+        }
+        match core::mem::replace(&mut self.state, State::Poisoned) {
+            // Handled above.
+            State::Established { .. } => Err(self.fail(SessionError::UnexpectedMessage)),
             State::ServerAwaitHello(mut responder) => match responder.read_message1(body) {
                 Ok(()) => {
                     self.state = State::ServerSendReply(responder);
