@@ -20,15 +20,67 @@ use super::records;
 use crate::bus::effect::{Effect, Event};
 use crate::store::TopicRow;
 
+/// One connection of this node. Kept small: every idle connection holds one (88 bytes, in a
+/// table about 1.6 times as long as the connections), and nothing it points to is allocated
+/// until it is needed.
 #[derive(Debug)]
 struct Entry {
-    user: Option<String>,
     mailbox: Arc<Mailbox>,
-    rooms: BTreeSet<String>,
-    /// Its `ip_port` once it has a row in `ONLINE`.
-    listed: Option<String>,
-    /// Its client's `ip:port` and login time (ms), once logged in.
-    session: Option<(String, u64)>,
+    /// Its user, once logged in.
+    user: Option<Box<str>>,
+    rooms: RoomSet,
+    /// Its client's `ip:port`: the key of its `ONLINE` row (once `listed`) and its session's
+    /// address (once logged in). One string for both: the driver gives the connection's own
+    /// `ip_port` to [`ChatState::set_listed`] and to the login.
+    address: Option<Box<str>>,
+    /// Whether it has a row in `ONLINE` (under `address`).
+    listed: bool,
+    /// Login time (Unix ms), once logged in.
+    since_ms: Option<u64>,
+}
+
+/// The rooms one connection is in, sorted: a vector, since a connection is in a few rooms.
+/// Unlike a `BTreeSet` (which keeps its emptied ~280-byte leaf after the last `remove`, as
+/// every idle connection that left #lobby did) it holds no allocation while empty.
+#[derive(Debug, Default)]
+struct RoomSet(Vec<Box<str>>);
+
+impl RoomSet {
+    fn find(&self, room: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|r| (**r).cmp(room))
+    }
+
+    /// Adds `room`; false if it was there.
+    fn insert(&mut self, room: &str) -> bool {
+        match self.find(room) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.insert(i, room.into());
+                true
+            }
+        }
+    }
+
+    /// Removes `room`; false if it was not there.
+    fn remove(&mut self, room: &str) -> bool {
+        let Ok(i) = self.find(room) else {
+            return false;
+        };
+        self.0.remove(i);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
+        true
+    }
+
+    fn contains(&self, room: &str) -> bool {
+        self.find(room).is_ok()
+    }
+
+    /// The rooms, in order.
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|r| &**r)
+    }
 }
 
 /// One live session of a user, on any node (for `/sessions`).
@@ -126,6 +178,16 @@ fn quit_record(room: &str, user: &str) -> Arc<[u8]> {
     })
 }
 
+impl Entry {
+    /// Its client's `ip:port` and login time (ms); empty and 0 if not logged in.
+    fn session(&self) -> (String, u64) {
+        match self.since_ms {
+            Some(t) => (self.address.as_deref().unwrap_or_default().to_owned(), t),
+            None => (String::new(), 0),
+        }
+    }
+}
+
 impl ChatState {
     /// The state of node `node` at start: the stored topics, mutes and MOTD.
     pub(crate) fn new(
@@ -162,11 +224,12 @@ impl ChatState {
         self.conns.insert(
             id,
             Entry {
-                user: None,
                 mailbox,
-                rooms: BTreeSet::new(),
-                listed: None,
-                session: None,
+                user: None,
+                rooms: RoomSet::default(),
+                address: None,
+                listed: false,
+                since_ms: None,
             },
         );
     }
@@ -174,7 +237,10 @@ impl ChatState {
     /// Notes that a connection has its row in `ONLINE` under `ip_port`.
     pub(crate) fn set_listed(&mut self, id: ConnId, ip_port: &str) {
         if let Some(e) = self.conns.get_mut(&id) {
-            e.listed = Some(ip_port.to_owned());
+            if e.address.as_deref() != Some(ip_port) {
+                e.address = Some(ip_port.into());
+            }
+            e.listed = true;
         }
     }
 
@@ -256,8 +322,12 @@ impl ChatState {
             } => {
                 if mine {
                     if let Some(e) = self.conns.get_mut(conn) {
-                        e.user = Some(user.clone());
-                        e.session = Some((address.clone(), *since_ms));
+                        e.user = Some(user.as_str().into());
+                        // The row in `ONLINE` keeps its key (the same address, see `Entry`).
+                        if !e.listed {
+                            e.address = Some(address.as_str().into());
+                        }
+                        e.since_ms = Some(*since_ms);
                     }
                 } else {
                     self.remote.entry(origin.to_owned()).or_default().insert(
@@ -382,7 +452,7 @@ impl ChatState {
         let Some(e) = self.conns.get_mut(&id) else {
             return;
         };
-        if e.rooms.insert(room.to_owned()) {
+        if e.rooms.insert(room) {
             self.rooms.entry(room.to_owned()).or_default().insert(id);
         }
     }
@@ -418,7 +488,7 @@ impl ChatState {
 
     fn remove(&mut self, id: ConnId) -> Option<Departed> {
         let e = self.conns.remove(&id)?;
-        for r in &e.rooms {
+        for r in e.rooms.iter() {
             if let Some(m) = self.rooms.get_mut(r) {
                 m.remove(&id);
                 if m.is_empty() {
@@ -427,14 +497,14 @@ impl ChatState {
             }
         }
         let still_online = e.user.as_deref().is_some_and(|u| self.online(u));
-        if let Some(u) = &e.user
+        if let Some(u) = e.user.as_deref()
             && !still_online
         {
             self.away.remove(u);
         }
         Some(Departed {
-            user: e.user,
-            rooms: e.rooms.into_iter().collect(),
+            user: e.user.map(str::into_string),
+            rooms: e.rooms.0.into_iter().map(str::into_string).collect(),
             still_online,
         })
     }
@@ -526,7 +596,11 @@ impl ChatState {
     pub(crate) fn listed(&self) -> Vec<(ConnId, String, Option<String>)> {
         self.conns
             .iter()
-            .filter_map(|(id, e)| Some((*id, e.listed.clone()?, e.user.clone())))
+            .filter(|(_, e)| e.listed)
+            .filter_map(|(id, e)| {
+                let address = e.address.as_deref()?.to_owned();
+                Some((*id, address, e.user.as_deref().map(str::to_owned)))
+            })
             .collect()
     }
 
@@ -540,8 +614,8 @@ impl ChatState {
                 || self.remote_conns().any(|c| c.user == u)
         });
         Some(Departed {
-            user: e.user.clone(),
-            rooms: e.rooms.iter().cloned().collect(),
+            user: e.user.as_deref().map(str::to_owned),
+            rooms: e.rooms.iter().map(str::to_owned).collect(),
             still_online,
         })
     }
@@ -556,7 +630,7 @@ impl ChatState {
         let mut rooms: BTreeSet<&str> = BTreeSet::new();
         for id in self.user_conns(user) {
             if let Some(e) = self.conns.get(&id) {
-                rooms.extend(e.rooms.iter().map(String::as_str));
+                rooms.extend(e.rooms.iter());
             }
         }
         for c in self.remote_conns().filter(|c| c.user == user) {
@@ -642,11 +716,11 @@ impl ChatState {
             .conns
             .iter()
             .filter_map(|(id, e)| {
-                let (address, since_ms) = e.session.clone().unwrap_or_default();
+                let (address, since_ms) = e.session();
                 Some(RemoteConn {
                     id: *id,
-                    user: e.user.clone()?,
-                    rooms: e.rooms.clone(),
+                    user: e.user.as_deref()?.to_owned(),
+                    rooms: e.rooms.iter().map(str::to_owned).collect(),
                     address,
                     since_ms,
                 })
@@ -663,7 +737,7 @@ impl ChatState {
             .iter()
             .filter(|(_, e)| e.user.as_deref() == Some(user))
             .map(|(id, e)| {
-                let (address, since_ms) = e.session.clone().unwrap_or_default();
+                let (address, since_ms) = e.session();
                 SessionInfo {
                     node: self.node.clone(),
                     conn: *id,
@@ -690,5 +764,25 @@ impl ChatState {
     /// the chat state: each connection's own `Gone` follows when its task ends.
     pub(crate) fn close_all(&mut self, rec: &Arc<[u8]>) -> usize {
         self.close_where(rec, |_, _| true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RoomSet;
+
+    #[test]
+    fn a_room_set_is_sorted_holds_each_room_once_and_frees_itself_when_emptied() {
+        let mut r = RoomSet::default();
+        assert!(r.insert("#b"));
+        assert!(r.insert("#a"));
+        assert!(!r.insert("#b"), "already there");
+        assert_eq!(r.iter().collect::<Vec<_>>(), ["#a", "#b"]);
+        assert!(r.contains("#a") && !r.contains("#c"));
+        assert!(!r.remove("#c"));
+        assert!(r.remove("#a") && r.remove("#b"));
+        assert!(!r.contains("#b"));
+        // What every idle connection that left #lobby is left with: no allocation.
+        assert_eq!(r.0.capacity(), 0);
     }
 }

@@ -279,7 +279,7 @@ impl Store {
                 })
                 .await
             }
-            Backend::Postgres(pg) => async {
+            Backend::Postgres(pg) => Box::pin(async {
                 let mut tx = pg.pool().begin().await?;
                 let Some(row) = sqlx::query(sql::INVITE_TAKE)
                     .bind(&hash[..])
@@ -309,7 +309,7 @@ impl Store {
                     tx.rollback().await?;
                     Ok(PendingInvite::NameTaken)
                 }
-            }
+            })
             .await
             .map_err(|e: sqlx::Error| StoreError::from(e)),
         };
@@ -397,7 +397,7 @@ impl Store {
                 })
                 .await
             }
-            Backend::Postgres(p) => async {
+            Backend::Postgres(p) => Box::pin(async {
                 let mut tx = p.pool().begin().await?;
                 let n = sqlx::query(sql::REENROL)
                     .bind(user)
@@ -423,7 +423,7 @@ impl Store {
                 }
                 tx.commit().await?;
                 Ok(true)
-            }
+            })
             .await
             .map_err(|e: sqlx::Error| StoreError::from(e)),
         };

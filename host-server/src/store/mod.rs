@@ -233,12 +233,16 @@ pub struct Startup {
 
 /// Runs one call on the backend: `lite` (a closure over the SQLite connection, run by the
 /// writer thread) or `pg` (a future on the pool); logs `what`, or its failure, in `sql.log`.
+// The PostgreSQL futures (sqlx transactions) are up to ~18 KB, the SQLite ones a few hundred
+// bytes: awaited inline, every `Store` call, and every request future above it (login,
+// registration, chat commands, each boxed per request), would be ~19 KB even on SQLite. Boxed
+// (one allocation per PostgreSQL call, next to a network round trip), they stay small.
 macro_rules! run {
     ($self:ident, $what:expr, lite: $lite:expr, pg: |$p:ident| $pg:expr $(,)?) => {{
         let what: String = $what;
         let r = match &$self.backend {
             Backend::Sqlite(b) => b.call($lite).await,
-            Backend::Postgres($p) => $pg.await.map_err(StoreError::from),
+            Backend::Postgres($p) => Box::pin($pg).await.map_err(StoreError::from),
         };
         $self.logged(what, r)
     }};
@@ -537,7 +541,9 @@ impl Store {
     pub async fn admin_events(&self, since_ms: u64) -> Result<Vec<AdminEvent>, StoreError> {
         let r = match &self.backend {
             Backend::Sqlite(b) => b.call(move |c| lite::admin_events(c, since_ms)).await,
-            Backend::Postgres(p) => p.admin_events(since_ms).await.map_err(StoreError::from),
+            Backend::Postgres(p) => Box::pin(p.admin_events(since_ms))
+                .await
+                .map_err(StoreError::from),
         };
         match &r {
             Ok(v) if v.is_empty() => r,
@@ -584,10 +590,11 @@ impl Store {
                 b.call(move |c| lite::online_put(c, &n, &id, &ip, "anonyme"))
                     .await
             }
-            Backend::Postgres(p) => p
-                .online_put(&self.node, client_id, ip_port, "anonyme")
-                .await
-                .map_err(StoreError::from),
+            Backend::Postgres(p) => {
+                Box::pin(p.online_put(&self.node, client_id, ip_port, "anonyme"))
+                    .await
+                    .map_err(StoreError::from)
+            }
         };
         let what = format!("INSERT ONLINE client_id={client_id} ip_port={ip_port} statut=anonyme");
         self.logged_coalesced(&format!("INSERT ONLINE from {}", host(ip_port)), what, r)
@@ -631,8 +638,7 @@ impl Store {
         let (ip, n) = (ip_port.to_owned(), self.node.clone());
         let r = match &self.backend {
             Backend::Sqlite(b) => b.call(move |c| lite::online_remove(c, &n, &ip)).await,
-            Backend::Postgres(p) => p
-                .online_remove(&self.node, ip_port)
+            Backend::Postgres(p) => Box::pin(p.online_remove(&self.node, ip_port))
                 .await
                 .map_err(StoreError::from),
         };
@@ -778,7 +784,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(b) => b.call(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await,
-            Backend::Postgres(p) => p.ping().await.map_err(StoreError::from),
+            Backend::Postgres(p) => Box::pin(p.ping()).await.map_err(StoreError::from),
         }
     }
 
@@ -825,8 +831,7 @@ impl Store {
         let n = self.node.clone();
         let r = match &self.backend {
             Backend::Sqlite(b) => b.call(move |c| lite::reap_nodes(c, &n, now_ms)).await,
-            Backend::Postgres(p) => p
-                .reap_nodes(&self.node, now_ms)
+            Backend::Postgres(p) => Box::pin(p.reap_nodes(&self.node, now_ms))
                 .await
                 .map_err(StoreError::from),
         };
