@@ -300,8 +300,11 @@ fn next_slot(now_us: u64, rate: f64, phase: f64) -> u64 {
     #[allow(clippy::cast_precision_loss)]
     let k = ((now_us as f64 - off) / period).floor() + 1.0;
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let t = (off + k * period).max(0.0) as u64;
-    t
+    let at = |k: f64| (off + k * period).max(0.0) as u64;
+    // Rounding can put slot k at or just below `now_us` (asked at a slot's own time): the
+    // next one is then slot k + 1, not `now_us` again.
+    let t = at(k);
+    if t > now_us { t } else { at(k + 1.0) }
 }
 
 // ---------------------------------------------------------------- ChatBox
@@ -1289,6 +1292,20 @@ mod tests {
         assert_eq!(next_slot(130_000, 4.0, 0.5), 375_000);
         for now in [0u64, 999, 123_456, 9_999_999] {
             assert!(next_slot(now, 3.0, 0.7) > now);
+        }
+        // At a slot's own time (as the event loop asks right after sending it) the next one is
+        // a period on, also where the float arithmetic rounds the slot to just below `now`.
+        for i in 0..1000u32 {
+            let phase = f64::from(i) / 1000.0;
+            for rate in [1.0, 1.5, 2.0, 3.0, 7.0] {
+                let mut now = 0;
+                for _ in 0..20 {
+                    let next = next_slot(now, rate, phase);
+                    assert!(next > now, "rate {rate} phase {phase}: {next} after {now}");
+                    assert!(next - now <= (1e6 / rate) as u64 + 1);
+                    now = next;
+                }
+            }
         }
     }
 }
