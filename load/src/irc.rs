@@ -24,7 +24,7 @@ pub fn parse(line: &str) -> Option<Line<'_>> {
     } else {
         (None, line)
     };
-    let (head, trailing) = match rest.split_once(" :") {
+    let (head, trailing) = match split_trailing(rest) {
         Some((h, t)) => (h, Some(t)),
         None => match rest.strip_prefix(':') {
             Some(t) => ("", Some(t)),
@@ -52,8 +52,33 @@ impl<'a> Line<'a> {
     }
 }
 
+/// `rest.split_once(" :")`, searching for the one byte `:` (memchr) rather than the
+/// two-byte pattern (a substring searcher set up per line).
+fn split_trailing(rest: &str) -> Option<(&str, &str)> {
+    let mut from = 0;
+    while let Some(p) = rest.get(from..).and_then(|r| r.find(':')) {
+        let at = from + p;
+        if at > 0 && rest.as_bytes().get(at - 1) == Some(&b' ') {
+            return Some((rest.get(..at - 1)?, rest.get(at + 1..)?));
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// Splits complete lines off the front of `buf`: calls `f` for each, returns bytes consumed.
 pub fn split_lines(buf: &[u8], mut f: impl FnMut(&str)) -> usize {
+    // The complete lines are checked as UTF-8 once, together, and split with memchr; only
+    // if that fails is each line looked at (and made lossy) on its own.
+    let Some(last) = buf.iter().rposition(|&c| c == b'\n') else {
+        return 0;
+    };
+    if let Some(text) = buf.get(..last).and_then(|b| core::str::from_utf8(b).ok()) {
+        for line in text.split('\n') {
+            f(line);
+        }
+        return last + 1;
+    }
     let mut start = 0;
     while let Some(pos) = buf
         .get(start..)
@@ -105,6 +130,12 @@ mod tests {
         let j2 = parse(":u1!a@b JOIN :#r1").unwrap();
         assert_eq!(j2.trailing, Some("#r1"));
         assert!(parse("").is_none());
+        let t = parse(":n!u@h PRIVMSG #r :a :b c").unwrap();
+        assert_eq!(t.trailing, Some("a :b c"));
+        let c = parse(":n!u@h NOTICE a:b #r :t").unwrap();
+        assert_eq!(c.params().collect::<Vec<_>>(), vec!["a:b", "#r"]);
+        assert_eq!(c.trailing, Some("t"));
+        assert_eq!(split_trailing("x:y z"), None);
         assert!(parse(":only-a-prefix ").is_none());
     }
 
@@ -114,6 +145,11 @@ mod tests {
         let n = split_lines(b"a b\r\nc d\r\npartial", |l| got.push(l.to_owned()));
         assert_eq!(n, 10);
         assert_eq!(got, vec!["a b\r", "c d\r"]);
+        let mut mixed = Vec::new();
+        let n = split_lines(b"ok\n\nb\xffd\nlast\npart", |l| mixed.push(l.to_owned()));
+        assert_eq!(n, 13);
+        assert_eq!(mixed, vec!["ok", "", "b\u{fffd}d", "last"]);
+        assert_eq!(split_lines(b"no line yet", |_| panic!("no line")), 0);
         let mut lossy = Vec::new();
         assert_eq!(split_lines(b"a\xffb\n", |l| lossy.push(l.to_owned())), 4);
         assert_eq!(lossy, vec!["a\u{fffd}b"]);
