@@ -22,12 +22,14 @@
 //! takes every node's process id and sums RSS and CPU.
 
 mod irc;
+mod live;
 mod stats;
 
 use core::net::SocketAddr;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 use std::net::TcpStream;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,7 +39,7 @@ use chatbox_core::otp::{OtpauthUri, Totp};
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};
 use chatbox_core::session::{Input, Session};
 use clap::{Parser, ValueEnum};
-use smol::future::FutureExt as _;
+use live::{Kind, Live};
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use smol::lock::{Semaphore, SemaphoreGuard};
 use smol::{Async, Executor, Timer};
@@ -176,11 +178,18 @@ struct Ctx {
     samples: Mutex<Samples>,
     setup: Semaphore,
     first_error: Mutex<Option<String>>,
+    /// Set-up connections go to event loop `i mod feed.len()` ([`live::run`]).
+    feed: Vec<Sender<(usize, Live)>>,
+    /// The loops' ends of `feed`, taken when the loops start.
+    feed_rx: Mutex<Vec<Receiver<(usize, Live)>>>,
 }
 
 impl Ctx {
     /// The shared state of a run of `cli` (`idle`: scenario C, nobody joins a room).
     fn new(cli: &Cli, idle: bool) -> Ctx {
+        let (feed, feed_rx) = (0..cli.threads.max(1))
+            .map(|_| std::sync::mpsc::channel())
+            .unzip();
         Ctx {
             proto: cli.proto,
             servers: cli.servers.clone(),
@@ -207,6 +216,17 @@ impl Ctx {
             samples: Mutex::new(Samples::default()),
             setup: Semaphore::new(cli.setup_concurrency.max(1)),
             first_error: Mutex::new(None),
+            feed,
+            feed_rx: Mutex::new(feed_rx),
+        }
+    }
+
+    /// Hands client `i`'s set-up connection to its event loop.
+    fn hand_off(&self, i: usize, live: Live) {
+        let n = self.feed.len().max(1);
+        if let Some(f) = self.feed.get(i % n) {
+            // A loop that has ended (stop) drops what comes after.
+            let _ = f.send((i, live));
         }
     }
 
@@ -280,22 +300,11 @@ fn next_slot(now_us: u64, rate: f64, phase: f64) -> u64 {
     #[allow(clippy::cast_precision_loss)]
     let k = ((now_us as f64 - off) / period).floor() + 1.0;
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let t = (off + k * period).max(0.0) as u64;
-    t
-}
-
-/// A connection under load (one per protocol).
-trait LoadConn {
-    /// Reads what is there into the connection's buffer; 0 = closed.
-    async fn read_some(&mut self) -> std::io::Result<usize>;
-    /// Handles every complete record / line; latencies (µs) of deliveries go to `lat`.
-    fn process(&mut self, ctx: &Ctx, lat: &mut Vec<u64>) -> Result<()>;
-    /// Writes anything `process` queued (IRC PONGs).
-    async fn flush(&mut self) -> Result<()>;
-    /// Sends one payload to the client's room.
-    async fn say(&mut self, text: &str) -> Result<()>;
-    /// Drops buffers while idle.
-    fn shrink(&mut self);
+    let at = |k: f64| (off + k * period).max(0.0) as u64;
+    // Rounding can put slot k at or just below `now_us` (asked at a slot's own time): the
+    // next one is then slot k + 1, not `now_us` again.
+    let t = at(k);
+    if t > now_us { t } else { at(k + 1.0) }
 }
 
 // ---------------------------------------------------------------- ChatBox
@@ -428,36 +437,25 @@ impl CbConn {
     /// Calls `f` on each complete record; stops early when `f` returns `Some`.
     fn drain<T>(
         &mut self,
-        mut f: impl FnMut(&ServerMsg<'_>) -> Result<Option<T>>,
+        f: impl FnMut(&ServerMsg<'_>) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
-        loop {
-            if self.len == 0 {
-                return Ok(None);
-            }
-            let CbConn {
-                session, buf, len, ..
-            } = self;
-            let (consumed, got) = match session
-                .handle_input(buf.get_mut(..*len).unwrap_or_default())
-                .map_err(|e| anyhow!("bad record from the server: {e}"))?
-            {
-                Input::Incomplete { .. } => return Ok(None),
-                Input::Handshake { .. } => bail!("unexpected handshake message"),
-                Input::Record {
-                    consumed,
-                    plaintext,
-                } => {
-                    let msg = ServerMsg::decode(plaintext)
-                        .map_err(|e| anyhow!("undecodable server message: {e:?}"))?;
-                    (consumed, f(&msg)?)
-                }
-            };
-            buf.copy_within(consumed..*len, 0);
-            *len -= consumed;
-            if got.is_some() {
-                return Ok(got);
-            }
-        }
+        drain_records(&mut self.session, &mut self.buf, &mut self.len, f)
+    }
+
+    /// The connection for the load phase.
+    fn into_live(self) -> Result<Live> {
+        let stream = self.stream.into_inner()?;
+        let kind = Kind::Chatbox {
+            session: Box::new(self.session),
+            user: self.user,
+            room: self.room,
+        };
+        Live::new(stream, self.buf, self.len, kind)
+    }
+
+    fn shrink(&mut self) {
+        self.buf = Vec::new();
+        self.out = Vec::new();
     }
 
     async fn wait_for(
@@ -608,6 +606,46 @@ impl CbConn {
 /// Refused logins tried again during set-up (see [`CbConn::login_retrying`]).
 const LOGIN_TRIES: u32 = 8;
 
+/// Opens every complete record in `buf[..len]` in place with `session` (authenticated and
+/// decrypted by core), decodes it and calls `f`; stops early when `f` returns `Some`. What
+/// was handled is removed from the front of `buf` once, after the last record (not after
+/// each: a read of many records is not moved once per record).
+fn drain_records<T>(
+    session: &mut Session,
+    buf: &mut [u8],
+    len: &mut usize,
+    mut f: impl FnMut(&ServerMsg<'_>) -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    let mut start = 0;
+    let r = loop {
+        let rest = buf.get_mut(start..*len).unwrap_or_default();
+        if rest.is_empty() {
+            break Ok(None);
+        }
+        match session.handle_input(rest) {
+            Err(e) => break Err(anyhow!("bad record from the server: {e}")),
+            Ok(Input::Incomplete { .. }) => break Ok(None),
+            Ok(Input::Handshake { .. }) => break Err(anyhow!("unexpected handshake message")),
+            Ok(Input::Record {
+                consumed,
+                plaintext,
+            }) => {
+                start += consumed;
+                let got = ServerMsg::decode(plaintext)
+                    .map_err(|e| anyhow!("undecodable server message: {e:?}"))
+                    .and_then(|m| f(&m));
+                match got {
+                    Ok(None) => {}
+                    other => break other,
+                }
+            }
+        }
+    };
+    buf.copy_within(start..*len, 0);
+    *len -= start;
+    r
+}
+
 /// Whether `e` is the server's `Error` with `code` (as [`reply_of`] words it).
 fn is_server_error(e: &anyhow::Error, code: ErrorCode) -> bool {
     e.to_string()
@@ -637,59 +675,6 @@ fn history_done(m: &ServerMsg<'_>, room: &str) -> Result<Option<Want>> {
     }
 }
 
-impl LoadConn for CbConn {
-    async fn read_some(&mut self) -> std::io::Result<usize> {
-        let space = self.buf.get_mut(self.len..).unwrap_or_default();
-        let n = self.stream.read(space).await?;
-        self.len += n;
-        Ok(n)
-    }
-
-    fn process(&mut self, ctx: &Ctx, lat: &mut Vec<u64>) -> Result<()> {
-        let now = ctx.now_us();
-        let user = core::mem::take(&mut self.user);
-        let r = self.drain(|m| {
-            match *m {
-                ServerMsg::Message(ref cm) => {
-                    if cm.from == user {
-                        ctx.echoes.fetch_add(1, Ordering::Relaxed);
-                    } else if let Some(t) = stats::parse_stamp(cm.text) {
-                        lat.push(now.saturating_sub(t));
-                    }
-                }
-                ServerMsg::Error { code, .. } if code == ErrorCode::RateLimited as u16 => {
-                    ctx.refused.fetch_add(1, Ordering::Relaxed);
-                }
-                ServerMsg::Bye { reason } => bail!("server said bye: {reason}"),
-                _ => {}
-            }
-            Ok(None::<()>)
-        });
-        self.user = user;
-        r?;
-        if self.len == self.buf.len() {
-            bail!("receive buffer full");
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<()> {
-        Ok(())
-    }
-
-    async fn say(&mut self, text: &str) -> Result<()> {
-        let room = core::mem::take(&mut self.room);
-        let r = self.send(&ClientMsg::Say { room: &room, text }).await;
-        self.room = room;
-        r
-    }
-
-    fn shrink(&mut self) {
-        self.buf = Vec::new();
-        self.out = Vec::new();
-    }
-}
-
 // ---------------------------------------------------------------- IRC
 
 struct IrcConn {
@@ -702,11 +687,35 @@ struct IrcConn {
 
 impl IrcConn {
     async fn fill(&mut self) -> Result<()> {
-        let n = self.read_some().await?;
+        let space = self.buf.get_mut(self.len..).unwrap_or_default();
+        if space.is_empty() {
+            bail!("line too long");
+        }
+        let n = self.stream.read(space).await?;
         if n == 0 {
             bail!("server closed the connection");
         }
+        self.len += n;
         Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// The connection for the load phase.
+    fn into_live(self) -> Result<Live> {
+        let stream = self.stream.into_inner()?;
+        Live::new(stream, self.buf, self.len, Kind::Irc { room: self.room })
+    }
+
+    fn shrink(&mut self) {
+        self.buf = Vec::new();
+        self.out = Vec::new();
     }
 
     /// Reads lines until one whose command is `want`; answers PINGs on the way.
@@ -776,144 +785,13 @@ impl IrcConn {
 }
 
 fn pong(out: &mut Vec<u8>, p: &irc::Line<'_>) {
-    let arg = p
-        .trailing
-        .or_else(|| p.params.first().copied())
-        .unwrap_or("");
+    let arg = p.trailing.or_else(|| p.params().next()).unwrap_or("");
     out.extend_from_slice(b"PONG :");
     out.extend_from_slice(arg.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
-impl LoadConn for IrcConn {
-    async fn read_some(&mut self) -> std::io::Result<usize> {
-        if self.len == self.buf.len() {
-            return Err(std::io::Error::other("line too long"));
-        }
-        let space = self.buf.get_mut(self.len..).unwrap_or_default();
-        let n = self.stream.read(space).await?;
-        self.len += n;
-        Ok(n)
-    }
-
-    fn process(&mut self, ctx: &Ctx, lat: &mut Vec<u64>) -> Result<()> {
-        let now = ctx.now_us();
-        let out = &mut self.out;
-        let mut err = None;
-        let used = irc::split_lines(self.buf.get(..self.len).unwrap_or_default(), |l| {
-            let Some(p) = irc::parse(l) else { return };
-            match p.command {
-                "PRIVMSG" => {
-                    if let Some(t) = p.trailing.and_then(stats::parse_stamp) {
-                        lat.push(now.saturating_sub(t));
-                    }
-                }
-                "PING" => pong(out, &p),
-                "ERROR" => err = Some(l.to_owned()),
-                _ => {}
-            }
-        });
-        self.buf.copy_within(used..self.len, 0);
-        self.len -= used;
-        if let Some(e) = err {
-            bail!("IRC server: {e}");
-        }
-        Ok(())
-    }
-
-    async fn flush(&mut self) -> Result<()> {
-        if !self.out.is_empty() {
-            self.stream.write_all(&self.out).await?;
-            self.out.clear();
-        }
-        Ok(())
-    }
-
-    async fn say(&mut self, text: &str) -> Result<()> {
-        self.out.extend_from_slice(b"PRIVMSG ");
-        self.out.extend_from_slice(self.room.as_bytes());
-        self.out.extend_from_slice(b" :");
-        self.out.extend_from_slice(text.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
-        self.flush().await
-    }
-
-    fn shrink(&mut self) {
-        self.buf = Vec::new();
-        self.out = Vec::new();
-    }
-}
-
 // ---------------------------------------------------------------- driving
-
-enum Ev {
-    Read(std::io::Result<usize>),
-    Tick,
-}
-
-async fn drive<C: LoadConn>(ctx: &Ctx, i: usize, mut c: C) -> Result<()> {
-    #[allow(clippy::cast_precision_loss)]
-    let phase = i as f64 / ctx.clients.max(1) as f64;
-    if ctx.idle {
-        c.shrink();
-        while !ctx.stop.load(Ordering::Relaxed) {
-            Timer::after(Duration::from_millis(200)).await;
-        }
-        return Ok(());
-    }
-    let mut lat = Vec::with_capacity(256);
-    let mut text = String::new();
-    // One timer, re-armed only when a send is due (not on every read).
-    let mut timer = Timer::never();
-    let mut armed_for: Option<(u64, u64)> = None;
-    while !ctx.stop.load(Ordering::Relaxed) {
-        let rate = ctx.rate();
-        let rate_milli = ctx.rate_milli.load(Ordering::Relaxed);
-        let now = ctx.now_us();
-        // A slot that passed while reads kept winning is sent now, not skipped.
-        let due = armed_for.is_some_and(|(r, at)| r == rate_milli && at <= now && rate > 0.0);
-        if armed_for.is_none_or(|(r, _)| r != rate_milli) {
-            let next = if rate > 0.0 {
-                next_slot(now, rate, phase)
-            } else {
-                now + 50_000
-            };
-            timer.set_at(ctx.t0 + Duration::from_micros(next));
-            armed_for = Some((rate_milli, next));
-        }
-        let ev = if due {
-            Ev::Tick
-        } else {
-            let read = async { Ev::Read(c.read_some().await) };
-            let tick = async {
-                (&mut timer).await;
-                Ev::Tick
-            };
-            read.or(tick).await
-        };
-        match ev {
-            Ev::Read(Ok(0)) => bail!("server closed the connection"),
-            Ev::Read(Ok(_)) => {
-                c.process(ctx, &mut lat)?;
-                ctx.record(&mut lat);
-                c.flush().await?;
-            }
-            Ev::Read(Err(e)) => return Err(e.into()),
-            Ev::Tick => {
-                armed_for = None;
-                if rate > 0.0 && !ctx.stop.load(Ordering::Relaxed) {
-                    text.clear();
-                    text.push_str(&stats::payload(ctx.now_us(), i, ctx.payload));
-                    c.say(&text).await?;
-                    if ctx.measuring.load(Ordering::Relaxed) {
-                        ctx.sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
 
 async fn client(ctx: Arc<Ctx>, i: usize) {
     let set_up = async {
@@ -937,15 +815,71 @@ async fn client(ctx: Arc<Ctx>, i: usize) {
     if let Some(n) = ctx.ready_on.get(ctx.node_of(i)) {
         n.fetch_add(1, Ordering::SeqCst);
     }
-    let r = match conn {
-        Either::Cb(c) => drive(&ctx, i, *c).await,
-        Either::Irc(c) => drive(&ctx, i, c).await,
+    if ctx.idle {
+        // Scenario C: held, not read, with its buffers dropped.
+        let _held = match conn {
+            Either::Cb(mut c) => {
+                c.shrink();
+                Either::Cb(c)
+            }
+            Either::Irc(mut c) => {
+                c.shrink();
+                Either::Irc(c)
+            }
+        };
+        while !ctx.stop.load(Ordering::Relaxed) {
+            Timer::after(Duration::from_millis(200)).await;
+        }
+        return;
+    }
+    let live = match conn {
+        Either::Cb(c) => c.into_live(),
+        Either::Irc(c) => c.into_live(),
     };
-    if let Err(e) = r
-        && !ctx.stop.load(Ordering::Relaxed)
-    {
-        note_error(&ctx, &format!("client {i}: {e:#}"));
-        ctx.lost.fetch_add(1, Ordering::SeqCst);
+    match live {
+        Ok(l) => ctx.hand_off(i, l),
+        Err(e) => {
+            note_error(&ctx, &format!("client {i}: {e:#}"));
+            ctx.lost.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The event loops' threads; stopping the run and joining them on drop.
+struct Loops {
+    ctx: Arc<Ctx>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Loops {
+    fn start(ctx: &Arc<Ctx>) -> Result<Loops> {
+        let rxs = ctx
+            .feed_rx
+            .lock()
+            .map(|mut r| core::mem::take(&mut *r))
+            .map_err(|_| anyhow!("feed lock"))?;
+        let mut threads = Vec::new();
+        for (n, rx) in rxs.into_iter().enumerate() {
+            let c = ctx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("load-loop-{n}"))
+                    .spawn(move || live::run(&c, &rx))?,
+            );
+        }
+        Ok(Loops {
+            ctx: ctx.clone(),
+            threads,
+        })
+    }
+}
+
+impl Drop for Loops {
+    fn drop(&mut self) {
+        self.ctx.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
     }
 }
 
@@ -1082,6 +1016,7 @@ async fn orchestrate(cli: Cli, ex: Arc<Executor<'static>>) -> Result<()> {
     let ticks = stats::clock_ticks();
     let idle = cli.scenario == Scenario::C;
     let ctx = Arc::new(Ctx::new(&cli, idle));
+    let _loops = Loops::start(&ctx)?;
     let base = proc_now(&cli.pid, ticks);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(cli.clients);
@@ -1247,6 +1182,106 @@ mod tests {
         assert_eq!(users, ["ld00000", "ld00001", "ld00002"]);
     }
 
+    /// The load phase end to end: three clients set up in one room are handed to an event
+    /// loop, send at 2 msg/s, and every delivery they receive is opened, decoded and counted
+    /// (their own echoes apart); nobody is lost.
+    #[test]
+    fn event_loop_sends_and_counts_deliveries_on_a_real_server() {
+        let server = TestServer::start();
+        let cli = Cli::parse_from([
+            "chatbox-load",
+            "--server",
+            &server.address,
+            "--clients",
+            "3",
+            "--rooms",
+            "1",
+            "--prefix",
+            "ev",
+        ]);
+        let ctx = Arc::new(Ctx::new(&cli, false));
+        let loops = Loops::start(&ctx).expect("loops");
+        smol::block_on(async {
+            for i in 0..cli.clients {
+                client(ctx.clone(), i).await;
+            }
+        });
+        assert_eq!(ctx.ready.load(Ordering::SeqCst), 3, "{:?}", ctx.first_error);
+        ctx.measuring.store(true, Ordering::SeqCst);
+        ctx.set_rate(2.0);
+        // Not a timing test: it waits (up to a generous bound) for a count to be reached.
+        let until = Instant::now() + Duration::from_secs(60);
+        while ctx.delivered.load(Ordering::SeqCst) < 12 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(loops);
+        let delivered = ctx.delivered.load(Ordering::SeqCst);
+        assert!(
+            delivered >= 12,
+            "{delivered} deliveries, {:?}",
+            ctx.first_error
+        );
+        assert!(ctx.sent.load(Ordering::SeqCst) >= 6);
+        assert!(ctx.echoes.load(Ordering::SeqCst) > 0);
+        assert_eq!(ctx.lost.load(Ordering::SeqCst), 0, "{:?}", ctx.first_error);
+        let samples = ctx
+            .samples
+            .lock()
+            .map(|mut s| s.summary())
+            .expect("samples");
+        assert_eq!(samples.count as u64, delivered);
+    }
+
+    /// An IRC connection in the load phase: lines split across reads are put back together,
+    /// PRIVMSG stamps become latencies, a PING is answered, other lines are skipped.
+    #[test]
+    fn irc_live_connection_reads_lines_across_reads_and_answers_pings() {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let ours = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (mut theirs, _) = listener.accept().expect("accept");
+        let cli = Cli::parse_from(["chatbox-load", "--proto", "irc"]);
+        let ctx = Ctx::new(&cli, false);
+        let mut live = Live::new(
+            ours,
+            vec![0; 4096],
+            0,
+            Kind::Irc {
+                room: "#room0".into(),
+            },
+        )
+        .expect("live");
+        let mut lat = Vec::new();
+        let mut feed = |bytes: &[u8], lat: &mut Vec<u64>, now: u64| {
+            theirs.write_all(bytes).expect("write");
+            let until = Instant::now() + Duration::from_secs(10);
+            while !live.read_once_for_test() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            live.process(&ctx, now, lat).expect("process");
+            live.flush().expect("flush");
+        };
+        feed(
+            b":a!a@h PRIVMSG #room0 :T100 c1 xx\r\n:a!a@h PRIVMSG #ro",
+            &mut lat,
+            1_000,
+        );
+        assert_eq!(lat, [900]);
+        feed(
+            b"om0 :T250 c2 xx\r\nPING :irc.x\r\n:s 366 u #room0 :End\r\n",
+            &mut lat,
+            2_000,
+        );
+        assert_eq!(lat, [900, 1_750]);
+        let mut pong = [0u8; 64];
+        let n = theirs.read(&mut pong).expect("pong");
+        assert_eq!(pong.get(..n), Some(&b"PONG :irc.x\r\n"[..]));
+        live.queue_say("T5 c0 x").expect("say");
+        assert!(live.flush().expect("flush"));
+        let n = theirs.read(&mut pong).expect("privmsg");
+        assert_eq!(pong.get(..n), Some(&b"PRIVMSG #room0 :T5 c0 x\r\n"[..]));
+    }
+
     #[test]
     fn slots_are_spread_and_ahead() {
         // 1 msg/s at phase 0.25: slots at 0.25 s, 1.25 s, …
@@ -1257,6 +1292,20 @@ mod tests {
         assert_eq!(next_slot(130_000, 4.0, 0.5), 375_000);
         for now in [0u64, 999, 123_456, 9_999_999] {
             assert!(next_slot(now, 3.0, 0.7) > now);
+        }
+        // At a slot's own time (as the event loop asks right after sending it) the next one is
+        // a period on, also where the float arithmetic rounds the slot to just below `now`.
+        for i in 0..1000u32 {
+            let phase = f64::from(i) / 1000.0;
+            for rate in [1.0, 1.5, 2.0, 3.0, 7.0] {
+                let mut now = 0;
+                for _ in 0..20 {
+                    let next = next_slot(now, rate, phase);
+                    assert!(next > now, "rate {rate} phase {phase}: {next} after {now}");
+                    assert!(next - now <= (1e6 / rate) as u64 + 1);
+                    now = next;
+                }
+            }
         }
     }
 }
