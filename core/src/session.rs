@@ -332,15 +332,7 @@ impl Session {
         // Records, the common case, are opened where the state is (no move of the whole state).
         if let State::Established { recv, .. } = &mut self.state {
             return match recv.open_body(body) {
-                Ok(len) => {
-                    let plaintext = bytes
-                        .get(HEADER_LEN..HEADER_LEN + len)
-                        .ok_or(SessionError::BadRecord)?;
-                    Ok(Input::Record {
-                        consumed,
-                        plaintext,
-                    })
-                }
+                Ok(len) => record(bytes, consumed, len),
                 Err(e) => Err(self.fail(e.into())),
             };
         }
@@ -460,6 +452,24 @@ impl Session {
         })
     }
 
+    /// Turns an established session into its receiving half alone, for a host that keeps
+    /// only what it needs once the handshake is over (the handshake state, the payload and
+    /// the keys' transcript are dropped; take the [`Sender`] first with
+    /// [`Session::take_sender`], or it is dropped too). Gives the session back unchanged if
+    /// it is not established.
+    pub fn into_receiver(mut self) -> Result<Receiver, Session> {
+        match core::mem::replace(&mut self.state, State::Poisoned) {
+            State::Established { recv, .. } => Ok(Receiver {
+                ratchet: recv,
+                failed: None,
+            }),
+            other => {
+                self.state = other;
+                Err(self)
+            }
+        }
+    }
+
     /// Takes the sending half out of an established session, for a host that seals where it
     /// writes rather than where it reads. Afterwards [`Session::seal`] and
     /// [`Session::seal_in_place`] return [`SessionError::SenderTaken`], `epochs().0` is 0, and
@@ -524,6 +534,63 @@ impl Sender {
     pub fn epoch(&self) -> u64 {
         self.ratchet.epoch()
     }
+}
+
+/// The receiving half of an established [`Session`] (see [`Session::into_receiver`]): opens
+/// records exactly as the session would have, continuing its ratchet. Like the session, an
+/// error about the peer's bytes ends it: every later call returns that error again.
+#[derive(Debug)]
+pub struct Receiver {
+    ratchet: Ratchet,
+    failed: Option<SessionError>,
+}
+
+impl Receiver {
+    /// Consumes at most one frame from the front of `bytes` and opens it in place, like
+    /// [`Session::handle_input`] once established (never [`Input::Handshake`]).
+    pub fn handle_input<'a>(&mut self, bytes: &'a mut [u8]) -> Result<Input<'a>, SessionError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let r = match frame::decode(bytes) {
+            Ok(Decoded::Incomplete { needed }) => return Ok(Input::Incomplete { needed }),
+            Ok(Decoded::Frame(_, consumed)) => match bytes.get_mut(HEADER_LEN..consumed) {
+                Some(body) => self
+                    .ratchet
+                    .open_body(body)
+                    .map(|len| (consumed, len))
+                    .map_err(SessionError::from),
+                None => Err(SessionError::UnexpectedMessage),
+            },
+            Err(e) => Err(SessionError::from(e)),
+        };
+        match r {
+            Ok((consumed, len)) => record(bytes, consumed, len),
+            Err(e) => {
+                if !matches!(e, SessionError::InsufficientSize(_)) {
+                    self.failed = Some(e);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The number of records opened in this direction so far (the key epoch).
+    #[must_use]
+    pub fn epoch(&self) -> u64 {
+        self.ratchet.epoch()
+    }
+}
+
+/// The opened record at the front of `bytes`: `len` bytes of plaintext after the prefix.
+fn record(bytes: &[u8], consumed: usize, len: usize) -> Result<Input<'_>, SessionError> {
+    let plaintext = bytes
+        .get(HEADER_LEN..HEADER_LEN + len)
+        .ok_or(SessionError::BadRecord)?;
+    Ok(Input::Record {
+        consumed,
+        plaintext,
+    })
 }
 
 /// Frames and seals one record with `send`: the length prefix, the ciphertext in place, the

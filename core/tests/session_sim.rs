@@ -557,3 +557,63 @@ fn a_taken_sender_continues_the_ratchet_and_the_session_keeps_opening() {
         Err(SessionError::BadRecord)
     );
 }
+
+#[test]
+fn an_established_session_split_into_its_halves_keeps_both_ratchets() {
+    let mut w = World::new(29);
+    // Not established: the session comes back unchanged.
+    let server = Session::server(&w.server_key, w.rng.key(), b"x").unwrap();
+    let server = server.into_receiver().unwrap_err();
+    assert!(!server.is_established());
+    w.handshake();
+    let early = sealed(&mut w.client.session, b"before the split");
+    assert_eq!(
+        feed(&mut w.server.session, &early),
+        Ok(Some(b"before the split".to_vec()))
+    );
+    let mut sender = w.server.session.take_sender().unwrap();
+    let session = core::mem::replace(&mut w.server.session, Session::client(w.rng.key()));
+    let mut receiver = session.into_receiver().unwrap();
+    assert_eq!(receiver.epoch(), 1);
+    // Two records in one buffer, then half a record: opened in order, then Incomplete.
+    let mut buf = sealed(&mut w.client.session, b"one");
+    buf.extend(sealed(&mut w.client.session, b"two"));
+    let third = sealed(&mut w.client.session, b"three");
+    buf.extend(&third[..5]);
+    for want in [b"one".as_slice(), b"two"] {
+        let consumed = match receiver.handle_input(&mut buf).unwrap() {
+            Input::Record {
+                consumed,
+                plaintext,
+            } => {
+                assert_eq!(plaintext, want);
+                consumed
+            }
+            other => panic!("expected a record, got {other:?}"),
+        };
+        buf.drain(..consumed);
+    }
+    assert!(matches!(
+        receiver.handle_input(&mut buf),
+        Ok(Input::Incomplete { .. })
+    ));
+    // The sender still speaks to the client.
+    let mut out = [0u8; 64];
+    let n = sender.seal(b"reply", &mut out).unwrap();
+    assert_eq!(
+        feed(&mut w.client.session, &out[..n]),
+        Ok(Some(b"reply".to_vec()))
+    );
+    // A tampered record ends the receiver, for good.
+    let mut bad = third.clone();
+    bad[7] ^= 1;
+    assert_eq!(
+        receiver.handle_input(&mut bad),
+        Err(SessionError::BadRecord)
+    );
+    let mut good = third;
+    assert_eq!(
+        receiver.handle_input(&mut good),
+        Err(SessionError::BadRecord)
+    );
+}
