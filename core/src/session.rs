@@ -455,18 +455,15 @@ impl Session {
     /// Turns an established session into its receiving half alone, for a host that keeps
     /// only what it needs once the handshake is over (the handshake state, the payload and
     /// the keys' transcript are dropped; take the [`Sender`] first with
-    /// [`Session::take_sender`], or it is dropped too). Gives the session back unchanged if
-    /// it is not established.
-    pub fn into_receiver(mut self) -> Result<Receiver, Session> {
-        match core::mem::replace(&mut self.state, State::Poisoned) {
-            State::Established { recv, .. } => Ok(Receiver {
+    /// [`Session::take_sender`], or it is dropped too). `None` if it is not established.
+    #[must_use]
+    pub fn into_receiver(self) -> Option<Receiver> {
+        match self.state {
+            State::Established { recv, .. } => Some(Receiver {
                 ratchet: recv,
                 failed: None,
             }),
-            other => {
-                self.state = other;
-                Err(self)
-            }
+            _ => None,
         }
     }
 

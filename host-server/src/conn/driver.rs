@@ -15,6 +15,7 @@
 //! See docs/DESIGN.md, "Server: connections and runtime".
 
 use core::cell::RefCell;
+use core::future::Future;
 use core::net::SocketAddr;
 use std::io::Read as _;
 use std::net::TcpStream;
@@ -23,7 +24,7 @@ use std::time::Instant;
 
 use chatbox_core::frame::{MAX_PLAINTEXT_LEN, MAX_WIRE_LEN};
 use chatbox_core::proto::{ClientMsg, ErrorCode, ServerMsg};
-use chatbox_core::session::{Event, Input, Session};
+use chatbox_core::session::{Event, Input, Receiver, Session, SessionError};
 use smol::future::FutureExt as _;
 use smol::{Async, Timer};
 
@@ -66,8 +67,9 @@ pub(super) struct Conn {
     pub(super) peer: SocketAddr,
     pub(super) ip_port: String,
     pub(super) stream: Arc<Async<TcpStream>>,
-    /// The receiving half once established (the sending half is in the mailbox's outlet).
-    pub(super) session: Session,
+    /// The session: whole (boxed) while the handshake runs, then only its receiving half (the
+    /// sending half is in the mailbox's outlet).
+    pub(super) link: Link,
     /// Phase, token bucket, deadlines: everything decided without I/O.
     pub(super) state: ConnState,
     /// Received bytes not yet handled (an incomplete frame); empty and unallocated when idle.
@@ -86,14 +88,56 @@ pub(super) struct Conn {
     pub(super) guard: ConnGuard,
 }
 
-/// Runs one connection to its end, then cleans up after it.
-pub(crate) async fn run(
+/// A connection's session, by phase. An established connection keeps only the receiving
+/// ratchet: the handshake state and the server's payload (464 B) are gone with the box.
+pub(super) enum Link {
+    Handshake(Box<Session>),
+    Open(Receiver),
+    /// Transitional (between the two), never observed.
+    Gone,
+}
+
+impl Link {
+    fn handle_input<'a>(&mut self, bytes: &'a mut [u8]) -> Result<Input<'a>, SessionError> {
+        match self {
+            Link::Handshake(s) => s.handle_input(bytes),
+            Link::Open(r) => r.handle_input(bytes),
+            Link::Gone => Err(SessionError::UnexpectedMessage),
+        }
+    }
+}
+
+/// Runs one connection to its end, then cleans up after it. The connection is built before
+/// the task's future (an `async fn` would hold its arguments twice, for as long as the
+/// connection lives), and the clean-up is boxed: neither is part of every idle connection.
+pub(crate) fn run(
     env: Arc<Env>,
     stream: Async<TcpStream>,
     peer: SocketAddr,
     guard: ConnGuard,
     rx: Arc<Mailbox>,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
+    let mut conn = open(env, stream, peer, guard, rx);
+    async move {
+        let Some(c) = conn.as_mut() else { return };
+        let reason = c.drive().await;
+        // Built outside the await: no `Conn` binding lives across it.
+        let done = conn.map(|c| Box::pin(finish(c.env.clone(), c, reason)));
+        if let Some(f) = done {
+            f.await;
+        }
+    }
+}
+
+/// The connection, before its first event: its session started, its outlet and chat entry
+/// in place (`None`, logged, if the session cannot start).
+fn open(
+    env: Arc<Env>,
+    stream: Async<TcpStream>,
+    peer: SocketAddr,
+    guard: ConnGuard,
+    rx: Arc<Mailbox>,
+) -> Option<Conn> {
     let id = guard.id();
     let ip_port = peer.to_string();
     // Anyone can open connections at will: one line per address and 10 s, with a count.
@@ -108,23 +152,29 @@ pub(crate) async fn run(
     };
     let eph = match random::<32>() {
         Ok(k) => k,
-        Err(e) => return cannot(&e),
+        Err(e) => {
+            cannot(&e);
+            return None;
+        }
     };
     let session = match Session::server(&env.keys.static_key, eph, SERVER_HELLO) {
-        Ok(s) => s,
-        Err(e) => return cannot(&e),
+        Ok(s) => Box::new(s),
+        Err(e) => {
+            cannot(&e);
+            return None;
+        }
     };
     let stream = Arc::new(stream);
     rx.attach_outlet(Outlet::new(stream.clone()));
     env.chat.attach(id, rx.clone());
-    let mut conn = Conn {
+    Some(Conn {
         state: ConnState::new(env.limits, Instant::now()),
         env: env.clone(),
         id,
         peer,
         ip_port,
         stream,
-        session,
+        link: Link::Handshake(session),
         rbuf: Vec::new(),
         read_hot: false,
         timer: Timer::never(),
@@ -132,10 +182,7 @@ pub(crate) async fn run(
         rx,
         in_online: false,
         guard,
-    };
-    let reason = conn.drive().await;
-    // Boxed: the clean-up's futures are not part of every connection's task while it lives.
-    Box::pin(finish(env, conn, reason)).await;
+    })
 }
 
 /// After the connection ended: pending registration, rooms, ONLINE row, info.log.
@@ -208,7 +255,7 @@ impl Conn {
 
     /// Seals and writes `r` and then closes: what a `Close` or an eviction leaves with.
     async fn last_words(&mut self, r: &[u8]) {
-        if self.session.is_established() {
+        if matches!(self.link, Link::Open(_)) {
             let _ = self.queue_plain(r);
             let _ = self.flush().await;
         }
@@ -314,7 +361,7 @@ impl Conn {
     /// Handles every whole frame in the read buffer.
     async fn process_input(&mut self) -> Result<Flow, CloseReason> {
         loop {
-            let (consumed, record) = match self.session.handle_input(&mut self.rbuf) {
+            let (consumed, record) = match self.link.handle_input(&mut self.rbuf) {
                 Err(e) => return Ok(Flow::Close(CloseReason::Protocol(e))),
                 Ok(Input::Incomplete { .. }) => break,
                 Ok(Input::Handshake { consumed }) => (consumed, None),
@@ -345,19 +392,32 @@ impl Conn {
 
     async fn on_handshake(&mut self) -> Result<Flow, CloseReason> {
         let mut out = [0u8; 512];
-        let n = self
-            .session
+        let Link::Handshake(session) = &mut self.link else {
+            return Err(CloseReason::Handshake(SessionError::UnexpectedMessage));
+        };
+        let n = session
             .poll_transmit(&mut out)
             .map_err(CloseReason::Handshake)?;
+        let established = session.poll_event() == Some(Event::Established);
+        let sender = if established {
+            session.take_sender()
+        } else {
+            None
+        };
         let bytes = out.get(..n).unwrap_or_default();
         self.rx.with_outlet(|o| o.push_raw(bytes));
         self.flush().await?;
-        if self.session.poll_event() == Some(Event::Established) {
+        if established {
             self.state.established(Instant::now());
-            // From now on records are sealed where they are written: in the outlet.
-            if let Some(sender) = self.session.take_sender() {
+            // From now on records are sealed where they are written: in the outlet; the
+            // connection keeps only the receiving half.
+            if let Some(sender) = sender {
                 self.rx.with_outlet(|o| o.establish(sender));
             }
+            self.link = match core::mem::replace(&mut self.link, Link::Gone) {
+                Link::Handshake(s) => s.into_receiver().map_or(Link::Gone, Link::Open),
+                other => other,
+            };
             if self.guard.refuse {
                 let text = if self.guard.shutting_down() {
                     "server shutting down"
@@ -446,10 +506,15 @@ impl Conn {
     pub(super) async fn flush(&mut self) -> Result<(), CloseReason> {
         // Fast path: the socket almost always takes everything at once; no timer, no waiting.
         match self.rx.with_outlet(Outlet::write_now) {
-            None | Some(Ok(Wrote::All | Wrote::Deferred)) => return Ok(()),
-            Some(Ok(Wrote::Partly)) => {}
-            Some(Err(e)) => return Err(e.into()),
+            None | Some(Ok(Wrote::All | Wrote::Deferred)) => Ok(()),
+            Some(Ok(Wrote::Partly)) => Box::pin(self.flush_rest()).await,
+            Some(Err(e)) => Err(e.into()),
         }
+    }
+
+    /// The slow path of [`Conn::flush`], boxed so that waiting connections' futures do not
+    /// carry it: waits for the socket, within the write timeout.
+    async fn flush_rest(&mut self) -> Result<(), CloseReason> {
         let timeout = self.env.write_timeout;
         let metrics = &self.env.metrics;
         let Conn { stream, rx, .. } = self;
