@@ -128,6 +128,11 @@ impl Outlet {
             .sender
             .as_mut()
             .ok_or(OutletError::Seal(SessionError::NotEstablished))?;
+        if self.unsent.capacity() == 0 {
+            // Room for a few records at once: a tick's deferred records, or a reply.
+            self.unsent
+                .reserve(pt.len().saturating_add(RECORD_OVERHEAD).max(1024));
+        }
         seal_onto(sender, &mut self.unsent, pt)
     }
 

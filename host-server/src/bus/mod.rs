@@ -78,10 +78,23 @@ struct Drain<'a> {
     touched: Vec<Arc<Mailbox>>,
 }
 
+thread_local! {
+    /// An emptied list of touched mailboxes, kept for this thread's next fan-out.
+    static SPARE: core::cell::Cell<Vec<Arc<Mailbox>>> = const { core::cell::Cell::new(Vec::new()) };
+}
+
+/// Lists longer than this are not kept (a burst's list is not held by an idle thread).
+const SPARE_MAX: usize = 4096;
+
 impl Drop for Drain<'_> {
     fn drop(&mut self) {
         for m in &self.touched {
             Mailbox::drain(m, self.flusher);
+        }
+        let mut list = core::mem::take(&mut self.touched);
+        if list.capacity() > 0 && list.capacity() <= SPARE_MAX {
+            list.clear();
+            SPARE.set(list);
         }
     }
 }
@@ -101,7 +114,7 @@ impl core::ops::DerefMut for Locked<'_> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        self.drain.touched = self.state.take_touched();
+        self.drain.touched = self.state.take_touched(SPARE.take());
     }
 }
 

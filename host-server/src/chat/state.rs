@@ -211,9 +211,10 @@ impl ChatState {
         }
     }
 
-    /// The mailboxes to drain now that the state is released (see `touched`).
-    pub(crate) fn take_touched(&mut self) -> Vec<Arc<Mailbox>> {
-        core::mem::take(&mut self.touched)
+    /// The mailboxes to drain now that the state is released (see `touched`), swapped for
+    /// `spare` (an emptied list with room, so that a fan-out does not grow a new one).
+    pub(crate) fn take_touched(&mut self, spare: Vec<Arc<Mailbox>>) -> Vec<Arc<Mailbox>> {
+        core::mem::replace(&mut self.touched, spare)
     }
 
     // ------------------------------------------------------------------------------------
