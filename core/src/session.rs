@@ -422,11 +422,7 @@ impl Session {
         if let State::Failed(e) = self.state {
             return Err(e);
         }
-        let required = plaintext.len() + RECORD_OVERHEAD;
-        let dst = out
-            .get_mut(HEADER_LEN..HEADER_LEN + plaintext.len())
-            .ok_or(SessionError::InsufficientSize(BufferTooSmall { required }))?;
-        dst.copy_from_slice(plaintext);
+        place_plaintext(plaintext, out)?;
         self.seal_in_place(out, plaintext.len())
     }
 
@@ -497,11 +493,7 @@ impl Sender {
     /// Seals `plaintext` as one record (a whole frame) into `out`; returns the frame length,
     /// `plaintext.len() + RECORD_OVERHEAD`. Like [`Session::seal`].
     pub fn seal(&mut self, plaintext: &[u8], out: &mut [u8]) -> Result<usize, SessionError> {
-        let required = plaintext.len() + RECORD_OVERHEAD;
-        let dst = out
-            .get_mut(HEADER_LEN..HEADER_LEN + plaintext.len())
-            .ok_or(SessionError::InsufficientSize(BufferTooSmall { required }))?;
-        dst.copy_from_slice(plaintext);
+        place_plaintext(plaintext, out)?;
         self.seal_in_place(out, plaintext.len())
     }
 
@@ -577,6 +569,19 @@ impl Receiver {
     pub fn epoch(&self) -> u64 {
         self.ratchet.epoch()
     }
+}
+
+/// Copies `plaintext` where a record's plaintext goes in `out` (after the length prefix),
+/// checking that the whole record will fit.
+fn place_plaintext(plaintext: &[u8], out: &mut [u8]) -> Result<(), SessionError> {
+    let required = plaintext.len() + RECORD_OVERHEAD;
+    if out.len() < required {
+        return Err(SessionError::InsufficientSize(BufferTooSmall { required }));
+    }
+    if let Some(dst) = out.get_mut(HEADER_LEN..HEADER_LEN + plaintext.len()) {
+        dst.copy_from_slice(plaintext);
+    }
+    Ok(())
 }
 
 /// The opened record at the front of `bytes`: `len` bytes of plaintext after the prefix.
