@@ -43,8 +43,6 @@ pub(crate) enum Wrote {
     All,
     /// Bytes wait in `unsent`: the connection's task must wait for the socket.
     Partly,
-    /// Sealed into `unsent` for the next tick's write (see `chat::flush`).
-    Deferred,
 }
 
 /// One connection's sealing writer.

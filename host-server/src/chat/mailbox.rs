@@ -127,6 +127,19 @@ impl Queue {
     }
 }
 
+/// Whether a write's outcome needs the connection's task: bytes the socket did not take, or a
+/// failure (kept in `failed` for the task to close with).
+fn needs_task(r: Result<Wrote, OutletError>, failed: &mut Option<OutletError>) -> bool {
+    match r {
+        Ok(Wrote::All) => false,
+        Ok(Wrote::Partly) => true,
+        Err(e) => {
+            *failed = Some(e);
+            true
+        }
+    }
+}
+
 /// How many plain records at the front of `queue` make one batch (at least one, if the front
 /// is a record).
 fn records_in_batch(queue: &Queue) -> usize {
@@ -228,8 +241,9 @@ impl Mailbox {
             Some(o) if o.established() => {
                 let n = records_in_batch(queue);
                 let r = if o.has_unsent() || o.wrote_in(epoch) {
-                    // Written to in this tick: these go with the next tick's write.
-                    let mut r = Ok(Wrote::Deferred);
+                    // Written to in this tick: these go with the next tick's write (nothing
+                    // waits for the socket yet).
+                    let mut r = Ok(Wrote::All);
                     for _ in 0..n {
                         if let Some(Outbound::Record(rec)) = queue.pop_front()
                             && let Err(e) = o.seal(&rec)
@@ -253,14 +267,7 @@ impl Mailbox {
                     }
                     r
                 };
-                match r {
-                    Ok(Wrote::All | Wrote::Deferred) => !queue.is_empty(),
-                    Ok(Wrote::Partly) => true,
-                    Err(e) => {
-                        *failed = Some(e);
-                        true
-                    }
-                }
+                needs_task(r, failed) || !queue.is_empty()
             }
             _ => true,
         };
@@ -291,14 +298,7 @@ impl Mailbox {
             return;
         }
         o.written_in(epoch);
-        let wake = match o.write_now() {
-            Ok(Wrote::All | Wrote::Deferred) => false,
-            Ok(Wrote::Partly) => true,
-            Err(e) => {
-                *failed = Some(e);
-                true
-            }
-        };
+        let wake = needs_task(o.write_now(), failed);
         let w = if wake { recv_waker.take() } else { None };
         drop(m);
         if let Some(w) = w {

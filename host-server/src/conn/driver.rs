@@ -506,7 +506,7 @@ impl Conn {
     pub(super) async fn flush(&mut self) -> Result<(), CloseReason> {
         // Fast path: the socket almost always takes everything at once; no timer, no waiting.
         match self.rx.with_outlet(Outlet::write_now) {
-            None | Some(Ok(Wrote::All | Wrote::Deferred)) => Ok(()),
+            None | Some(Ok(Wrote::All)) => Ok(()),
             Some(Ok(Wrote::Partly)) => Box::pin(self.flush_rest()).await,
             Some(Err(e)) => Err(e.into()),
         }
@@ -522,7 +522,7 @@ impl Conn {
             loop {
                 stream.writable().await.map_err(CloseReason::Write)?;
                 match rx.with_outlet(Outlet::write_now) {
-                    None | Some(Ok(Wrote::All | Wrote::Deferred)) => return Ok(()),
+                    None | Some(Ok(Wrote::All)) => return Ok(()),
                     Some(Ok(Wrote::Partly)) => {}
                     Some(Err(e)) => return Err(CloseReason::from(e)),
                 }
