@@ -1143,23 +1143,29 @@ mod tests {
     use super::*;
     use chatbox_server::test_util::TestServer;
 
-    /// The set-up path (connect, handshake, Register, ConfirmTotp with the URI's TOTP, Login,
-    /// lobby history, Part, Join) against an in-process server: every client ends up in its
-    /// room with a stored account.
-    #[test]
-    fn setup_registers_logs_in_and_joins_each_client_on_a_real_server() {
-        let server = TestServer::start();
-        let cli = Cli::parse_from([
+    /// The command line of three clients in `rooms` rooms on `server`, accounts `PREFIX…`.
+    fn three_clients(server: &TestServer, rooms: u32, prefix: &str) -> Cli {
+        let rooms = rooms.to_string();
+        Cli::parse_from([
             "chatbox-load",
             "--server",
             &server.address,
             "--clients",
             "3",
             "--rooms",
-            "2",
+            &rooms,
             "--prefix",
-            "ld",
-        ]);
+            prefix,
+        ])
+    }
+
+    /// The set-up path (connect, handshake, Register, ConfirmTotp with the URI's TOTP, Login,
+    /// lobby history, Part, Join) against an in-process server: every client ends up in its
+    /// room with a stored account.
+    #[test]
+    fn setup_registers_logs_in_and_joins_each_client_on_a_real_server() {
+        let server = TestServer::start();
+        let cli = three_clients(&server, 2, "ld");
         let ctx = Ctx::new(&cli, false);
         let conns = smol::block_on(async {
             let mut conns = Vec::new();
@@ -1188,17 +1194,7 @@ mod tests {
     #[test]
     fn event_loop_sends_and_counts_deliveries_on_a_real_server() {
         let server = TestServer::start();
-        let cli = Cli::parse_from([
-            "chatbox-load",
-            "--server",
-            &server.address,
-            "--clients",
-            "3",
-            "--rooms",
-            "1",
-            "--prefix",
-            "ev",
-        ]);
+        let cli = three_clients(&server, 1, "ev");
         let ctx = Arc::new(Ctx::new(&cli, false));
         let loops = Loops::start(&ctx).expect("loops");
         smol::block_on(async {
