@@ -261,7 +261,7 @@ pub fn start(config: Config) -> io::Result<ServerHandle> {
             std::thread::Builder::new()
                 .name(format!("chatbox-exec-{i}"))
                 .spawn(move || {
-                    let _ = smol::block_on(ex.run(rx.recv()));
+                    runtime::exec::drive(&ex, &rx);
                 })?,
         );
     }

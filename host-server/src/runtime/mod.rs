@@ -9,5 +9,6 @@ pub(crate) mod accept;
 pub(crate) mod admin;
 pub(crate) mod admission;
 pub(crate) mod cluster;
+pub(crate) mod exec;
 pub(crate) mod setup;
 pub(crate) mod shutdown;
