@@ -78,8 +78,7 @@ fn run_writer(conn: &Connection, rx: &Receiver<Job>, logs: Option<&Logs>, metric
 }
 
 /// Runs one statement without results through the connection's statement cache: the writer
-/// runs these four around every job and batch, and parsing them each time was a measurable
-/// part of its thread.
+/// runs these five around every job and batch, and need not parse them each time.
 fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
