@@ -226,6 +226,9 @@ fn on_ready(
     if flags.intersects(epoll::EventFlags::IN | epoll::EventFlags::HUP | epoll::EventFlags::ERR)
         && s.live.read_once()?
     {
+        if ctx.measuring.load(Ordering::Relaxed) {
+            ctx.reads.fetch_add(1, Ordering::Relaxed);
+        }
         // All records of one read arrived together: one clock reading for them.
         let now = ctx.now_us();
         s.live.process(ctx, now, lat)?;

@@ -174,6 +174,9 @@ struct Ctx {
     sent: AtomicU64,
     delivered: AtomicU64,
     echoes: AtomicU64,
+    /// Reads that returned bytes while measuring: each takes at least one of the server's
+    /// writes, so reads per delivery is a lower bound on the server's writes per delivery.
+    reads: AtomicU64,
     refused: AtomicU64,
     samples: Mutex<Samples>,
     setup: Semaphore,
@@ -212,6 +215,7 @@ impl Ctx {
             sent: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             echoes: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             samples: Mutex::new(Samples::default()),
             setup: Semaphore::new(cli.setup_concurrency.max(1)),
@@ -930,6 +934,7 @@ fn self_now(ticks: f64) -> Option<ProcSample> {
 fn begin(ctx: &Ctx, pid: &[u32], ticks: f64) -> Window {
     ctx.sent.store(0, Ordering::SeqCst);
     ctx.delivered.store(0, Ordering::SeqCst);
+    ctx.reads.store(0, Ordering::SeqCst);
     if let Ok(mut s) = ctx.samples.lock() {
         *s = Samples::default();
     }
@@ -977,6 +982,13 @@ fn end(cli: &Cli, ctx: &Ctx, mut w: Window, rate: f64, ticks: f64) -> (f64, f64,
     };
     let server_us = stats::cpu_us_per(w.p0, p1, delivered);
     let gen_us = stats::cpu_us_per(w.g0, g1, delivered);
+    #[allow(clippy::cast_precision_loss)]
+    let reads = ctx.reads.load(Ordering::SeqCst) as f64;
+    let reads_per = if delivered > 0.0 {
+        format!("{:.3}", reads / delivered)
+    } else {
+        "-".into()
+    };
     let gen_cpu = match (w.g0, g1) {
         (Some(a), Some(b)) => format!("{:.2}", (b.cpu_secs - a.cpu_secs) / w.secs),
         _ => "-".into(),
@@ -987,7 +999,7 @@ fn end(cli: &Cli, ctx: &Ctx, mut w: Window, rate: f64, ticks: f64) -> (f64, f64,
         Scenario::C => "C",
     };
     println!(
-        "ROW {sc} label={} clients={ready} lost={lost} rate={rate} secs={:.1} sent_per_s={:.0} deliveries_per_s={dps:.0} expected_per_s={expected:.0} p50={:.2} p99={:.2} p999={:.2} max={:.2} samples={} server_cpu_per_s={cpu} server_rss_mib={rss} refused={} nodes={} per_node={} server_us_per_delivery={server_us} gen_cpu_per_s={gen_cpu} gen_us_per_delivery={gen_us}",
+        "ROW {sc} label={} clients={ready} lost={lost} rate={rate} secs={:.1} sent_per_s={:.0} deliveries_per_s={dps:.0} expected_per_s={expected:.0} p50={:.2} p99={:.2} p999={:.2} max={:.2} samples={} server_cpu_per_s={cpu} server_rss_mib={rss} refused={} nodes={} per_node={} server_us_per_delivery={server_us} gen_cpu_per_s={gen_cpu} gen_us_per_delivery={gen_us} gen_reads_per_delivery={reads_per}",
         cli.label,
         w.secs,
         sent / w.secs,
@@ -1219,6 +1231,8 @@ mod tests {
         );
         assert!(ctx.sent.load(Ordering::SeqCst) >= 6);
         assert!(ctx.echoes.load(Ordering::SeqCst) > 0);
+        // Every delivery came with a read of the live loop.
+        assert!(ctx.reads.load(Ordering::SeqCst) > 0);
         assert_eq!(ctx.lost.load(Ordering::SeqCst), 0, "{:?}", ctx.first_error);
         let samples = ctx
             .samples
