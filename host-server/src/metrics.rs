@@ -63,6 +63,7 @@ struct Inner {
     deliveries: Counter,
     slow_readers: Counter,
     commit: Histogram,
+    message_store: Histogram,
     bus_in: Counter,
     bus_out: Counter,
 }
@@ -101,6 +102,7 @@ impl Metrics {
         let slow_readers = Counter::default();
         // 0.1 ms … ~1.6 s.
         let commit = Histogram::new(exponential_buckets(0.000_1, 2.0, 15));
+        let message_store = Histogram::new(exponential_buckets(0.000_1, 2.0, 15));
         registry.register(
             "chatbox_connections",
             "Open connections by state",
@@ -128,6 +130,11 @@ impl Metrics {
             "Time of one SQLite writer transaction (BEGIN to COMMIT)",
             commit.clone(),
         );
+        registry.register(
+            "chatbox_message_store_seconds",
+            "Time a chat message waited for its store (queue, transaction, commit) before its fan-out",
+            message_store.clone(),
+        );
         if cluster {
             registry.register(
                 "chatbox_bus_events",
@@ -147,6 +154,7 @@ impl Metrics {
             deliveries,
             slow_readers,
             commit,
+            message_store,
             bus_in,
             bus_out,
         })))
@@ -227,6 +235,20 @@ impl Metrics {
     pub fn commit(&self, d: Duration) {
         if let Some(m) = &self.0 {
             m.commit.observe(d.as_secs_f64());
+        }
+    }
+
+    /// When a chat message's store begins, if metrics are on (see [`Metrics::message_stored`]).
+    #[must_use]
+    pub fn store_began(&self) -> Option<std::time::Instant> {
+        self.0.as_ref().map(|_| std::time::Instant::now())
+    }
+
+    /// A chat message's store, begun at `began`, answered: how long its fan-out waited for
+    /// the database (on SQLite: the writer's queue, the batch and the commit).
+    pub fn message_stored(&self, began: Option<std::time::Instant>) {
+        if let (Some(m), Some(t0)) = (&self.0, began) {
+            m.message_store.observe(t0.elapsed().as_secs_f64());
         }
     }
 

@@ -460,6 +460,8 @@ fn metrics_move_with_the_chat_and_healthz_follows_the_store() {
         "chatbox_deliveries_total 0",
         "chatbox_slow_reader_disconnects_total 0",
         "# TYPE chatbox_store_commit_seconds histogram",
+        "# TYPE chatbox_message_store_seconds histogram",
+        "chatbox_message_store_seconds_count 0",
     ] {
         assert!(m0.contains(name), "{name} missing:\n{m0}");
     }
@@ -502,6 +504,16 @@ fn metrics_move_with_the_chat_and_healthz_follows_the_store() {
     assert_eq!(sample(&m1, "chatbox_deliveries_total"), 6.0, "{m1}");
     assert!(
         sample(&m1, "chatbox_store_commit_seconds_count") >= 5.0,
+        "{m1}"
+    );
+    // Every message's wait for its store, once each, and each a positive time.
+    assert_eq!(
+        sample(&m1, "chatbox_message_store_seconds_count"),
+        5.0,
+        "{m1}"
+    );
+    assert!(
+        sample(&m1, "chatbox_message_store_seconds_sum") > 0.0,
         "{m1}"
     );
     drop((ca, cb, anon, bad));

@@ -68,6 +68,7 @@ pub(crate) async fn post(
     };
     let time_ms = now_ms();
     let cap = chat.limits.max_offline_per_sender;
+    let began = chat.metrics.store_began();
     let stored = if offline && target != me.user {
         // Stored for later: at most `max_offline_per_sender` from one sender until the
         // recipient has been online again.
@@ -80,6 +81,7 @@ pub(crate) async fn post(
             .await
             .map(Some)
     };
+    chat.metrics.message_stored(began);
     let id = match stored {
         Ok(Some(id)) => id,
         Ok(None) => {
